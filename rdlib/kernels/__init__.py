@@ -1,0 +1,53 @@
+"""Triton kernels with a safe dispatch.
+
+The kernel module is imported lazily: ``TRITON_INTERPRET=1`` must be in the environment before ``@triton.jit``
+runs (tests set it in ``conftest.py``), and importing rdlib must never require Triton.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def interpreter_enabled() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def triton_supported(x: torch.Tensor, allow_interpreter: bool = False) -> tuple[bool, str]:
+    """Can the fused cosine-map kernel run on tensors like ``x``? Returns (ok, reason when not)."""
+    if not triton_available():
+        return False, "Triton is not installed"
+    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return False, f"dtype {x.dtype} is not supported (float32, float16, bfloat16)"
+    if x.device.type == "cpu":
+        if allow_interpreter and interpreter_enabled():
+            return True, ""
+        return False, "CPU tensor: the kernel needs a CUDA GPU (or TRITON_INTERPRET=1 with backend='triton' for testing)"
+    if x.device.type != "cuda":
+        return False, f"device {x.device.type} is not supported"
+    if interpreter_enabled():
+        return False, "TRITON_INTERPRET=1 interprets every kernel, also on a GPU; unset it to compile"
+    major, minor = torch.cuda.get_device_capability(x.device)
+    if (major, minor) < (7, 5):
+        return False, f"compute capability {major}.{minor} < 7.5"
+    if x.dtype == torch.bfloat16 and major < 8:
+        return False, f"bfloat16 needs compute capability >= 8.0 (this GPU: {major}.{minor}; e.g. Colab's T4)"
+    return True, ""
+
+
+def fused_cosine_map_triton(teacher, student, out_size, **kwargs):
+    from rdlib.kernels.cosine_map import fused_cosine_map_triton as _impl
+
+    return _impl(teacher, student, out_size, **kwargs)
+
+
+__all__ = ["triton_available", "interpreter_enabled", "triton_supported", "fused_cosine_map_triton"]
