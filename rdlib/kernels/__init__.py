@@ -44,10 +44,11 @@ def triton_supported(x: torch.Tensor, allow_interpreter: bool = False) -> tuple[
     return True, ""
 
 
-def fused_cosine_map_triton(teacher, student, out_size, **kwargs):
-    from rdlib.kernels.cosine_map import fused_cosine_map_triton as _impl
+def cosine_distance_triton(t: torch.Tensor, s: torch.Tensor, **kwargs) -> torch.Tensor:
+    """1 − cos along channels (B×C×H×W → B×1×H×W fp32) in the Triton kernel (imported on first use)."""
+    from rdlib.kernels.cosine_map import cosine_distance_triton as _impl
 
-    return _impl(teacher, student, out_size, **kwargs)
+    return _impl(t, s, **kwargs)
 
 
-__all__ = ["triton_available", "interpreter_enabled", "triton_supported", "fused_cosine_map_triton"]
+__all__ = ["triton_available", "interpreter_enabled", "triton_supported", "cosine_distance_triton"]

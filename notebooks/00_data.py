@@ -1,0 +1,185 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Data: benchmarks, the embedded benchmark and anomaly sources
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/00_data.ipynb)
+#
+# The RD family is evaluated on four industrial benchmarks. None of them can be downloaded on the machines that
+# build this book (no internet there, and their licences forbid redistribution), so the book's numbers come from an
+# **embedded benchmark** generated offline from photos bundled with scikit-image. This chapter shows the real
+# layouts that `rdlib` reads, the embedded benchmark, and the texture sources for anomaly synthesis.
+
+# %% tags=["parameters"]
+PROFILE = "book"          # ci | book | paper (notebooks/params/<profile>.yaml)
+DATA_ROOT = None          # real dataset root (MVTec AD, MPDD, BTAD or VisA), None for the embedded benchmark
+DATA_FORMAT = None        # mvtec | mpdd | btad | visa | None (detect)
+IMAGE_SIZE = 256          # embedded benchmark image side
+N_TRAIN = 80              # embedded: normal training images per category
+N_TEST_GOOD = 20          # embedded: normal test images per category
+N_TEST_PER_DEFECT = 8     # embedded: defective test images per defect type
+DTD_ROOT = None           # a DTD folder for anomaly synthesis (None: fall back, see below)
+PROGRESS = True
+
+# %% [markdown]
+# Setup: on Colab this installs rdlib and mounts Google Drive (put your datasets there and set `DATA_ROOT`).
+
+# %%
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "rdlib[colab] @ git+https://github.com/rdlib/rdlib"], check=True)
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+
+# %%
+import logging
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+
+import rdlib
+from rdlib.data import (EMBEDDED_CATEGORIES, EMBEDDED_DEFECTS, EmbeddedConfig, find_texture_source, generate_embedded,
+                        load_image, load_mask, read_dataset, verify)
+from rdlib.data.embedded import FOREIGN_SOURCES, _load_source, texture_regions
+from rdlib.viz import show
+
+logging.basicConfig(level=logging.WARNING)
+pd.set_option("display.precision", 1)
+
+# %% [markdown]
+# ## 1. The real benchmarks and their layouts
+#
+# | dataset | layout `rdlib` reads | masks | notes |
+# |---|---|---|---|
+# | MVTec AD (15 categories) | `<cat>/train/good`, `<cat>/test/<defect>`, `<cat>/ground_truth/<defect>/<stem>_mask.png` | binary PNG | the RD-family headline benchmark |
+# | MPDD (6 categories) | same as MVTec AD | binary PNG | metal parts; URD reports it |
+# | BTAD (`01`, `02`, `03`) | `<cat>/train/ok`, `<cat>/test/ok`, `<cat>/test/ko`, `<cat>/ground_truth/ko/<stem>.png` | no `_mask` suffix; `.bmp`/`.png` | URD reports it |
+# | VisA (12 categories) | `split_csv/1cls.csv` (object, split, label, image, mask) with paths relative to the root | instance ids, binarised (> 0) | AAND and RD-RE report it |
+#
+# `rdlib.data.read_dataset(root, category, fmt)` turns any of them into one sample table, and
+# `python -m rdlib data verify <root>` checks a tree before a long run: it names the file and the fix for a wrong
+# layout, a missing or extra mask, an unreadable image, an image/mask size mismatch or an empty category.
+
+# %% [markdown]
+# ## 2. The embedded benchmark
+#
+# Five categories in MVTec AD layout, generated deterministically from scikit-image's bundled CC0 /
+# public-domain photos: three textures (`brick`, `grass`, `gravel`), a texture-like object set (`coins`) and an
+# object (`coffee`, an espresso cup). Five hand-made defect types — **scratch** (thin Bézier stroke), **hole**
+# (dark ellipse), **foreign** (a polygon of another photo, its colour statistics pulled towards the surroundings),
+# **stain** (smooth colour tint) and **warp** (local bulge, pinch or swirl) — none of which looks like the
+# Perlin-noise blobs that URD, AAND and RD-RE synthesise for training.
+
+# %%
+if DATA_ROOT is None:
+    cfg = EmbeddedConfig(size=IMAGE_SIZE, n_train=N_TRAIN, n_test_good=N_TEST_GOOD, n_test_per_defect=N_TEST_PER_DEFECT)
+    root = generate_embedded(cfg=cfg)
+    fmt = "mvtec"
+    print(f"embedded benchmark: {root.name} ({IMAGE_SIZE}x{IMAGE_SIZE})")
+else:
+    root, fmt = DATA_ROOT, DATA_FORMAT
+counts = verify(root, fmt)
+table = counts.pivot_table(index="category", columns=["split", "defect"], values="images", fill_value=0)
+table
+
+# %% [markdown]
+# **No leakage.** Texture categories take training crops from one half of the source photo and test crops from the
+# other half (the two regions are disjoint); the object category uses independently drawn poses, gain and sensor
+# noise, so no test image repeats a training image. Below, the source photos with the two regions.
+
+# %%
+if DATA_ROOT is None:
+    fig, axes = plt.subplots(1, len(EMBEDDED_CATEGORIES), figsize=(3 * len(EMBEDDED_CATEGORIES), 3))
+    for ax, (cat, spec) in zip(axes, EMBEDDED_CATEGORIES.items()):
+        src = _load_source(spec.source)
+        ax.imshow(src)
+        if spec.kind == "texture":
+            for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
+                y0, y1, x0, x1 = texture_regions(src.shape[:2])[split]
+                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0 - 1, y1 - y0 - 1, fill=False, ec=color, lw=2, label=split))
+        ax.set_title(f"{cat} ({spec.kind})", fontsize=9)
+        ax.set_xticks([]); ax.set_yticks([])
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# One normal test image and one image per defect type for every category, with the ground truth outlined in green.
+
+# %%
+cats = sorted(counts.category.unique())
+defect_names = sorted(counts[(counts.split == "test") & (counts.defect != "good")].defect.unique())
+fig, axes = plt.subplots(len(cats), 1 + len(defect_names), figsize=(2.1 * (1 + len(defect_names)), 2.1 * len(cats)))
+axes = np.atleast_2d(axes)
+for r, cat in enumerate(cats):
+    t = read_dataset(root, cat, fmt)
+    test = t[t.split == "test"]
+    show(axes[r, 0], np.asarray(load_image(test[test.defect == "good"].image_path.iloc[0])), title=f"{cat}: good")
+    for c, d in enumerate(defect_names, start=1):
+        row = test[test.defect == d].iloc[0]
+        show(axes[r, c], np.asarray(load_image(row.image_path)), mask=load_mask(row.mask_path), title=d)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Defect sizes: the fraction of the image each mask covers (small defects make pixel metrics harder).
+
+# %%
+rows = []
+for cat in cats:
+    t = read_dataset(root, cat, fmt)
+    for r in t[t.label == 1].itertuples():
+        rows.append({"category": cat, "defect": r.defect, "area %": 100 * load_mask(r.mask_path).mean()})
+area = pd.DataFrame(rows).pivot_table(index="category", columns="defect", values="area %", aggfunc="median")
+area
+
+# %% [markdown]
+# ## 3. Anomaly sources for synthesis
+#
+# URD, AAND and RD-RE synthesise training anomalies by blending textures from DTD into normal images through Perlin
+# noise masks. DTD cannot be downloaded here, so `rdlib.data.find_texture_source` takes, in order: a DTD folder you
+# give it; Debian texture packages if installed (`gimp-data` patterns, `tuxpaint-data`, `mypaint-data-extras`);
+# scikit-image's bundled photos; procedural textures. It logs and returns which one it used. (The synthesis
+# algorithms come with the methods that use them.)
+
+# %%
+source = find_texture_source(DTD_ROOT)
+print(f"texture source used: {source.name} ({len(source.images)} images)")
+rng = np.random.default_rng(0)
+fig, axes = plt.subplots(1, 6, figsize=(12, 2.2))
+for ax in axes:
+    show(ax, source.sample(rng, 128))
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The embedded benchmark's *test* defects never come from these sources: its foreign-material patches are cut from a
+# separate list of photos, so a method that synthesises training anomalies from the texture source is not scored on
+# its own textures.
+
+# %%
+print("foreign-patch photos of the embedded benchmark:", ", ".join(FOREIGN_SOURCES))
+
+# %% [markdown]
+# ## Environment
+
+# %% tags=["nbval-ignore-output"]
+from rdlib.utils import environment_footer
+
+display(Markdown(environment_footer()))

@@ -1,0 +1,60 @@
+"""Papers' numbers (``book/results/paper_reported.yaml``) next to ours: Paper | Ours | Δ tables."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+METRIC_LABELS = {"i_auroc": "I-AUROC", "i_ap": "I-AP", "p_auroc": "P-AUROC", "p_ap": "P-AP", "pro": "PRO",
+                 "pro_rd": "PRO (RD per-image)", "aupro": "AUPRO@0.3 (pooled)"}
+PRO_VARIANTS = {"rd_per_image": "per-image RD-code PRO (200 thresholds, FPR<0.3 rescaled by its max)",
+                "pooled": "standard pooled AUPRO@0.3", "unknown": "not stated"}
+
+
+def default_paper_file() -> Path:
+    return Path(__file__).resolve().parents[1] / "book" / "results" / "paper_reported.yaml"
+
+
+def load_paper_numbers(path: str | Path | None = None) -> pd.DataFrame:
+    """One row per (table, method, variant, category) with the table's protocol columns and every metric."""
+    path = Path(path or default_paper_file())
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: papers' numbers not found (book/results/paper_reported.yaml in the repository)")
+    data = yaml.safe_load(path.read_text())
+    rows = []
+    for t in data["tables"]:
+        proto = t.get("protocol", {})
+        for r in t["rows"]:
+            rows.append({"table_id": t["id"], "paper": t["paper"], "table": t["table"],
+                         "dataset": r.get("dataset", t["dataset"]),
+                         "image_size": r.get("image_size", proto.get("image_size")),
+                         "backbone": r.get("backbone", proto.get("backbone")),
+                         "pro_variant": proto.get("pro_variant"), "checkpoint": proto.get("checkpoint"),
+                         **{k: v for k, v in r.items() if k not in ("dataset", "image_size", "backbone")}})
+    return pd.DataFrame(rows)
+
+
+def paper_row(df: pd.DataFrame, table_id: str, method: str, category: str = "mean", **match) -> pd.Series:
+    sel = df[(df.table_id == table_id) & (df.method == method) & (df.category == category)]
+    for k, v in match.items():
+        sel = sel[sel[k] == v]
+    if len(sel) != 1:
+        raise KeyError(f"{len(sel)} rows for table={table_id} method={method} category={category} {match}")
+    return sel.iloc[0]
+
+
+def compare(paper: dict[str, float], ours: dict[str, float], metrics: list[str] | None = None) -> pd.DataFrame:
+    """Paper | Ours | Δ (ours − paper) for each metric present in both (``pro`` in the paper ↔ ``pro_rd`` ours)."""
+    metrics = metrics or [m for m in ("i_auroc", "i_ap", "p_auroc", "p_ap", "pro") if m in paper and pd.notna(paper[m])]
+    rows = []
+    for m in metrics:
+        ours_key = "pro_rd" if m == "pro" and "pro_rd" in ours else m
+        p, o = float(paper[m]), float(ours.get(ours_key, float("nan")))
+        rows.append({"metric": METRIC_LABELS.get(m, m), "paper": p, "ours": o, "Δ": o - p})
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def protocol_note(row: pd.Series) -> str:
+    return (f"{row['paper'].upper()} {row['table']}: {row['dataset']}, teacher {row['backbone']}, {int(row['image_size'])}², "
+            f"checkpoint {row['checkpoint']}, PRO = {PRO_VARIANTS.get(row['pro_variant'], row['pro_variant'])}")
