@@ -7,7 +7,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PYTHONUNBUFFERED := 1
 export HF_HUB_OFFLINE := 1
-export MPLBACKEND := Agg
 
 .PHONY: install book notebooks test unit nbval clean benchmark
 

@@ -37,6 +37,9 @@ def load_params(profile: str, name: str) -> dict:
 
 
 def execute(name: str, params: dict, out: Path, log_output: bool = False) -> None:
+    # Kernels inherit this process's environment: a non-interactive MPLBACKEND (e.g. Agg from a test runner) would
+    # silently drop every figure from the executed notebook.
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     nb = jupytext.read(HERE / f"{name}.py")
     nb.metadata["kernelspec"] = KERNELSPEC
     out.parent.mkdir(parents=True, exist_ok=True)

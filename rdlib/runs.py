@@ -22,7 +22,7 @@ from rdlib.data.dataset import AnomalyDataset
 from rdlib.data.readers import DataError, read_dataset
 from rdlib.methods import create_method
 from rdlib.training import EvalResult, FitConfig, evaluate, fit
-from rdlib.utils import atomic_write_json, stable_hash
+from rdlib.utils import atomic_write_json, seed_everything, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,9 @@ def get_or_train(spec: RunSpec, runs_root: str | Path | None = None, device: str
         for f in ("checkpoint.pt", "best.pt", "metrics.json"):
             (d / f).unlink(missing_ok=True)
     train_set, test_set = _datasets(spec)
-    method = create_method(spec.method, **spec.options)
     cfg = spec.fit_config(device, progress)
+    seed_everything(cfg.seed)                       # the initial weights depend on the seed too
+    method = create_method(spec.method, **spec.options)
     t0 = time.perf_counter()
     out = fit(method, train_set, test_set, cfg, run_dir=d)
     train_seconds = time.perf_counter() - t0

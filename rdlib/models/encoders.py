@@ -67,7 +67,13 @@ def _weights_file(name: str) -> Path:
             return c
     if os.environ.get("RDLIB_OFFLINE", "0") != "1":
         try:
-            torch.hub.load_state_dict_from_url(spec.url, map_location="cpu", progress=False, check_hash=True)
+            import contextlib
+            import io
+            import logging
+
+            logging.getLogger(__name__).info("downloading %s", spec.url)
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                torch.hub.load_state_dict_from_url(spec.url, map_location="cpu", progress=False, check_hash=True)
             return Path(torch.hub.get_dir()) / "checkpoints" / fname
         except Exception as e:  # noqa: BLE001 - any network failure gets the same actionable message
             reason = f"download failed: {type(e).__name__}: {e}"

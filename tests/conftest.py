@@ -1,0 +1,29 @@
+import os
+
+# Must be set before any @triton.jit decorator runs (i.e. before rdlib.kernels.cosine_map is imported).
+os.environ.setdefault("TRITON_INTERPRET", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("RDLIB_OFFLINE", "1")          # teacher weights: never try the network in tests
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def tiny_benchmark(tmp_path_factory):
+    """A 64-px embedded benchmark with two categories (generated once per test session)."""
+    from rdlib.data import EmbeddedConfig, generate_embedded
+
+    cfg = EmbeddedConfig(size=64, n_train=6, n_test_good=3, n_test_per_defect=1, categories=("brick", "coffee"))
+    return generate_embedded(tmp_path_factory.mktemp("embedded"), cfg)
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

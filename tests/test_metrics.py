@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from metric_references import aupro_pooled_reference, auroc_pairs, average_precision_loop, pro_rd_reference
+from rdlib.metrics import aupro_pooled, auroc, average_precision, evaluate_maps, pro_rd_per_image
+
+
+def test_hand_computed_auroc_and_ap():
+    s = [0.1, 0.4, 0.35, 0.8]
+    y = [0, 0, 1, 1]
+    assert auroc(s, y) == 0.75                              # pairs: (0.35>0.1), (0.8>both), 0.35<0.4
+    assert average_precision(s, y) == pytest.approx((1 / 2) * 1 + (1 / 2) * (2 / 3))
+    assert auroc([1, 1, 1, 1], y) == 0.5                    # all ties count ½
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auroc_ap_against_references(seed):
+    rng = np.random.default_rng(seed)
+    s = rng.integers(0, 12, 300).astype(np.float32)         # many ties
+    y = rng.random(300) < 0.35
+    assert auroc(s, y) == pytest.approx(auroc_pairs(s, y), abs=1e-12)
+    assert auroc(s, y) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert average_precision(s, y) == pytest.approx(average_precision_loop(s, y), abs=1e-12)
+    assert average_precision(s, y) == pytest.approx(average_precision_score(y, s), abs=1e-12)
+
+
+def test_single_class_is_an_error():
+    with pytest.raises(ValueError, match="both positive and negative"):
+        auroc([0.1, 0.2], [1, 1])
+
+
+def _masks_maps(rng, n=4, size=12, levels=15):
+    masks = np.zeros((n, size, size), bool)
+    masks[0, 2:5, 2:6] = True
+    masks[0, 8:10, 8:11] = True                              # two regions in one image
+    masks[2, 5:9, 1:3] = True
+    masks[2, 0, 11] = True                                   # a one-pixel region
+    maps = rng.integers(0, levels, (n, size, size)).astype(np.float32) / 3 + masks * rng.random()
+    return masks, maps
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pooled_aupro_against_reference(seed):
+    masks, maps = _masks_maps(np.random.default_rng(seed))
+    assert aupro_pooled(masks, maps) == pytest.approx(aupro_pooled_reference(masks, maps), abs=1e-12)
+    assert aupro_pooled(masks, maps, 0.1) == pytest.approx(aupro_pooled_reference(masks, maps, 0.1), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rd_pro_against_the_official_loop(seed):
+    masks, maps = _masks_maps(np.random.default_rng(seed), levels=1000)
+    assert pro_rd_per_image(masks, maps) == pytest.approx(pro_rd_reference(masks, maps), abs=1e-12)
+
+
+def test_pooled_aupro_hand_computed():
+    """One 1×4 image: region {0,1}, normals {2,3}. Scores 4,2,3,1 → curve (0,0),(0,.5),(.5,.5),(.5,1),(1,1)."""
+    masks = np.array([[[1, 1, 0, 0]]], bool)
+    maps = np.array([[[4.0, 2.0, 3.0, 1.0]]])
+    # up to FPR 1: area 0.5*0.5 + 0.5*1 = 0.75; normalised by max_fpr=1
+    assert aupro_pooled(masks, maps, max_fpr=1.0) == pytest.approx(0.75)
+    # up to FPR 0.3: PRO is 0.5 on (0, 0.3] → area 0.15, /0.3 = 0.5
+    assert aupro_pooled(masks, maps, max_fpr=0.3) == pytest.approx(0.5)
+
+
+def test_perfect_maps():
+    masks, _ = _masks_maps(np.random.default_rng(0))
+    maps = masks.astype(np.float32) + 0.01 * np.random.default_rng(1).random(masks.shape)
+    labels = masks.reshape(len(masks), -1).any(1)
+    m = evaluate_maps(labels, maps.reshape(len(maps), -1).max(1), masks, maps)
+    assert m["p_auroc"] == pytest.approx(100) and m["aupro"] == pytest.approx(100) and m["i_auroc"] == pytest.approx(100)

@@ -1,0 +1,28 @@
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_environment_yml_parses_and_lists_the_package():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert any(str(d).startswith("python") for d in env["dependencies"])
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert any(".[book,test]" in p or "-e ." in p for p in pip)
+
+
+def test_profiles_exist_for_every_notebook():
+    names = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
+    for profile in ("ci", "book", "paper"):
+        data = yaml.safe_load((ROOT / "notebooks/params" / f"{profile}.yaml").read_text())
+        assert set(names) <= set(data), f"{profile}.yaml lacks a section for {set(names) - set(data)}"
+
+
+def test_paper_numbers_file_has_protocols():
+    from rdlib.results import load_paper_numbers
+
+    df = load_paper_numbers()
+    rd = df[df.paper == "rd"]
+    assert {"pro_variant", "checkpoint", "backbone", "image_size"} <= set(df.columns)
+    assert rd[(rd.table_id == "rd_table1") & (rd.method == "rd") & (rd.category == "mean") & (rd.image_size == 256)].i_auroc.item() == 98.5

@@ -1,0 +1,87 @@
+"""RD architecture: exact parameter counts derived by hand from methods.md §0.3–0.4."""
+import pytest
+import torch
+
+from rdlib.models import get_model
+
+
+def conv(k, cin, cout):
+    return k * k * cin * cout
+
+
+def bn(c):
+    return 2 * c
+
+
+def bottleneck(cin, planes, width, shortcut, up=False):
+    """1×1 cin→width, 3×3 (or ConvT 2×2) width→width, 1×1 width→4·planes, optional projection shortcut."""
+    out = 4 * planes
+    n = conv(1, cin, width) + bn(width) + (conv(2, width, width) if up else conv(3, width, width)) + bn(width)
+    n += conv(1, width, out) + bn(out)
+    if shortcut:
+        n += (conv(2, cin, out) if up else conv(1, cin, out)) + bn(out)
+    return n
+
+
+def basic(cin, planes, shortcut, up=False):
+    n = (conv(2, cin, planes) if up else conv(3, cin, planes)) + bn(planes) + conv(3, planes, planes) + bn(planes)
+    if shortcut:
+        n += (conv(2, cin, planes) if up else conv(1, cin, planes)) + bn(planes)
+    return n
+
+
+def expected(name):
+    if name in ("wide_resnet50_2", "resnet50"):
+        m = 2 if name == "wide_resnet50_2" else 1                 # width_per_group 128 doubles inner widths
+        mff = conv(3, 256, 512) + bn(512) + conv(3, 512, 1024) + bn(1024) + conv(3, 512, 1024) + bn(1024)
+        oce = bottleneck(3072, 512, 512 * m, True) + 2 * bottleneck(2048, 512, 512 * m, False)
+        dec = 0
+        for cin, planes, blocks in ((2048, 256, 3), (1024, 128, 4), (512, 64, 6)):
+            dec += bottleneck(cin, planes, planes * m, True, up=True)
+            dec += (blocks - 1) * bottleneck(4 * planes, planes, planes * m, False)
+        return mff + oce, dec
+    mff = conv(3, 64, 128) + bn(128) + conv(3, 128, 256) + bn(256) + conv(3, 128, 256) + bn(256)
+    oce = basic(768, 512, True) + basic(512, 512, False)
+    dec = sum(basic(cin, p, True, up=True) + basic(p, p, False) for cin, p in ((512, 256), (256, 128), (128, 64)))
+    return mff + oce, dec
+
+
+@pytest.mark.parametrize("name", ["wide_resnet50_2", "resnet50", "resnet18"])
+def test_exact_parameter_counts(name):
+    m = get_model("rd", teacher=name, weights="random")
+    ocbe, dec = expected(name)
+    assert sum(p.numel() for p in m.bottleneck.parameters()) == ocbe
+    assert sum(p.numel() for p in m.decoder.parameters()) == dec
+
+
+def test_wrn_shapes_at_256():
+    m = get_model("rd", teacher="wide_resnet50_2", weights="random").eval()
+    with torch.no_grad():
+        t = m.teacher(torch.rand(1, 3, 256, 256))
+        phi = m.bottleneck(t)
+        s = m.decoder(phi)
+    assert tuple(phi.shape) == (1, 2048, 8, 8)
+    assert [tuple(x.shape) for x in s] == [(1, 256, 64, 64), (1, 512, 32, 32), (1, 1024, 16, 16)]
+
+
+@pytest.mark.parametrize("variant", ["oce+mff", "oce", "pre"])
+def test_lite0_variants_reproduce_teacher_shapes(variant):
+    m = get_model("rd", bottleneck=variant, image_size=64).eval()
+    t, s = m(torch.rand(2, 3, 64, 64))
+    assert [x.shape for x in t] == [x.shape for x in s]
+    amap, score = m.predict(torch.rand(2, 3, 64, 64))
+    assert amap.shape == (2, 1, 64, 64) and score.shape == (2,)
+
+
+def test_teacher_is_not_trained():
+    m = get_model("rd", image_size=64)
+    names = [n for n, _ in m.trainable_modules().named_parameters()]
+    assert names and not any(n.startswith("teacher") for n in names)
+    t, s = m(torch.rand(1, 3, 64, 64))
+    sum(x.sum() for x in s).backward()
+    assert all(p.grad is None for p in m.teacher.parameters())
+
+
+def test_bad_variant():
+    with pytest.raises(ValueError, match="bottleneck variant"):
+        get_model("rd", bottleneck="big")

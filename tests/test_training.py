@@ -1,0 +1,107 @@
+import json
+
+import pytest
+import torch
+
+from rdlib.data import load_split
+from rdlib.methods import RDMethod, create_method
+from rdlib.runs import RunSpec, get_or_train
+from rdlib.training import FitConfig, evaluate, fit
+
+
+class Interrupted(Exception):
+    pass
+
+
+class CrashingRD(RDMethod):
+    """RD that dies at a given optimisation step (simulates a killed session)."""
+
+    def __init__(self, crash_at, **kw):
+        super().__init__(**kw)
+        self.crash_at, self.steps = crash_at, 0
+
+    def training_step(self, batch, optimizers, stage):
+        self.steps += 1
+        if self.steps == self.crash_at:
+            raise Interrupted
+        return super().training_step(batch, optimizers, stage)
+
+
+OPTS = dict(image_size=64, epochs=3, cache_features=True)
+
+
+def _state(m):
+    return {k: v.clone() for k, v in m.checkpoint_state().items()}
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_benchmark, tmp_path, cache):
+    train = load_split(tiny_benchmark, "brick", "train", 64)
+    cfg = FitConfig(batch_size=4, seed=5, progress=False, device="cpu")       # 6 images → 2 steps per epoch
+    torch.manual_seed(0)
+    straight = RDMethod(**{**OPTS, "cache_features": cache})
+    fit(straight, train, cfg=cfg)
+    torch.manual_seed(0)                                                      # same initial weights
+    crashing = CrashingRD(crash_at=4, **{**OPTS, "cache_features": cache})   # dies in the middle of epoch 2
+    with pytest.raises(Interrupted):
+        fit(crashing, train, cfg=cfg, run_dir=tmp_path)
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ck["epoch"] == 1 and len(ck["history"]) == 1                       # epoch 1 was saved
+    resumed = RDMethod(**{**OPTS, "cache_features": cache})
+    out = fit(resumed, train, cfg=cfg, run_dir=tmp_path)
+    assert [h["epoch"] for h in out["history"]] == [1, 2, 3]
+    a, b = _state(straight), _state(resumed)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list(tmp_path.glob(".*.tmp"))                                  # atomic writes leave no temp file
+
+
+def test_checkpoint_excludes_the_frozen_teacher(tiny_benchmark):
+    m = RDMethod(**OPTS)
+    assert not any(k.startswith("model.teacher.") for k in m.checkpoint_state())
+
+
+def test_best_on_test_selection(tiny_benchmark, tmp_path):
+    train = load_split(tiny_benchmark, "brick", "train", 64)
+    test = load_split(tiny_benchmark, "brick", "test", 64)
+    m = RDMethod(**OPTS)
+    out = fit(m, train, test, FitConfig(batch_size=4, eval_every=1, selection="best_on_test", progress=False, device="cpu"),
+              run_dir=tmp_path)
+    best = out["best"]
+    evaluated = [h["test_i_auroc"] for h in out["history"]]
+    assert best["value"] == max(evaluated) and best["epoch"] == 1 + evaluated.index(max(evaluated))
+    assert evaluate(m, test, device="cpu").metrics["i_auroc"] == pytest.approx(best["value"])
+
+
+def test_bad_fit_config():
+    with pytest.raises(ValueError, match="selection"):
+        FitConfig(selection="best")
+    with pytest.raises(ValueError, match="eval_every"):
+        FitConfig(selection="best_on_test", eval_every=0)
+
+
+def test_runs_are_reused_and_keyed_by_config(tiny_benchmark, tmp_path, monkeypatch):
+    spec = RunSpec(str(tiny_benchmark), "coffee", "rd", dict(image_size=64, epochs=1), dict(batch_size=4))
+    run = get_or_train(spec, tmp_path)
+    for f in ("config.json", "checkpoint.pt", "metrics.json", "history.json", "predictions.npz"):
+        assert (run.dir / f).is_file()
+    assert set(run.metrics) == {"i_auroc", "i_ap", "p_auroc", "p_ap", "pro_rd", "aupro"}
+    import rdlib.runs
+
+    monkeypatch.setattr(rdlib.runs, "fit", lambda *a, **k: pytest.fail("a finished run must be reused"))
+    again = get_or_train(spec, tmp_path)
+    assert again.dir == run.dir and again.metrics == run.metrics
+    other = RunSpec(str(tiny_benchmark), "coffee", "rd", dict(image_size=64, epochs=2), dict(batch_size=4))
+    assert other.key() != spec.key()
+    assert RunSpec(str(tiny_benchmark), "coffee", "rd", dict(image_size=64, epochs=1), dict(batch_size=4, seed=1)).key() != spec.key()
+    # the stored predictions reproduce the stored metrics, and the checkpoint reproduces the predictions
+    p = run.predictions()
+    method = run.load_method()
+    res = evaluate(method, load_split(tiny_benchmark, "coffee", "test", 64), device="cpu")
+    assert torch.allclose(torch.tensor(res.scores), torch.tensor(p.scores), atol=1e-5)
+    assert json.loads((run.dir / "config.json").read_text())["key"] == spec.key()
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="unknown method"):
+        create_method("rd2")
