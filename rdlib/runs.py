@@ -8,6 +8,7 @@ share baselines and a rebuild of the book is incremental; an unfinished one resu
 """
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -54,11 +55,26 @@ class RunSpec:
     def fit_config(self, device: str | None = None, progress: bool = False) -> FitConfig:
         return FitConfig(**{**self.fit, "device": device, "progress": progress})
 
+    def full_options(self) -> dict:
+        """Options with the method's defaults filled in, so equivalent specs share one key (tuples as lists)."""
+        from rdlib.methods import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; available: {sorted(METHODS)}")
+        params = inspect.signature(METHODS[self.method].__init__).parameters
+        unknown = set(self.options) - set(params)
+        if unknown:
+            raise ValueError(f"unknown {self.method} option(s) {sorted(unknown)}; valid: {sorted(p for p in params if p != 'self')}")
+        full = {k: p.default for k, p in params.items() if k != "self" and p.default is not inspect.Parameter.empty}
+        full.update(self.options)
+        full.pop("map_backend", None)           # how the map is computed, not what it computes
+        return json.loads(json.dumps(full))
+
     def key(self) -> str:
         fc = asdict(self.fit_config())
         for k in ("device", "progress"):
             fc.pop(k)
-        return stable_hash({"method": self.method, "options": self.options, "fit": fc, "format": self.data_format,
+        return stable_hash({"method": self.method, "options": self.full_options(), "fit": fc, "format": self.data_format,
                             "data": data_fingerprint(self.data_root, self.category), "rdlib": rdlib.__version__})
 
     def dir(self, runs_root: str | Path | None = None) -> Path:

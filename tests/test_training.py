@@ -94,6 +94,11 @@ def test_runs_are_reused_and_keyed_by_config(tiny_benchmark, tmp_path, monkeypat
     other = RunSpec(str(tiny_benchmark), "coffee", "rd", dict(image_size=64, epochs=2), dict(batch_size=4))
     assert other.key() != spec.key()
     assert RunSpec(str(tiny_benchmark), "coffee", "rd", dict(image_size=64, epochs=1), dict(batch_size=4, seed=1)).key() != spec.key()
+    explicit = RunSpec(str(tiny_benchmark), "coffee", "rd", dict(image_size=64, epochs=1, bottleneck="oce+mff", loss="flatten",
+                                                                   betas=[0.5, 0.999]), dict(batch_size=4))
+    assert explicit.key() == spec.key()                       # defaults spelled out: the same run
+    with pytest.raises(ValueError, match="unknown rd option"):
+        RunSpec(str(tiny_benchmark), "coffee", "rd", dict(epoch=3)).key()
     # the stored predictions reproduce the stored metrics, and the checkpoint reproduces the predictions
     p = run.predictions()
     method = run.load_method()

@@ -13,6 +13,9 @@ A missing checkpoint raises :class:`TeacherWeightsError` that says how to provid
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ import timm
 import torch
 from torch import nn
 
+log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -67,11 +71,7 @@ def _weights_file(name: str) -> Path:
             return c
     if os.environ.get("RDLIB_OFFLINE", "0") != "1":
         try:
-            import contextlib
-            import io
-            import logging
-
-            logging.getLogger(__name__).info("downloading %s", spec.url)
+            log.info("downloading %s", spec.url)
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 torch.hub.load_state_dict_from_url(spec.url, map_location="cpu", progress=False, check_hash=True)
             return Path(torch.hub.get_dir()) / "checkpoints" / fname
