@@ -138,7 +138,10 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
     for si in range(state["stage_index"], len(stages)):
         stage = stages[si]
         optimizers = method.configure_optimizers(stage)
-        if opt_state is not None and si == state["stage_index"]:
+        if opt_state and si == state["stage_index"]:
+            if set(opt_state) != set(optimizers):
+                raise RuntimeError(f"checkpoint optimizers {sorted(opt_state)} do not match stage '{stage.name}' "
+                                   f"optimizers {sorted(optimizers)}")
             for name, opt in optimizers.items():
                 opt.load_state_dict(opt_state[name])
         method.setup_training(train_set, stage, device)
@@ -169,8 +172,9 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("stage", "epoch")})
             if ckpt_path is not None:
                 nxt = (si, epoch + 1) if epoch + 1 < stage.epochs else (si + 1, 0)
-                atomic_torch_save({"method": method.checkpoint_state(),
-                                   "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                # At a stage boundary the next stage builds fresh optimizers: store none.
+                opt_states = {k: o.state_dict() for k, o in optimizers.items()} if nxt[0] == si else {}
+                atomic_torch_save({"method": method.checkpoint_state(), "optimizers": opt_states,
                                    "stage_index": nxt[0], "epoch": nxt[1], "history": state["history"],
                                    "best": state["best"]}, ckpt_path)
         state["epoch"] = 0

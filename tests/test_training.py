@@ -110,3 +110,86 @@ def test_runs_are_reused_and_keyed_by_config(tiny_benchmark, tmp_path, monkeypat
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown method"):
         create_method("rd2")
+
+
+class TwoStageToy(__import__("rdlib").methods.Method):
+    """A method shaped like AAND / RD-RE: two stages, two optimizers in the first (like URD's teacher + student),
+    a batch of (normal, synthetic anomaly, mask) built inside the method."""
+
+    name = "toy"
+
+    def __init__(self, epochs=(2, 2)):
+        super().__init__()
+        self.teacher = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.student = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.head = torch.nn.Conv2d(4, 1, 1)
+        self.epochs = epochs
+        self.calls = []
+
+    def stages(self):
+        from rdlib.methods import Stage
+
+        return [Stage("distill", self.epochs[0]), Stage("segment", self.epochs[1])]
+
+    def configure_optimizers(self, stage):
+        self.calls.append(stage.name)
+        if stage.name == "distill":
+            return {"teacher": torch.optim.Adam(self.teacher.parameters(), 1e-3),
+                    "student": torch.optim.Adam(self.student.parameters(), 1e-2)}
+        return {"head": torch.optim.SGD(self.head.parameters(), 0.1, momentum=0.9)}
+
+    def train_batches(self, dataset, stage, batch_size, generator, device):
+        for batch in super().train_batches(dataset, stage, batch_size, generator, device):
+            x = batch["image"]
+            mask = (torch.rand(x.shape[0], 1, *x.shape[2:], generator=generator) > 0.9).float()
+            yield {"normal": x, "anomalous": x * (1 - mask) + mask, "mask": mask}
+
+    def training_step(self, batch, optimizers, stage):
+        if stage.name == "distill":
+            loss_t = (self.teacher(batch["anomalous"]) - self.teacher(batch["normal"]).detach()).pow(2).mean()
+            optimizers["teacher"].zero_grad()
+            loss_t.backward()
+            optimizers["teacher"].step()
+            with torch.no_grad():
+                t = self.teacher(batch["normal"])
+            loss_s = (self.student(t) - t).pow(2).mean()
+            optimizers["student"].zero_grad()
+            loss_s.backward()
+            optimizers["student"].step()
+            return {"teacher": loss_t.item(), "student": loss_s.item()}
+        with torch.no_grad():
+            feat = self.student(self.teacher(batch["anomalous"]))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(self.head(feat), batch["mask"])
+        optimizers["head"].zero_grad()
+        loss.backward()
+        optimizers["head"].step()
+        return {"seg": loss.item()}
+
+
+def test_loop_serves_multi_stage_multi_optimizer_methods_and_resumes_across_stages(tiny_benchmark, tmp_path):
+    train = load_split(tiny_benchmark, "brick", "train", 32)
+    cfg = FitConfig(batch_size=3, seed=1, progress=False, device="cpu")
+    torch.manual_seed(0)
+    straight = TwoStageToy()
+    out = fit(straight, train, cfg=cfg)
+    assert [(h["stage"], h["epoch"]) for h in out["history"]] == [("distill", 1), ("distill", 2), ("segment", 1), ("segment", 2)]
+    assert {"teacher", "student"} <= set(out["history"][0]) and "seg" in out["history"][-1]
+    assert straight.calls == ["distill", "segment"]
+    # interrupt right after the first stage, resume in a fresh object: same weights as the uninterrupted run
+    torch.manual_seed(0)
+    first = TwoStageToy(epochs=(2, 2))
+    orig = first.training_step
+
+    def dying(batch, optimizers, stage):
+        if stage.name == "segment":
+            raise Interrupted
+        return orig(batch, optimizers, stage)
+
+    first.training_step = dying
+    with pytest.raises(Interrupted):
+        fit(first, train, cfg=cfg, run_dir=tmp_path)
+    resumed = TwoStageToy()
+    fit(resumed, train, cfg=cfg, run_dir=tmp_path)
+    assert resumed.calls == ["segment"]                                   # the finished stage is not redone
+    for k, v in straight.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k
