@@ -33,6 +33,7 @@ unit: install
 # from them with warnings as errors; nbval then re-runs those executed notebooks and compares their outputs.
 test: install
 	$(BIN)/python -m pytest -q tests
+	rm -rf _executed/ci-nbval-runs
 	RDLIB_RUNS=$(CURDIR)/_executed/ci-nbval-runs $(BIN)/python -m pytest -q -p no:cacheprovider --nbval \
 	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg _executed/ci/*.ipynb
 

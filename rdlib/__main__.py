@@ -177,7 +177,7 @@ def cmd_data(args) -> int:
     except DataError as e:
         print(f"data verify failed: {e}", file=sys.stderr)
         return 1
-    table = counts.pivot_table(index=["category", "split"], columns="defect", values="images", fill_value=0)
+    table = counts.pivot_table(index=["category", "split"], columns="defect", values="images", aggfunc="sum", fill_value=0).astype(int)
     print(table.to_string())
     print(f"OK: {counts.category.nunique()} categories, {int(counts.images.sum())} images")
     return 0

@@ -91,27 +91,28 @@ def default_device() -> torch.device:
 
 def environment_info() -> dict[str, str]:
     """Versions, device and git commit: the footer every chapter prints."""
-    import timm
+    from importlib.metadata import PackageNotFoundError, version
 
     import rdlib
+
+    def pkg(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
 
     info = {
         "rdlib": rdlib.__version__,
         "git commit": git_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "timm": timm.__version__,
+        "timm": pkg("timm"),
         "numpy": np.__version__,
         "platform": platform.platform(terse=True),
         "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)",
         "torch threads": str(torch.get_num_threads()),
     }
-    try:
-        import triton
-
-        info["triton"] = triton.__version__
-    except ImportError:
-        info["triton"] = "not installed"
+    info["triton"] = pkg("triton")
     return info
 
 
