@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -93,12 +95,28 @@ pd.DataFrame(rows).set_index(["teacher", "batch"])
 # ## 2. Design
 #
 # **What runs in Triton: the per-level distance.** `rdlib/kernels/cosine_map.py` launches one program per
-# (image, block of `BLOCK_HW` pixels); it walks the channel axis in `BLOCK_C` chunks, loads both tiles with
-# masks (any shape, any strides, so channels-last or sliced tensors need no copy), converts to fp32, and keeps
+# (image, block of `BLOCK_HW` pixels, range of channels); it walks its channels in `BLOCK_C` chunks, loads both tiles
+# with masks (any shape, any strides, so channels-last or sliced tensors need no copy), converts to fp32, and keeps
 # $\langle t,s\rangle$, $\lVert t\rVert^2$, $\lVert s\rVert^2$ in registers. No normalised copy of either tensor
 # exists at any point; the kernel writes one fp32 value per pixel. Epsilon rule (the same as the PyTorch
 # reference): $\cos = \langle t,s\rangle / \max(\lVert t\rVert\lVert s\rVert, 10^{-8})$, so a zero vector gives
 # $\cos = 0$ and a distance of 1.
+#
+# Three details decide whether it reaches memory bandwidth:
+#
+# * **Vector loads.** When $H$ and $W$ merge into one axis (NCHW-contiguous and channels-last tensors), the kernel
+#   indexes pixels as one flat axis. Triton then sees `BLOCK_HW` consecutive addresses (NCHW) or consecutive
+#   channels (channels-last) and emits 128-bit loads; with a separate $h$ and $w$ it could not prove contiguity
+#   through the division and would load element by element. Section 4 checks this on the compiled code.
+# * **Channel split.** Deep levels have few pixels and many channels: WideResNet50-2's third level at batch 1 is
+#   256 pixels × 1024 channels, two programs of 128 pixels, on a GPU with 132 SMs. When pixel blocks alone give
+#   fewer than 4 programs per SM, `plan()` cuts the channel axis into ranges (at least 4 chunks each), every program
+#   writes its three partial sums, and a second small kernel adds them in a fixed order. That costs 12 bytes per pixel
+#   and range against the 2 × 4 × $C$ bytes per pixel read, and stays deterministic (no atomics).
+# * **Tiles.** 2,048 elements per tensor per step (16 channels × 128 pixels in fp32 at 4 warps): 16 values per
+#   thread and tensor, enough loads in flight per SM to cover memory latency, few enough registers for several
+#   programs per SM. These are reasoned defaults, not measured ones: `bench_cosine_map.py --tune` sweeps the
+#   alternatives on a GPU.
 #
 # **What does not: upsample, sum and blur.** These three steps are linear in the small maps. With $A_k$ the
 # bilinear (align-corners) resize matrix and $G$ the Gaussian matrix with scipy's reflect border,
@@ -149,7 +167,50 @@ for name, levels in LEVELS.items():
 pd.DataFrame(rows).set_index(["teacher", "dtype"]).map(lambda v: f"{v:.1e}")
 
 # %% [markdown]
-# ## 4. Speed
+# ## 4. The compiled kernel, without a GPU
+#
+# The interpreter checks the kernel's arithmetic, but it never builds GPU code. Triton's compiler, its LLVM back end
+# and the `ptxas` assembler it ships all run on a CPU, so `rdlib.kernels.aot.compile_cosine_kernel` produces the
+# exact machine code a Turing (sm_75, Colab's T4), Ampere (sm_80, A100) or Hopper (sm_90, H100) GPU would run,
+# specialised as Triton's launcher would specialise it for the given tensors, and reads it: the width of every
+# global load, the registers per thread and any register spills. Shapes: WideResNet50-2 level 1 at batch 8.
+
+# %%
+from rdlib.kernels.aot import compile_cosine_kernel
+
+layouts = {
+    "NCHW": lambda dt: torch.empty(8, 256, 64, 64, dtype=dt),
+    "channels-last": lambda dt: torch.empty(8, 256, 64, 64, dtype=dt).contiguous(memory_format=torch.channels_last),
+    "sliced (W 70→64)": lambda dt: torch.empty(8, 256, 64, 70, dtype=dt)[..., :64],
+}
+rows = []
+for cap, dt, layout in [(75, torch.float32, "NCHW"), (75, torch.float16, "NCHW"), (75, torch.bfloat16, "NCHW"),
+                        (80, torch.bfloat16, "NCHW"), (90, torch.float32, "NCHW"), (90, torch.float16, "NCHW"),
+                        (90, torch.bfloat16, "NCHW"), (90, torch.float32, "channels-last"),
+                        (90, torch.float32, "sliced (W 70→64)")]:
+    x = layouts[layout](dt)
+    r = compile_cosine_kernel(x, x, cap)
+    rows.append({"target": f"sm_{cap}", "dtype": r.dtype, "layout": layout, "flat pixel axis": r.flat_hw,
+                 "global loads (bits × count)": ", ".join(f"{b}×{n}" for b, n in sorted(r.global_loads.items())),
+                 "registers": r.registers, "spilled bytes": r.spill_stores + r.spill_loads,
+                 "programs/SM (register bound)": 65536 // (32 * r.launch.num_warps * r.registers),
+                 "dispatch uses it": cap >= 80 or dt != torch.bfloat16})
+compiled = pd.DataFrame(rows).set_index(["target", "dtype", "layout"])
+compiled
+
+# %% [markdown]
+# Per loop step each thread issues 128-bit loads only (8 in fp32, 4 in half precision: the same 16 bytes carry twice
+# the values) for both contiguous layouts, and nothing spills. A sliced tensor whose rows do not merge still compiles
+# and stays correct, but falls back to 32-bit loads, which is why the flat path exists. The register counts bound
+# occupancy: with 65,536 registers per SM, a 4-warp program of $r$ registers per thread leaves room for
+# $\lfloor 65536 / (128 r) \rfloor$ programs per SM, at least the 4 per SM that `plan()` aims for.
+#
+# One surprise: this Triton compiles the bfloat16 kernel for sm_75 too (bf16 is only loaded and converted to fp32,
+# which needs no bf16 arithmetic). The dispatch still sends bf16 on GPUs below 8.0 to the PyTorch path, because that
+# combination has never run on real hardware here.
+
+# %% [markdown]
+# ## 5. Speed
 #
 # **This machine.** The reference (`cosine_similarity` + `interpolate` + sum + blur) against `rdlib`'s PyTorch path
 # (distance + matrix operator), which is what every CPU run in this book uses (timings vary between runs):
@@ -176,11 +237,14 @@ df["speed-up"] = df["reference ms"] / df["rdlib (torch path) ms"]
 df
 
 # %% [markdown]
-# **GPU.** `benchmarks/bench_cosine_map.py` times the reference against the kernel path with CUDA events (warm-up,
-# median of 100 runs) for WideResNet50-2 and EfficientNet-Lite0 shapes, batch 1/8/32, fp32/fp16/bf16, and reports
-# the achieved bandwidth (both feature tensors read once plus the output written once, over the time) next to the
-# device's measured copy bandwidth. Goals on an H100: at least 2× faster than the reference and at least 60 % of copy
-# bandwidth at batch ≥ 8. Results committed under `benchmarks/results/`:
+# **GPU.** `benchmarks/bench_cosine_map.py` times the plain PyTorch map (per level `1 - F.cosine_similarity`,
+# `F.interpolate`, sum, as the official RD code computes it) against `rdlib`'s GPU path (kernel + matrix operator,
+# blur left out of both) with CUDA events (warm-up, median of 100 runs) for WideResNet50-2 and EfficientNet-Lite0
+# shapes, batch 1/8/32, fp32/fp16/bf16, and reports the achieved bandwidth (both feature tensors read once plus the
+# output written once, over the time) next to the device's measured copy bandwidth. Goals on an H100: at least 2×
+# faster than the reference and at least 60 % of copy bandwidth at batch ≥ 8. With `--tune` it also times the
+# distance kernel alone per level over a grid of launch plans, against `plan()`'s choice. Results committed under
+# `benchmarks/results/`:
 
 # %%
 candidates = (Path.cwd(), *Path.cwd().parents, Path("/content/rdlib"))
@@ -192,10 +256,14 @@ if gpu_files:
         display(Markdown(f"**{r['device']}** (torch {r['torch']}, Triton {r.get('triton')}), copy bandwidth "
                          f"{r.get('copy_bandwidth_GBps', float('nan')):.0f} GB/s"))
         display(pd.DataFrame(r["rows"]))
+        if r.get("tuning"):
+            display(Markdown("Distance kernel alone, per level: `plan()` against the best launch plan of the grid"))
+            display(pd.DataFrame(r["tuning"]))
 else:
     display(Markdown("**No GPU figures exist yet.** The sessions that built this book had no GPU; the kernel's "
-                     "correctness above was checked in Triton's interpreter, and its speed on an H100 is still to be "
-                     "measured with `python benchmarks/bench_cosine_map.py` (the JSON it writes is picked up here)."))
+                     "arithmetic above was checked in Triton's interpreter and its compiled form in section 4, but "
+                     "its speed on an H100 is still to be measured with `python benchmarks/bench_cosine_map.py "
+                     "--tune` (the JSON it writes is picked up here)."))
 
 # %% [markdown]
 # ## Environment
