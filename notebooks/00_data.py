@@ -58,7 +58,7 @@ from IPython.display import Markdown, display
 import rdlib
 from rdlib.data import (EMBEDDED_CATEGORIES, EMBEDDED_DEFECTS, EmbeddedConfig, find_texture_source, generate_embedded,
                         load_image, load_mask, read_dataset, verify)
-from rdlib.data.embedded import FOREIGN_SOURCES, _load_source, texture_regions
+from rdlib.data.embedded import FOREIGN_SOURCES, load_source, texture_regions
 from rdlib.viz import show
 
 logging.basicConfig(level=logging.WARNING)
@@ -118,7 +118,7 @@ pd.DataFrame({c: {"source photo": s.source, "kind": s.kind, "defect strength": s
 if DATA_ROOT is None:
     fig, axes = plt.subplots(1, len(EMBEDDED_CATEGORIES), figsize=(3 * len(EMBEDDED_CATEGORIES), 3))
     for ax, (cat, spec) in zip(axes, EMBEDDED_CATEGORIES.items()):
-        src = _load_source(spec.source)
+        src = load_source(spec.source)
         ax.imshow(src)
         if spec.kind == "texture":
             for split, color in (("train", "tab:blue"), ("test", "tab:orange")):

@@ -108,7 +108,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from rdlib.data import AnomalyDataset, read_dataset
-    from rdlib.runs import _load
+    from rdlib.runs import load_run
     from rdlib.training import evaluate
     from rdlib.utils import atomic_write_json
 
@@ -116,7 +116,7 @@ def cmd_evaluate(args) -> int:
     d = spec.dir(args.runs_dir)
     if not (d / "metrics.json").exists():
         raise CLIError(f"no finished run for this configuration ({d}). Run 'python -m rdlib train' with the same options first.")
-    run = _load(spec, d)
+    run = load_run(spec, args.runs_dir)
     method = run.load_method(args.device)
     table = read_dataset(spec.data_root, spec.category, spec.data_format)
     test = AnomalyDataset(table[table.split == "test"], spec.options["image_size"])
@@ -136,15 +136,16 @@ def cmd_predict(args) -> int:
     from PIL import Image
 
     from rdlib.data.readers import load_image
-    from rdlib.runs import RunSpec, _load
+    from rdlib.runs import load_run
     from rdlib.utils import atomic_write_json
     from rdlib.viz import save_overlay
 
     d = Path(args.run)
-    if not (d / "config.json").is_file() or not (d / "checkpoint.pt").is_file():
-        raise CLIError(f"--run {d}: not a finished run folder (needs config.json and checkpoint.pt)")
-    spec = RunSpec(**json.loads((d / "config.json").read_text())["spec"])
-    method = _load(spec, d).load_method(args.device)
+    try:
+        run = load_run(d)
+    except FileNotFoundError as e:
+        raise CLIError(f"--run {e}") from None
+    spec, method = run.spec, run.load_method(args.device)
     size = spec.options["image_size"]
     out = Path(args.out or d / "predictions")
     scores = {}

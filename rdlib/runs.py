@@ -140,6 +140,21 @@ def get_or_train(spec: RunSpec, runs_root: str | Path | None = None, device: str
     return _load(spec, d)
 
 
+def load_run(where: RunSpec | str | Path, runs_root: str | Path | None = None) -> Run:
+    """A finished run: by its spec (looked up under ``runs_root``) or by its folder (which holds config.json)."""
+    if isinstance(where, RunSpec):
+        spec, d = where, where.dir(runs_root)
+    else:
+        d = Path(where)
+        if not (d / "config.json").is_file():
+            raise FileNotFoundError(f"{d}: not a run folder (no config.json)")
+        spec = RunSpec(**json.loads((d / "config.json").read_text())["spec"])
+    if not (d / "metrics.json").is_file() or not (d / "checkpoint.pt").is_file():
+        raise FileNotFoundError(f"{d}: no finished run there (needs metrics.json and checkpoint.pt); train it first "
+                                f"(python -m rdlib train, or rdlib.runs.get_or_train)")
+    return _load(spec, d)
+
+
 def _load(spec: RunSpec, d: Path) -> Run:
     m = json.loads((d / "metrics.json").read_text())
     history = json.loads((d / "history.json").read_text()) if (d / "history.json").exists() else []

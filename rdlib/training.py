@@ -145,38 +145,41 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
             for name, opt in optimizers.items():
                 opt.load_state_dict(opt_state[name])
         method.setup_training(train_set, stage, device)
-        start = state["epoch"] if si == state["stage_index"] else 0
-        for epoch in range(start, stage.epochs):
-            epoch_seed = stable_seed(cfg.seed, stage.name, epoch)
-            torch.manual_seed(epoch_seed)
-            gen = torch.Generator().manual_seed(epoch_seed)
-            sums, n = {}, 0
-            for batch in method.train_batches(train_set, stage, cfg.batch_size, gen, device):
-                logs = method.training_step(batch, optimizers, stage)
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v
-                n += 1
-            record = {"stage": stage.name, "epoch": epoch + 1, **{k: v / max(n, 1) for k, v in sums.items()}}
-            if test_set is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
-                res = evaluate(method, test_set, device=device, pro=False)
-                record.update({f"test_{k}": v for k, v in res.metrics.items()})
-                if cfg.selection == "best_on_test" and si == len(stages) - 1:
-                    value = _selection_value(res.metrics, cfg.selection_metric)
-                    if state["best"] is None or value > state["best"]["value"]:
-                        state["best"] = {"stage": stage.name, "epoch": epoch + 1, "value": value}
-                        best_memory = {k: v.detach().clone() for k, v in method.checkpoint_state().items()}
-                        if best_path is not None:
-                            atomic_torch_save(best_memory, best_path)
-            state["history"].append(record)
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("stage", "epoch")})
-            if ckpt_path is not None:
-                nxt = (si, epoch + 1) if epoch + 1 < stage.epochs else (si + 1, 0)
-                # At a stage boundary the next stage builds fresh optimizers: store none.
-                opt_states = {k: o.state_dict() for k, o in optimizers.items()} if nxt[0] == si else {}
-                atomic_torch_save({"method": method.checkpoint_state(), "optimizers": opt_states,
-                                   "stage_index": nxt[0], "epoch": nxt[1], "history": state["history"],
-                                   "best": state["best"]}, ckpt_path)
+        try:
+            start = state["epoch"] if si == state["stage_index"] else 0
+            for epoch in range(start, stage.epochs):
+                epoch_seed = stable_seed(cfg.seed, stage.name, epoch)
+                torch.manual_seed(epoch_seed)
+                gen = torch.Generator().manual_seed(epoch_seed)
+                sums, n = {}, 0
+                for batch in method.train_batches(train_set, stage, cfg.batch_size, gen, device):
+                    logs = method.training_step(batch, optimizers, stage)
+                    for k, v in logs.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    n += 1
+                record = {"stage": stage.name, "epoch": epoch + 1, **{k: v / max(n, 1) for k, v in sums.items()}}
+                if test_set is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
+                    res = evaluate(method, test_set, device=device, pro=False)
+                    record.update({f"test_{k}": v for k, v in res.metrics.items()})
+                    if cfg.selection == "best_on_test" and si == len(stages) - 1:
+                        value = _selection_value(res.metrics, cfg.selection_metric)
+                        if state["best"] is None or value > state["best"]["value"]:
+                            state["best"] = {"stage": stage.name, "epoch": epoch + 1, "value": value}
+                            best_memory = {k: v.detach().clone() for k, v in method.checkpoint_state().items()}
+                            if best_path is not None:
+                                atomic_torch_save(best_memory, best_path)
+                state["history"].append(record)
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("stage", "epoch")})
+                if ckpt_path is not None:
+                    nxt = (si, epoch + 1) if epoch + 1 < stage.epochs else (si + 1, 0)
+                    # At a stage boundary the next stage builds fresh optimizers: store none.
+                    opt_states = {k: o.state_dict() for k, o in optimizers.items()} if nxt[0] == si else {}
+                    atomic_torch_save({"method": method.checkpoint_state(), "optimizers": opt_states,
+                                       "stage_index": nxt[0], "epoch": nxt[1], "history": state["history"],
+                                       "best": state["best"]}, ckpt_path)
+        finally:
+            method.teardown_training(stage)
         state["epoch"] = 0
         opt_state = None
     bar.close()

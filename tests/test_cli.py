@@ -28,7 +28,7 @@ def test_train_evaluate_predict(tiny_benchmark, tmp_path, capsys):
     (["train", "--data", "{root}", "--category", "brick", "--epochs", "0"], "--epochs must be >= 1"),
     (["evaluate", "--data", "{root}", "--category", "brick", "--profile", "ci", "--epochs", "7", "--runs-dir", "{tmp}"],
      "no finished run"),
-    (["predict", "--run", "{tmp}", "--images", "a.png"], "not a finished run folder"),
+    (["predict", "--run", "{tmp}", "--images", "a.png"], "not a run folder"),
 ])
 def test_bad_arguments_give_clear_errors(tiny_benchmark, tmp_path, capsys, args, message):
     args = [a.replace("{root}", str(tiny_benchmark)).replace("{tmp}", str(tmp_path)) for a in args]

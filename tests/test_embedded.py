@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from rdlib.data import EmbeddedConfig, generate_embedded, read_dataset
-from rdlib.data.embedded import CATEGORIES, DEFECTS, _load_source, _normal_image, make_defect, texture_regions
+from rdlib.data.embedded import CATEGORIES, DEFECTS, load_source, _normal_image, make_defect, texture_regions
 
 
 def _pixels(root, category):
@@ -40,7 +40,7 @@ def test_seed_changes_images(tmp_path):
 
 @pytest.mark.parametrize("cat", [c for c, s in CATEGORIES.items() if s.kind == "texture"])
 def test_texture_regions_are_disjoint(cat):
-    src = _load_source(CATEGORIES[cat].source)
+    src = load_source(CATEGORIES[cat].source)
     r = texture_regions(src.shape[:2])
     (a0, a1, b0, b1), (c0, c1, d0, d1) = r["train"], r["test"]
     overlap_y = max(0, min(a1, c1) - max(a0, c0))
@@ -51,7 +51,7 @@ def test_texture_regions_are_disjoint(cat):
 def test_texture_crops_come_from_their_region():
     """A crop drawn for 'test' must be found (up to rot/flip) only inside the test half: mark the halves and check."""
     spec = CATEGORIES["brick"]
-    src = _load_source(spec.source)
+    src = load_source(spec.source)
     r = texture_regions(src.shape[:2])
     marked = np.zeros_like(src)
     y0, y1, x0, x1 = r["train"]
@@ -73,8 +73,8 @@ def test_no_test_image_repeats_a_training_image(tiny_benchmark):
 
 @pytest.mark.parametrize("defect", DEFECTS)
 def test_defect_changes_pixels_inside_mask(defect):
-    img = _normal_image(CATEGORIES["gravel"], _load_source("gravel"), "test", 128, np.random.default_rng(0))
-    bad, mask = make_defect(defect, img, np.random.default_rng(1), foreign_pool=[_load_source("camera")])
+    img = _normal_image(CATEGORIES["gravel"], load_source("gravel"), "test", 128, np.random.default_rng(0))
+    bad, mask = make_defect(defect, img, np.random.default_rng(1), foreign_pool=[load_source("camera")])
     assert mask.any() and mask.mean() < 0.25
     diff = np.abs(bad - img).mean(axis=2)
     assert diff[mask].mean() > 3 * max(diff[~mask].mean(), 1e-4)

@@ -5,7 +5,7 @@ import torch
 
 from rdlib.data import load_split
 from rdlib.methods import RDMethod, create_method
-from rdlib.runs import RunSpec, get_or_train
+from rdlib.runs import RunSpec, get_or_train, load_run
 from rdlib.training import FitConfig, evaluate, fit
 
 
@@ -45,6 +45,7 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_benchmark, t
     crashing = CrashingRD(crash_at=4, **{**OPTS, "cache_features": cache})   # dies in the middle of epoch 2
     with pytest.raises(Interrupted):
         fit(crashing, train, cfg=cfg, run_dir=tmp_path)
+    assert straight._cache is None and crashing._cache is None               # cached features freed, also on error
     ck = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert ck["epoch"] == 1 and len(ck["history"]) == 1                       # epoch 1 was saved
     resumed = RDMethod(**{**OPTS, "cache_features": cache})
@@ -105,6 +106,12 @@ def test_runs_are_reused_and_keyed_by_config(tiny_benchmark, tmp_path, monkeypat
     res = evaluate(method, load_split(tiny_benchmark, "coffee", "test", 64), device="cpu")
     assert torch.allclose(torch.tensor(res.scores), torch.tensor(p.scores), atol=1e-5)
     assert json.loads((run.dir / "config.json").read_text())["key"] == spec.key()
+    by_spec, by_dir = load_run(spec, tmp_path), load_run(run.dir)
+    assert by_spec.dir == by_dir.dir == run.dir and by_dir.spec.key() == spec.key() and by_dir.metrics == run.metrics
+    with pytest.raises(FileNotFoundError, match="no finished run"):
+        load_run(other, tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        load_run(tmp_path)
 
 
 def test_unknown_method():
@@ -125,6 +132,13 @@ class TwoStageToy(__import__("rdlib").methods.Method):
         self.head = torch.nn.Conv2d(4, 1, 1)
         self.epochs = epochs
         self.calls = []
+        self.hooks = []
+
+    def setup_training(self, dataset, stage, device):
+        self.hooks.append(("setup", stage.name))
+
+    def teardown_training(self, stage):
+        self.hooks.append(("teardown", stage.name))
 
     def stages(self):
         from rdlib.methods import Stage
@@ -175,6 +189,7 @@ def test_loop_serves_multi_stage_multi_optimizer_methods_and_resumes_across_stag
     assert [(h["stage"], h["epoch"]) for h in out["history"]] == [("distill", 1), ("distill", 2), ("segment", 1), ("segment", 2)]
     assert {"teacher", "student"} <= set(out["history"][0]) and "seg" in out["history"][-1]
     assert straight.calls == ["distill", "segment"]
+    assert straight.hooks == [("setup", "distill"), ("teardown", "distill"), ("setup", "segment"), ("teardown", "segment")]
     # interrupt right after the first stage, resume in a fresh object: same weights as the uninterrupted run
     torch.manual_seed(0)
     first = TwoStageToy(epochs=(2, 2))
@@ -188,6 +203,7 @@ def test_loop_serves_multi_stage_multi_optimizer_methods_and_resumes_across_stag
     first.training_step = dying
     with pytest.raises(Interrupted):
         fit(first, train, cfg=cfg, run_dir=tmp_path)
+    assert first.hooks[-1] == ("teardown", "segment")                    # also called when a stage dies
     resumed = TwoStageToy()
     fit(resumed, train, cfg=cfg, run_dir=tmp_path)
     assert resumed.calls == ["segment"]                                   # the finished stage is not redone

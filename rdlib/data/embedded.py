@@ -76,7 +76,7 @@ class EmbeddedConfig:
         return stable_hash(asdict(self), 10)
 
 
-def _load_source(name: str) -> np.ndarray:
+def load_source(name: str) -> np.ndarray:
     """A bundled skimage image as float32 RGB in [0, 1]."""
     import skimage.data
 
@@ -242,7 +242,7 @@ def make_defect(defect: str, img: np.ndarray, rng: np.random.Generator, difficul
         elif defect == "hole":
             out, mask = _hole(img, rng, size, difficulty)
         elif defect == "foreign":
-            out, mask = _foreign(img, rng, size, difficulty, foreign_pool or [_load_source("camera")])
+            out, mask = _foreign(img, rng, size, difficulty, foreign_pool or [load_source("camera")])
         elif defect == "stain":
             out, mask = _stain(img, rng, size, difficulty)
         elif defect == "warp":
@@ -267,8 +267,8 @@ def generate_category(root: str | Path, category: str, cfg: EmbeddedConfig) -> d
     if category not in CATEGORIES:
         raise ValueError(f"unknown embedded category {category!r}; choose from {sorted(CATEGORIES)}")
     spec = CATEGORIES[category]
-    src = _load_source(spec.source)
-    pool = [_load_source(n) for n in FOREIGN_SOURCES if n != spec.source]
+    src = load_source(spec.source)
+    pool = [load_source(n) for n in FOREIGN_SOURCES if n != spec.source]
     out = Path(root) / category
     counts = {}
 

@@ -46,6 +46,9 @@ class Method(nn.Module):
     def setup_training(self, dataset: Dataset, stage: Stage, device: torch.device) -> None:
         """Hook called once per stage before its first epoch (e.g. to cache features)."""
 
+    def teardown_training(self, stage: Stage) -> None:
+        """Hook called once per stage after its last epoch, also when training stops with an error (free caches)."""
+
     def train_batches(self, dataset: Dataset, stage: Stage, batch_size: int, generator: torch.Generator,
                       device: torch.device) -> Iterable[dict]:
         """Batches of one epoch, in the order given by ``generator`` (seeded per epoch by the loop)."""

@@ -61,6 +61,9 @@ class RDMethod(Method):
                 chunks.append(self.model.teacher(x))
         self._cache = [torch.cat(level) for level in zip(*chunks)]
 
+    def teardown_training(self, stage: Stage) -> None:
+        self._cache = None                                      # WRN50-2 at paper scale: ~1.5 GB of features
+
     def train_batches(self, dataset, stage, batch_size, generator, device) -> Iterable[dict]:
         if self._cache is None:
             yield from super().train_batches(dataset, stage, batch_size, generator, device)
