@@ -128,6 +128,7 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--dtypes", nargs="+", default=["float32", "float16", "bfloat16"])
     ap.add_argument("--tune", action="store_true", help="also sweep launch plans of the distance kernel per level")
+    ap.add_argument("--tune-batches", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--smoke", action="store_true",
                     help="CPU check of this script: tiny shapes, 1 run each, kernel in Triton's interpreter")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -145,7 +146,7 @@ def main(argv=None):
     if args.smoke:
         shapes = {name: [(c, h // 8, w // 8) for c, h, w in levels] for name, levels in SHAPES.items()}
         out_size = (32, 32)
-        args.batches, args.dtypes = args.batches[:1], args.dtypes[:2]
+        args.batches, args.tune_batches, args.dtypes = args.batches[:1], args.tune_batches[:1], args.dtypes[:2]
         dev_name += " (smoke)"
     timer = time_cuda if cuda else (lambda fn: time_cpu(fn, warmup=0, reps=1)) if args.smoke else time_cpu
     result = {"device": dev_name, "torch": torch.__version__, "out_size": out_size, "rows": [], "tuning": []}
@@ -191,12 +192,13 @@ def main(argv=None):
             print("--tune needs a CUDA GPU; skipped")
         else:
             print("tuning the distance kernel per level (plan = rdlib's heuristic, best = fastest of the grid):")
-            for (name, levels), batch, dt in itertools.product(shapes.items(), args.batches, args.dtypes):
+            tune_timer = (lambda fn: time_cuda(fn, warmup=3, reps=20)) if cuda else timer
+            for (name, levels), batch, dt in itertools.product(shapes.items(), args.tune_batches, args.dtypes):
                 dtype = getattr(torch, dt)
                 if triton_supported(torch.empty(1, device=device, dtype=dtype), allow_interpreter=args.smoke)[0]:
                     for c, h, w in levels:
-                        result["tuning"].append({"shapes": name, **tune_level(c, h, w, batch, dtype, device, timer,
-                                                                               args.smoke)})
+                        result["tuning"].append({"shapes": name, **tune_level(c, h, w, batch, dtype, device,
+                                                                               tune_timer, args.smoke)})
     tag = "".join(ch if ch.isalnum() else "_" for ch in dev_name).strip("_").lower()
     out = Path(args.out) / f"cosine_map_{tag}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,21 @@
-"""Triton cosine-distance kernel vs the PyTorch reference, under TRITON_INTERPRET=1 on the CPU (conftest)."""
+"""Triton cosine-distance kernel vs the PyTorch reference.
+
+In CI: under TRITON_INTERPRET=1 on the CPU (set by conftest). On a CUDA machine, ``TRITON_INTERPRET=0 pytest
+tests/test_kernels.py`` runs the same tests on the GPU with the compiled kernel (see benchmarks/gpu_checks.sh).
+"""
+import os
+
 import pytest
 import torch
 
 from rdlib.anomaly_map import AnomalyMap, cosine_distance_map
 from rdlib.kernels import cosine_distance_triton, triton_supported
 from rdlib.kernels.cosine_map import LaunchPlan, merged_hw_stride, plan
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+DEV = "cuda" if torch.cuda.is_available() and not INTERPRET else "cpu"
+if DEV == "cpu" and not INTERPRET:
+    pytest.skip("the kernel needs a CUDA GPU or TRITON_INTERPRET=1", allow_module_level=True)
 
 TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-3}   # abs tol on 1 − cos (fp32 accumulation)
 
@@ -20,8 +31,8 @@ def report(name, ours, ref):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 def test_random_shapes(shape, dtype):
     g = torch.Generator().manual_seed(sum(shape))
-    t = torch.randn(shape, generator=g).to(dtype)
-    s = torch.randn(shape, generator=g).to(dtype)
+    t = torch.randn(shape, generator=g).to(DEV, dtype)
+    s = torch.randn(shape, generator=g).to(DEV, dtype)
     ours = cosine_distance_triton(t, s)
     ref = cosine_distance_map(t, s)                     # reference also reads the rounded inputs, fp32 math
     assert ours.dtype == torch.float32 and ours.shape == ref.shape
@@ -29,14 +40,14 @@ def test_random_shapes(shape, dtype):
 
 
 def test_non_contiguous_inputs():
-    t = torch.randn(2, 9, 11, 30).permute(0, 3, 1, 2)     # channels-last style strides
-    s = torch.randn(2, 30, 18, 11)[:, :, ::2, :]           # strided rows
+    t = torch.randn(2, 9, 11, 30, device=DEV).permute(0, 3, 1, 2)     # channels-last style strides
+    s = torch.randn(2, 30, 18, 11, device=DEV)[:, :, ::2, :]           # strided rows
     assert not t.is_contiguous() and not s.is_contiguous()
     assert report("non-contiguous", cosine_distance_triton(t, s), cosine_distance_map(t, s)) < 1e-5
 
 
 def test_zero_vectors_follow_the_epsilon_rule():
-    t = torch.randn(1, 16, 4, 4)
+    t = torch.randn(1, 16, 4, 4, device=DEV)
     s = t.clone()
     t[0, :, 0, 0] = 0
     s[0, :, 1, 1] = 0
@@ -53,8 +64,8 @@ def test_zero_vectors_follow_the_epsilon_rule():
 ])
 def test_real_level_shapes_through_the_anomaly_map(levels):
     g = torch.Generator().manual_seed(0)
-    t = [torch.randn(2, c, h, w, generator=g) for c, h, w in levels]
-    s = [x + torch.randn(x.shape, generator=g) for x in t]
+    t = [torch.randn(2, c, h, w, generator=g).to(DEV) for c, h, w in levels]
+    s = [x + torch.randn(x.shape, generator=g).to(DEV) for x in t]
     ours, score = AnomalyMap(256, backend="triton")(t, s)
     ref, ref_score = AnomalyMap(256, backend="torch")(t, s)
     assert report("anomaly map", ours, ref) < 1e-5
@@ -68,27 +79,28 @@ PLANS = [LaunchPlan(8, 16, 1), LaunchPlan(8, 16, 3), LaunchPlan(16, 128, 7), Lau
 @pytest.mark.parametrize("layout", ["nchw", "channels_last", "sliced"])
 def test_launch_plans_and_layouts_agree_with_the_reference(launch, layout):
     """Every block size, channel split (incl. more splits than chunks) and pixel layout gives the same map."""
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator(device=DEV).manual_seed(1)
     if layout == "nchw":
-        t, s = torch.randn(2, 37, 13, 21, generator=g), torch.randn(2, 37, 13, 21, generator=g)
+        t, s = torch.randn(2, 37, 13, 21, generator=g, device=DEV), torch.randn(2, 37, 13, 21, generator=g, device=DEV)
     elif layout == "channels_last":
-        t = torch.randn(2, 37, 13, 21, generator=g).contiguous(memory_format=torch.channels_last)
-        s = torch.randn(2, 37, 13, 21, generator=g).contiguous(memory_format=torch.channels_last)
+        t = torch.randn(2, 37, 13, 21, generator=g, device=DEV).contiguous(memory_format=torch.channels_last)
+        s = torch.randn(2, 37, 13, 21, generator=g, device=DEV).contiguous(memory_format=torch.channels_last)
     else:
-        t, s = torch.randn(2, 37, 13, 25, generator=g)[..., 2:23], torch.randn(2, 37, 26, 21, generator=g)[:, :, ::2]
+        t = torch.randn(2, 37, 13, 25, generator=g, device=DEV)[..., 2:23]
+        s = torch.randn(2, 37, 26, 21, generator=g, device=DEV)[:, :, ::2]
     assert (merged_hw_stride(t) is None) == (layout == "sliced")
     assert report(f"{launch} {layout}", cosine_distance_triton(t, s, launch=launch), cosine_distance_map(t, s)) < 1e-5
 
 
 def test_channel_split_zero_vectors_and_empty_inputs():
-    t = torch.randn(1, 50, 3, 3)
+    t = torch.randn(1, 50, 3, 3, device=DEV)
     s = t.clone()
     t[0, :, 0, 0] = 0
     d = cosine_distance_triton(t, s, launch=LaunchPlan(4, 16, 5))[0, 0]
     assert d[0, 0] == 1 and d[1, 1].abs() < 1e-6                       # zero vector: 1; identical vectors: 0
-    assert cosine_distance_triton(torch.zeros(0, 4, 3, 3), torch.zeros(0, 4, 3, 3)).shape == (0, 1, 3, 3)
-    assert torch.equal(cosine_distance_triton(torch.zeros(2, 0, 3, 3), torch.zeros(2, 0, 3, 3)),
-                       cosine_distance_map(torch.zeros(2, 0, 3, 3), torch.zeros(2, 0, 3, 3)))
+    empty, no_channels = torch.zeros(0, 4, 3, 3, device=DEV), torch.zeros(2, 0, 3, 3, device=DEV)
+    assert cosine_distance_triton(empty, empty).shape == (0, 1, 3, 3)
+    assert torch.equal(cosine_distance_triton(no_channels, no_channels), cosine_distance_map(no_channels, no_channels))
 
 
 @pytest.mark.parametrize("B", [1, 8, 32])
@@ -153,17 +165,13 @@ def test_dispatch_reasons():
     assert not ok and "dtype" in why
     ok, why = triton_supported(torch.zeros(1))
     assert not ok and "CPU tensor" in why
-    assert triton_supported(torch.zeros(1), allow_interpreter=True)[0]   # interpreter on (conftest)
+    assert triton_supported(torch.zeros(1), allow_interpreter=True)[0] == INTERPRET
 
 
 @pytest.mark.gpu
 def test_gpu_kernel_compiles_and_matches():  # pragma: no cover - needs CUDA (run in a process without TRITON_INTERPRET)
-    import os
-
-    if os.environ.get("TRITON_INTERPRET") == "1":
-        pytest.skip("TRITON_INTERPRET=1 interprets every kernel; run GPU tests with TRITON_INTERPRET=0")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
+    if DEV != "cuda":
+        pytest.skip("needs a CUDA GPU and TRITON_INTERPRET=0 (the interpreter also runs kernels on GPU tensors)")
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         for batch in (1, 8):
             for c, h, w in [(256, 64, 64), (512, 32, 32), (1024, 16, 16), (37, 13, 21)]:
@@ -180,6 +188,8 @@ def test_gpu_kernel_compiles_and_matches():  # pragma: no cover - needs CUDA (ru
 
 def test_benchmark_script_runs_its_kernel_and_tuning_paths_in_smoke_mode(tmp_path):
     """The GPU benchmark has never run on a GPU here; --smoke runs its code paths on tiny shapes in the interpreter."""
+    if not INTERPRET:
+        pytest.skip("--smoke needs the interpreter (this process compiles kernels for the GPU)")
     import importlib.util
     import json
     from pathlib import Path
