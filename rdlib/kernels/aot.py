@@ -89,21 +89,12 @@ def compile_jit(kernel, args: tuple, kwargs: dict, capability: int) -> str:
 
 def compile_cosine_kernel(t: torch.Tensor, s: torch.Tensor, capability: int = 90, launch=None) -> CompiledReport:
     """Compile the distance kernel for ``t``, ``s`` (shapes, dtypes, strides; any device) on ``sm_<capability>``."""
-    from rdlib.kernels.cosine_map import _cosine_distance_kernel, merged_hw_stride, plan
+    from rdlib.kernels.cosine_map import _cosine_distance_kernel, kernel_arguments, plan
 
     B, C, H, W = t.shape
     launch = launch or plan(B, C, H * W)
-    t_hw, s_hw = merged_hw_stride(t), merged_hw_stride(s)
-    flat = t_hw is not None and s_hw is not None
-    t_strides = (t.stride(0), t.stride(1), t.stride(2), t_hw if flat else t.stride(3))
-    s_strides = (s.stride(0), s.stride(1), s.stride(2), s_hw if flat else s.stride(3))
-    out = torch.empty(B * H * W, dtype=torch.float32)
-    part = torch.empty(16, dtype=torch.float32)
-    c_per_split = -(-C // launch.split)
-    c_per_split = -(-c_per_split // launch.block_c) * launch.block_c
-    args = (t, s, out, part, C, H * W, W, *t_strides, *s_strides, c_per_split, EPS)
-    kwargs = dict(BLOCK_C=launch.block_c, BLOCK_HW=launch.block_hw, FLAT_HW=flat, SPLIT_C=launch.split > 1,
-                  num_warps=launch.num_warps)
+    args, kwargs, _ = kernel_arguments(t, s, torch.empty(B * H * W, dtype=torch.float32), launch)
+    flat = kwargs["FLAT_HW"]
     ptx = compile_jit(_cosine_distance_kernel, args, kwargs, capability)
     regs, spill_st, spill_ld = _ptxas_stats(ptx, capability)
     return CompiledReport(capability, str(t.dtype).replace("torch.", ""), flat, launch, regs, spill_st, spill_ld,

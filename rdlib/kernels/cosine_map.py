@@ -143,6 +143,28 @@ def plan(B: int, C: int, HW: int, sm_count: int | None = None, interpreter: bool
     return LaunchPlan(block_c, block_hw, split)
 
 
+def kernel_arguments(t: torch.Tensor, s: torch.Tensor, out: torch.Tensor, launch: LaunchPlan,
+                     eps: float = EPS) -> tuple[tuple, dict, int]:
+    """Arguments of ``_cosine_distance_kernel`` for ``t``, ``s`` and a plan: (positional, keyword, channel split).
+
+    The split actually used may be smaller than ``launch.split``: every range holds a multiple of ``block_c``
+    channels, so only the last one has a ragged end. The partial-sum buffer is allocated here when split > 1.
+    """
+    B, C, H, W = t.shape
+    split = max(1, min(launch.split, triton.cdiv(C, launch.block_c)))
+    c_per_split = triton.cdiv(triton.cdiv(C, split), launch.block_c) * launch.block_c
+    split = triton.cdiv(C, c_per_split)
+    t_hw, s_hw = merged_hw_stride(t), merged_hw_stride(s)
+    flat = t_hw is not None and s_hw is not None
+    t_strides = (t.stride(0), t.stride(1), t.stride(2), t_hw if flat else t.stride(3))
+    s_strides = (s.stride(0), s.stride(1), s.stride(2), s_hw if flat else s.stride(3))
+    part = torch.empty(3 * split * B * H * W if split > 1 else 1, device=t.device, dtype=torch.float32)
+    args = (t, s, out, part, C, H * W, W, *t_strides, *s_strides, c_per_split, eps)
+    meta = dict(BLOCK_C=launch.block_c, BLOCK_HW=launch.block_hw, FLAT_HW=flat, SPLIT_C=split > 1,
+                num_warps=launch.num_warps)
+    return args, meta, split
+
+
 def cosine_distance_triton(t: torch.Tensor, s: torch.Tensor, eps: float = EPS,
                            launch: LaunchPlan | None = None) -> torch.Tensor:
     """1 − cos along channels of B×C×H×W tensors (any strides) → B×1×H×W fp32.
@@ -163,19 +185,10 @@ def cosine_distance_triton(t: torch.Tensor, s: torch.Tensor, eps: float = EPS,
     if launch is None:
         sms = _sm_count(t.device.index or 0) if t.device.type == "cuda" else None
         launch = plan(B, C, HW, sm_count=sms, interpreter=interpreter_enabled())
-    split = max(1, min(launch.split, triton.cdiv(C, launch.block_c)))
-    # Channels per split: a multiple of block_c, so that only the last range has a ragged end.
-    c_per_split = triton.cdiv(triton.cdiv(C, split), launch.block_c) * launch.block_c
-    split = triton.cdiv(C, c_per_split)
-    t_hw, s_hw = merged_hw_stride(t), merged_hw_stride(s)
-    flat = t_hw is not None and s_hw is not None
-    t_strides = (t.stride(0), t.stride(1), t.stride(2), t_hw if flat else t.stride(3))
-    s_strides = (s.stride(0), s.stride(1), s.stride(2), s_hw if flat else s.stride(3))
-    part = torch.empty(3 * split * B * HW if split > 1 else 1, device=t.device, dtype=torch.float32)
+    args, meta, split = kernel_arguments(t, s, out, launch, eps)
     grid = (B, triton.cdiv(HW, launch.block_hw), split)
-    _cosine_distance_kernel[grid](t, s, out, part, C, HW, W, *t_strides, *s_strides, c_per_split, eps,
-                                  BLOCK_C=launch.block_c, BLOCK_HW=launch.block_hw, FLAT_HW=flat, SPLIT_C=split > 1,
-                                  num_warps=launch.num_warps)
+    _cosine_distance_kernel[grid](*args, **meta)
+    part = args[3]                                              # the partial-sum buffer
     if split > 1:
         n = B * HW
         block = 1024 if not interpreter_enabled() else min(triton.next_power_of_2(n), 4096)
