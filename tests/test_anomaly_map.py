@@ -93,3 +93,29 @@ def test_backend_resolution_on_cpu(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(RuntimeError, match="forced but cannot run"):
         resolve_backend("triton", x)
+
+
+def test_without_triton_the_map_falls_back_and_forcing_it_names_the_reason(monkeypatch):
+    import sys
+
+    from rdlib.kernels import triton_supported
+
+    monkeypatch.setitem(sys.modules, "triton", None)          # `import triton` now raises ImportError
+    x = torch.randn(1, 4, 8, 8)
+    assert triton_supported(x, allow_interpreter=True) == (False, "Triton is not installed")
+    assert resolve_backend("auto", x) == "torch"
+    amap, _ = AnomalyMap(16)([x], [x.flip(-1)])
+    assert torch.isfinite(amap).all() and amap.shape == (1, 1, 16, 16)
+    with pytest.raises(RuntimeError, match="Triton is not installed"):
+        resolve_backend("triton", x)
+
+
+@pytest.mark.parametrize("capability,dtype,ok", [
+    ((7, 0), torch.float32, False), ((7, 5), torch.float32, True), ((7, 5), torch.float16, True),
+    ((7, 5), torch.bfloat16, False), ((8, 0), torch.bfloat16, True), ((9, 0), torch.float16, True),
+])
+def test_gpu_dispatch_rule(capability, dtype, ok):
+    from rdlib.kernels import capability_supported
+
+    got, why = capability_supported(capability, dtype)
+    assert got == ok and (ok or why)

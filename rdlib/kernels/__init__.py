@@ -36,10 +36,15 @@ def triton_supported(x: torch.Tensor, allow_interpreter: bool = False) -> tuple[
         return False, f"device {x.device.type} is not supported"
     if interpreter_enabled():
         return False, "TRITON_INTERPRET=1 interprets every kernel, also on a GPU; unset it to compile"
-    major, minor = torch.cuda.get_device_capability(x.device)
+    return capability_supported(torch.cuda.get_device_capability(x.device), x.dtype)
+
+
+def capability_supported(capability: tuple[int, int], dtype: torch.dtype) -> tuple[bool, str]:
+    """The GPU rule of the dispatch: compute capability ≥ 7.5, and ≥ 8.0 for bfloat16 (Colab's T4 is 7.5)."""
+    major, minor = capability
     if (major, minor) < (7, 5):
         return False, f"compute capability {major}.{minor} < 7.5"
-    if x.dtype == torch.bfloat16 and major < 8:
+    if dtype == torch.bfloat16 and major < 8:
         return False, f"bfloat16 needs compute capability >= 8.0 (this GPU: {major}.{minor}; e.g. Colab's T4)"
     return True, ""
 
@@ -51,4 +56,5 @@ def cosine_distance_triton(t: torch.Tensor, s: torch.Tensor, **kwargs) -> torch.
     return _impl(t, s, **kwargs)
 
 
-__all__ = ["triton_available", "interpreter_enabled", "triton_supported", "cosine_distance_triton"]
+__all__ = ["triton_available", "interpreter_enabled", "triton_supported", "capability_supported",
+           "cosine_distance_triton"]
