@@ -130,7 +130,9 @@ pd.DataFrame(rows).set_index(["teacher", "batch"])
 # fp16, and for bf16 from 8.0 (Colab's T4 is 7.5: bf16 falls back), and the PyTorch reference everywhere else (CPU,
 # other devices, Triton missing). `backend="torch"|"triton"` or `RDLIB_ANOMALY_MAP_BACKEND` force a path; forcing
 # Triton where it cannot run is an error, never a silent fallback. **Inference only**: the training losses use
-# PyTorch ops with autograd, so the kernel needs no backward.
+# PyTorch ops with autograd, so the kernel needs no backward. If autograd would need the map's gradient (features that
+# require grad, outside `torch.no_grad()`), `auto` takes the PyTorch path and a forced `triton` is an error rather than
+# a map that silently stops the gradient.
 
 # %%
 x_cpu = torch.zeros(1)

@@ -147,7 +147,17 @@ def resolve_backend(backend: str | None, example: torch.Tensor) -> str:
 
 
 def cosine_distance_maps(teacher: list[torch.Tensor], student: list[torch.Tensor], backend: str | None = None) -> list[torch.Tensor]:
-    """[1 − cos(f_T^k, f_S^k)] per level as B×1×h_k×w_k float32, through the Triton kernel where supported."""
+    """[1 − cos(f_T^k, f_S^k)] per level as B×1×h_k×w_k float32, through the Triton kernel where supported.
+
+    The kernel has no backward: when autograd would need the map's gradient, 'auto' takes the PyTorch path and a
+    forced 'triton' is an error.
+    """
+    needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (*teacher, *student))
+    if needs_grad:
+        if (backend or os.environ.get("RDLIB_ANOMALY_MAP_BACKEND", "auto")).lower() == "triton":
+            raise RuntimeError("anomaly-map backend 'triton' is inference only (no backward), but these features "
+                               "require grad: use backend='torch' or 'auto', or wrap the call in torch.no_grad()")
+        backend = "torch"
     if resolve_backend(backend, teacher[0]) == "triton":
         from rdlib.kernels import cosine_distance_triton
 

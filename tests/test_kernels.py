@@ -72,6 +72,18 @@ def test_real_level_shapes_through_the_anomaly_map(levels):
     assert torch.allclose(score, ref_score, atol=1e-5)
 
 
+def test_kernel_is_inference_only_autograd_takes_the_torch_path():
+    t = torch.randn(1, 8, 4, 4, device=DEV, requires_grad=True)
+    s = torch.randn(1, 8, 4, 4, device=DEV)
+    with pytest.raises(RuntimeError, match="inference only"):
+        AnomalyMap(8, backend="triton")([t], [s])
+    amap, score = AnomalyMap(8, backend="auto")([t], [s])    # a gradient is needed: PyTorch path, which has one
+    score.sum().backward()
+    assert t.grad is not None and t.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert torch.allclose(AnomalyMap(8, backend="triton")([t], [s])[0], amap.detach(), atol=1e-5)
+
+
 PLANS = [LaunchPlan(8, 16, 1), LaunchPlan(8, 16, 3), LaunchPlan(16, 128, 7), LaunchPlan(4, 32, 100)]
 
 
