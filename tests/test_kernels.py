@@ -217,3 +217,14 @@ def test_benchmark_script_runs_its_kernel_and_tuning_paths_in_smoke_mode(tmp_pat
     assert all(r["max_abs_err"] < {"float32": 1e-5, "float16": 3 * 2e-3}[r["dtype"]] for r in result["rows"])
     assert len(result["tuning"]) == 12 and all(r["best_s"] <= r["plan_s"] for r in result["tuning"])
     assert sum(r["configs_tried"] for r in result["tuning"]) > 12
+
+
+def test_aot_names_the_triton_version_when_its_internals_differ(monkeypatch):
+    import triton.runtime.jit
+
+    from rdlib.kernels.aot import AOTUnavailable, compile_cosine_kernel
+
+    monkeypatch.delattr(triton.runtime.jit, "create_function_from_signature")
+    x = torch.empty(1, 8, 4, 4)
+    with pytest.raises(AOTUnavailable, match=f"this is Triton {triton.__version__}"):
+        compile_cosine_kernel(x, x, 90)

@@ -25,6 +25,13 @@ import torch
 from rdlib.anomaly_map import EPS
 
 
+TESTED_TRITON = "3.8"
+
+
+class AOTUnavailable(RuntimeError):
+    """This Triton's internals do not match what :func:`compile_jit` was written for."""
+
+
 @dataclass
 class CompiledReport:
     """What one compilation produced. ``global_loads`` counts ``ld.global`` instructions by width in bits."""
@@ -71,18 +78,27 @@ def _ptxas_stats(ptx: str, capability: int) -> tuple[int, int, int]:
 
 
 def compile_jit(kernel, args: tuple, kwargs: dict, capability: int) -> str:
-    """PTX of ``kernel[grid](*args, **kwargs)`` for ``sm_<capability>``, specialised as Triton's launcher would."""
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource, compile, make_backend
-    from triton.runtime.jit import JITFunction, create_function_from_signature
+    """PTX of ``kernel[grid](*args, **kwargs)`` for ``sm_<capability>``, specialised as Triton's launcher would.
 
-    if not isinstance(kernel, JITFunction):            # under TRITON_INTERPRET=1 @triton.jit gives an interpreter
-        kernel = JITFunction(kernel.fn)                 # wrapper: compile the very same Python function
-    target = GPUTarget("cuda", capability, 32)
-    backend = make_backend(target)
-    binder = create_function_from_signature(kernel.signature, kernel.params, backend)
-    bound, specialization, options = binder(*args, **kwargs)
-    options, signature, constexprs, attrs = kernel._pack_args(backend, kwargs, bound, specialization, options)
+    Raises :class:`AOTUnavailable` when this Triton's internals differ from the version it was written for.
+    """
+    import triton
+
+    try:
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource, compile, make_backend
+        from triton.runtime.jit import JITFunction, create_function_from_signature
+
+        if not isinstance(kernel, JITFunction):        # under TRITON_INTERPRET=1 @triton.jit gives an interpreter
+            kernel = JITFunction(kernel.fn)             # wrapper: compile the very same Python function
+        target = GPUTarget("cuda", capability, 32)
+        backend = make_backend(target)
+        binder = create_function_from_signature(kernel.signature, kernel.params, backend)
+        bound, specialization, options = binder(*args, **kwargs)
+        options, signature, constexprs, attrs = kernel._pack_args(backend, kwargs, bound, specialization, options)
+    except (ImportError, AttributeError, TypeError, ValueError) as e:
+        raise AOTUnavailable(f"compiling without a GPU uses Triton internals written against Triton {TESTED_TRITON}; "
+                             f"this is Triton {triton.__version__} ({type(e).__name__}: {e})") from e
     compiled = compile(ASTSource(kernel, signature, constexprs, attrs), target=target, options=options.__dict__)
     return compiled.asm["ptx"]
 
@@ -110,4 +126,4 @@ def compile_finish_kernel(n: int, split: int, capability: int = 90) -> str:
     return compile_jit(_finish_split_kernel, (part, out, n, split, EPS), dict(BLOCK=1024, num_warps=4), capability)
 
 
-__all__ = ["CompiledReport", "compile_cosine_kernel", "compile_finish_kernel", "compile_jit", "count_global_loads"]
+__all__ = ["AOTUnavailable", "CompiledReport", "compile_cosine_kernel", "compile_finish_kernel", "compile_jit", "count_global_loads"]
