@@ -24,7 +24,6 @@ import torch
 
 from rdlib.anomaly_map import EPS
 
-
 TESTED_TRITON = "3.8"
 
 
