@@ -172,39 +172,37 @@ pd.DataFrame(rows).set_index(["teacher", "dtype"]).map(lambda v: f"{v:.1e}")
 # ## 4. The compiled kernel, without a GPU
 #
 # The interpreter checks the kernel's arithmetic, but it never builds GPU code. Triton's compiler, its LLVM back end
-# and the `ptxas` assembler it ships all run on a CPU, so `rdlib.kernels.aot.compile_cosine_kernel` produces the
+# and the `ptxas` assembler it ships all run on a CPU, so `rdlib.kernels.aot.compile_cosine_kernels` produces the
 # exact machine code a Turing (sm_75, Colab's T4), Ampere (sm_80, A100) or Hopper (sm_90, H100) GPU would run,
 # specialised as Triton's launcher would specialise it for the given tensors, and reads it: the width of every
-# global load, the registers per thread and any register spills. Shapes: WideResNet50-2 level 1 at batch 8.
+# global load, the registers per thread and any register spills. Shapes: WideResNet50-2 level 1 at batch 8. (A process
+# that interprets kernels, as this one does without a GPU, cannot also compile them: Triton's own library functions
+# are then interpreter objects. The compilation runs in a child process without `TRITON_INTERPRET`.)
 
 # %%
-from rdlib.kernels.aot import AOTUnavailable, compile_cosine_kernel
+from rdlib.kernels.aot import AOTUnavailable, compile_cosine_kernels
 
 layouts = {
     "NCHW": lambda dt: torch.empty(8, 256, 64, 64, dtype=dt),
     "channels-last": lambda dt: torch.empty(8, 256, 64, 64, dtype=dt).contiguous(memory_format=torch.channels_last),
     "sliced (W 70→64)": lambda dt: torch.empty(8, 256, 64, 70, dtype=dt)[..., :64],
 }
-rows, why_not = [], None
-for cap, dt, layout in [(75, torch.float32, "NCHW"), (75, torch.float16, "NCHW"), (75, torch.bfloat16, "NCHW"),
-                        (80, torch.bfloat16, "NCHW"), (90, torch.float32, "NCHW"), (90, torch.float16, "NCHW"),
-                        (90, torch.bfloat16, "NCHW"), (90, torch.float32, "channels-last"),
-                        (90, torch.float32, "sliced (W 70→64)")]:
-    x = layouts[layout](dt)
-    try:
-        r = compile_cosine_kernel(x, x, cap)
-    except AOTUnavailable as e:       # e.g. Colab's Triton: the rest of the chapter does not depend on this table
-        why_not = str(e)
-        break
-    rows.append({"target": f"sm_{cap}", "dtype": r.dtype, "layout": layout, "flat pixel axis": r.flat_hw,
-                 "global loads (bits × count)": ", ".join(f"{b}×{n}" for b, n in sorted(r.global_loads.items())),
-                 "registers": r.registers, "spilled bytes": r.spill_stores + r.spill_loads,
-                 "programs/SM (register bound)": 65536 // (32 * r.launch.num_warps * r.registers),
-                 "dispatch uses it": cap >= 80 or dt != torch.bfloat16})
-if why_not:
-    display(Markdown(f"**Skipped:** {why_not}. The rendered book shows this table for the Triton version it pins."))
-compiled = pd.DataFrame(rows).set_index(["target", "dtype", "layout"]) if rows else None
-compiled
+cases = [(75, torch.float32, "NCHW"), (75, torch.float16, "NCHW"), (75, torch.bfloat16, "NCHW"),
+         (80, torch.bfloat16, "NCHW"), (90, torch.float32, "NCHW"), (90, torch.float16, "NCHW"),
+         (90, torch.bfloat16, "NCHW"), (90, torch.float32, "channels-last"), (90, torch.float32, "sliced (W 70→64)")]
+tensors = [layouts[layout](dt) for _, dt, layout in cases]
+try:
+    reports = compile_cosine_kernels([(x, x, cap) for (cap, _, _), x in zip(cases, tensors)])
+except AOTUnavailable as e:           # e.g. Colab's Triton: the rest of the chapter does not depend on this table
+    reports = []
+    display(Markdown(f"**Skipped:** {e}. The rendered book shows this table for the Triton version it pins."))
+rows = [{"target": f"sm_{cap}", "dtype": r.dtype, "layout": layout, "flat pixel axis": r.flat_hw,
+         "global loads (bits × count)": ", ".join(f"{b}×{n}" for b, n in sorted(r.global_loads.items())),
+         "registers": r.registers, "spilled bytes": r.spill_stores + r.spill_loads,
+         "programs/SM (register bound)": 65536 // (32 * r.launch.num_warps * r.registers),
+         "dispatch uses it": cap >= 80 or dt != torch.bfloat16}
+        for (cap, dt, layout), r in zip(cases, reports)]
+pd.DataFrame(rows).set_index(["target", "dtype", "layout"]) if rows else None
 
 # %% [markdown]
 # Per loop step each thread issues 128-bit loads only (8 in fp32, 4 in half precision: the same 16 bytes carry twice

@@ -145,39 +145,45 @@ def test_count_global_loads_by_width():
     assert count_global_loads(ptx) == {128: 1, 32: 2}
 
 
-@pytest.mark.parametrize("capability,dtype", [(75, torch.float32), (75, torch.float16), (80, torch.bfloat16),
-                                              (90, torch.float32), (90, torch.float16), (90, torch.bfloat16)])
-def test_kernel_compiles_for_real_gpus_with_vector_loads_and_no_spills(capability, dtype):
+COMPILE_CASES = [(75, torch.float32), (75, torch.float16), (80, torch.bfloat16),
+                 (90, torch.float32), (90, torch.float16), (90, torch.bfloat16)]
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    """All compile-only cases in one batch (one child process when this process interprets kernels)."""
+    from rdlib.kernels.aot import compile_cosine_kernels
+
+    wrn1 = {dt: torch.empty(8, 256, 64, 64, dtype=dt) for _, dt in COMPILE_CASES}
+    cl = torch.empty(2, 256, 64, 64).contiguous(memory_format=torch.channels_last)      # channels innermost
+    sliced = torch.empty(2, 256, 64, 70)[..., :64]                                         # H, W do not merge
+    reports = compile_cosine_kernels([(wrn1[dt], wrn1[dt], cap) for cap, dt in COMPILE_CASES]
+                                     + [(cl, cl, 90), (sliced, sliced, 90), (sliced, sliced, 90, LaunchPlan(8, 32, 3))])
+    return dict(zip([*COMPILE_CASES, "channels_last", "sliced", "sliced_split"], reports))
+
+
+@pytest.mark.parametrize("case", COMPILE_CASES, ids=str)
+def test_kernel_compiles_for_real_gpus_with_vector_loads_and_no_spills(compiled, case):
     """Compile (Triton → PTX → ptxas cubin, all on the CPU) for Turing/Ampere/Hopper on WRN50-2 level 1 at batch 8.
 
     NCHW-contiguous inputs must give 128-bit global loads (the FLAT_HW path) and no register spills.
     """
-    from rdlib.kernels.aot import compile_cosine_kernel
-
-    t = torch.empty(8, 256, 64, 64, dtype=dtype)
-    r = compile_cosine_kernel(t, t, capability)
+    r = compiled[case]
     print(r)
+    assert (r.capability, r.dtype) == (case[0], str(case[1]).replace("torch.", ""))
     assert r.flat_hw and r.spill_stores == 0 and r.spill_loads == 0
     assert set(r.global_loads) == {128}, r.global_loads
 
 
-def test_compiled_layouts_and_split_finish():
-    from rdlib.kernels.aot import compile_cosine_kernel, compile_finish_kernel, count_global_loads
+def test_compiled_layouts_and_split_finish(compiled):
+    from rdlib.kernels.aot import compile_finish_kernel, count_global_loads
 
-    cl = torch.empty(2, 256, 64, 64).contiguous(memory_format=torch.channels_last)   # channels innermost
-    assert compile_cosine_kernel(cl, cl, 90).widest_load_bits == 128
-    sliced = torch.empty(2, 256, 64, 70)[..., :64]                                      # H, W do not merge
-    r = compile_cosine_kernel(sliced, sliced, 90)
-    assert not r.flat_hw and r.widest_load_bits == 32 and r.spill_stores == 0
+    assert compiled["channels_last"].flat_hw and compiled["channels_last"].widest_load_bits == 128
+    for name in ("sliced", "sliced_split"):
+        r = compiled[name]
+        assert not r.flat_hw and r.widest_load_bits == 32 and r.spill_stores == 0
+    assert compiled["sliced_split"].launch == LaunchPlan(8, 32, 3)
     assert count_global_loads(compile_finish_kernel(8 * 4096, 3, 75)).keys() == {128}
-
-
-def test_dispatch_reasons():
-    ok, why = triton_supported(torch.zeros(1, dtype=torch.float64), allow_interpreter=True)
-    assert not ok and "dtype" in why
-    ok, why = triton_supported(torch.zeros(1))
-    assert not ok and "CPU tensor" in why
-    assert triton_supported(torch.zeros(1), allow_interpreter=True)[0] == INTERPRET
 
 
 @pytest.mark.gpu
@@ -222,9 +228,11 @@ def test_benchmark_script_runs_its_kernel_and_tuning_paths_in_smoke_mode(tmp_pat
 def test_aot_names_the_triton_version_when_its_internals_differ(monkeypatch):
     import triton.runtime.jit
 
-    from rdlib.kernels.aot import AOTUnavailable, compile_cosine_kernel
+    from rdlib.kernels.aot import AOTUnavailable, compile_jit
+    from rdlib.kernels.cosine_map import _finish_split_kernel
 
+    kernel = getattr(_finish_split_kernel, "fn", _finish_split_kernel)     # the Python function under the interpreter
     monkeypatch.delattr(triton.runtime.jit, "create_function_from_signature")
-    x = torch.empty(1, 8, 4, 4)
+    x = torch.empty(16)
     with pytest.raises(AOTUnavailable, match=f"this is Triton {triton.__version__}"):
-        compile_cosine_kernel(x, x, 90)
+        compile_jit(triton.runtime.jit.JITFunction(kernel), (x, x, 4, 1, 1e-8), dict(BLOCK=16), 90)

@@ -13,8 +13,11 @@ version it is tested with.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,7 +41,7 @@ class CompiledReport:
     capability: int
     dtype: str
     flat_hw: bool
-    launch: object
+    launch: object                  # the LaunchPlan compiled
     registers: int
     spill_stores: int
     spill_loads: int
@@ -79,17 +82,18 @@ def _ptxas_stats(ptx: str, capability: int) -> tuple[int, int, int]:
 def compile_jit(kernel, args: tuple, kwargs: dict, capability: int) -> str:
     """PTX of ``kernel[grid](*args, **kwargs)`` for ``sm_<capability>``, specialised as Triton's launcher would.
 
-    Raises :class:`AOTUnavailable` when this Triton's internals differ from the version it was written for.
+    Must run in a process without ``TRITON_INTERPRET=1`` (there, Triton's own ``@jit`` library functions such as
+    ``tl.sum`` are interpreter objects the code generator cannot compile; the ``compile_*`` functions below hand the
+    work to a child process then). Raises :class:`AOTUnavailable` when this Triton's internals differ from the version
+    it was written for.
     """
     import triton
 
     try:
         from triton.backends.compiler import GPUTarget
         from triton.compiler import ASTSource, compile, make_backend
-        from triton.runtime.jit import JITFunction, create_function_from_signature
+        from triton.runtime.jit import create_function_from_signature
 
-        if not isinstance(kernel, JITFunction):        # under TRITON_INTERPRET=1 @triton.jit gives an interpreter
-            kernel = JITFunction(kernel.fn)             # wrapper: compile the very same Python function
         target = GPUTarget("cuda", capability, 32)
         backend = make_backend(target)
         binder = create_function_from_signature(kernel.signature, kernel.params, backend)
@@ -98,31 +102,95 @@ def compile_jit(kernel, args: tuple, kwargs: dict, capability: int) -> str:
     except (ImportError, AttributeError, TypeError, ValueError) as e:
         raise AOTUnavailable(f"compiling without a GPU uses Triton internals written against Triton {TESTED_TRITON}; "
                              f"this is Triton {triton.__version__} ({type(e).__name__}: {e})") from e
-    compiled = compile(ASTSource(kernel, signature, constexprs, attrs), target=target, options=options.__dict__)
-    return compiled.asm["ptx"]
+    return compile(ASTSource(kernel, signature, constexprs, attrs), target=target, options=options.__dict__).asm["ptx"]
+
+
+def _describe(x: torch.Tensor) -> dict:
+    return {"shape": list(x.shape), "stride": list(x.stride()), "offset": x.storage_offset(),
+            "dtype": str(x.dtype).replace("torch.", "")}
+
+
+def _materialise(d: dict) -> torch.Tensor:
+    """An uninitialised CPU tensor with the described shape, strides and storage offset (hence alignment)."""
+    extent = d["offset"] + sum((n - 1) * st for n, st in zip(d["shape"], d["stride"])) + 1
+    buf = torch.empty(max(extent, 1), dtype=getattr(torch, d["dtype"]))
+    return buf.as_strided(d["shape"], d["stride"], d["offset"])
+
+
+def _compile_in_process(job: dict) -> dict:
+    from rdlib.kernels.cosine_map import (LaunchPlan, _cosine_distance_kernel, _finish_split_kernel,
+                                          kernel_arguments)
+
+    cap = job["capability"]
+    if job["kernel"] == "finish":
+        n, split = job["n"], job["split"]
+        part, out = torch.empty(3 * split * n), torch.empty(n)
+        return {"ptx": compile_jit(_finish_split_kernel, (part, out, n, split, EPS), dict(BLOCK=1024, num_warps=4),
+                                   cap)}
+    t, s = _materialise(job["t"]), _materialise(job["s"])
+    B, _, H, W = t.shape
+    args, kwargs, _ = kernel_arguments(t, s, torch.empty(B * H * W), LaunchPlan(**job["launch"]))
+    ptx = compile_jit(_cosine_distance_kernel, args, kwargs, cap)
+    return {"ptx": ptx, "flat_hw": kwargs["FLAT_HW"]}
+
+
+def _compile_jobs(jobs: list[dict]) -> list[dict]:
+    """Compile in this process, or in a child without the interpreter when this process interprets kernels."""
+    from rdlib.kernels import interpreter_enabled
+
+    if not interpreter_enabled():
+        return [_compile_in_process(j) for j in jobs]
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    res = subprocess.run([sys.executable, "-m", "rdlib.kernels.aot"], input=json.dumps(jobs), capture_output=True,
+                         text=True, env=env)
+    if res.returncode != 0:
+        raise RuntimeError(f"compiling in a child process (python -m rdlib.kernels.aot) failed:\n{res.stderr[-4000:]}")
+    out = json.loads(res.stdout)
+    if isinstance(out, dict) and "aot_unavailable" in out:
+        raise AOTUnavailable(out["aot_unavailable"])
+    return out
+
+
+def compile_cosine_kernels(cases: list[tuple]) -> list[CompiledReport]:
+    """Compile the distance kernel for each ``(t, s, capability[, launch])``: shapes, dtypes and strides matter,
+    the data and the device do not. Reports registers and spills (ptxas -v) and the global loads by width."""
+    from rdlib.kernels.cosine_map import LaunchPlan, plan
+
+    jobs = []
+    for case in cases:
+        t, s, cap, launch = (*case, None) if len(case) == 3 else case
+        B, C, H, W = t.shape
+        launch = launch or plan(B, C, H * W)
+        jobs.append({"kernel": "main", "capability": cap, "t": _describe(t), "s": _describe(s), "launch": vars(launch)})
+    reports = []
+    for job, out in zip(jobs, _compile_jobs(jobs)):
+        regs, spill_st, spill_ld = _ptxas_stats(out["ptx"], job["capability"])
+        reports.append(CompiledReport(job["capability"], job["t"]["dtype"], out["flat_hw"], LaunchPlan(**job["launch"]), regs,
+                                      spill_st, spill_ld, count_global_loads(out["ptx"]), out["ptx"]))
+    return reports
 
 
 def compile_cosine_kernel(t: torch.Tensor, s: torch.Tensor, capability: int = 90, launch=None) -> CompiledReport:
-    """Compile the distance kernel for ``t``, ``s`` (shapes, dtypes, strides; any device) on ``sm_<capability>``."""
-    from rdlib.kernels.cosine_map import _cosine_distance_kernel, kernel_arguments, plan
-
-    B, C, H, W = t.shape
-    launch = launch or plan(B, C, H * W)
-    args, kwargs, _ = kernel_arguments(t, s, torch.empty(B * H * W, dtype=torch.float32), launch)
-    flat = kwargs["FLAT_HW"]
-    ptx = compile_jit(_cosine_distance_kernel, args, kwargs, capability)
-    regs, spill_st, spill_ld = _ptxas_stats(ptx, capability)
-    return CompiledReport(capability, str(t.dtype).replace("torch.", ""), flat, launch, regs, spill_st, spill_ld,
-                          count_global_loads(ptx), ptx)
+    """One case of :func:`compile_cosine_kernels`."""
+    return compile_cosine_kernels([(t, s, capability, launch)])[0]
 
 
 def compile_finish_kernel(n: int, split: int, capability: int = 90) -> str:
     """PTX of the kernel that adds the partial sums of a channel split (``n`` = B·H·W pixels)."""
-    from rdlib.kernels.cosine_map import _finish_split_kernel
-
-    part = torch.empty(3 * split * n, dtype=torch.float32)
-    out = torch.empty(n, dtype=torch.float32)
-    return compile_jit(_finish_split_kernel, (part, out, n, split, EPS), dict(BLOCK=1024, num_warps=4), capability)
+    return _compile_jobs([{"kernel": "finish", "capability": capability, "n": n, "split": split}])[0]["ptx"]
 
 
-__all__ = ["AOTUnavailable", "CompiledReport", "compile_cosine_kernel", "compile_finish_kernel", "compile_jit", "count_global_loads"]
+def _main() -> None:
+    jobs = json.loads(sys.stdin.read())
+    try:
+        out = [_compile_in_process(j) for j in jobs]
+    except AOTUnavailable as e:
+        out = {"aot_unavailable": str(e)}
+    sys.stdout.write(json.dumps(out))
+
+
+__all__ = ["AOTUnavailable", "CompiledReport", "compile_cosine_kernel", "compile_cosine_kernels",
+           "compile_finish_kernel", "compile_jit", "count_global_loads"]
+
+if __name__ == "__main__":
+    _main()

@@ -46,12 +46,12 @@ def _cosine_distance_kernel(t_ptr, s_ptr, out_ptr, part_ptr, C, HW, W,
     hw = tl.program_id(1) * BLOCK_HW + tl.arange(0, BLOCK_HW)
     k = tl.program_id(2)                                        # channel range of this program (0 unless SPLIT_C)
     hw_mask = hw < HW
-    if FLAT_HW:
-        t_pix = b.to(tl.int64) * t_sb + hw * t_sw              # t_sw is the stride of the merged h·W + w axis
-        s_pix = b.to(tl.int64) * s_sb + hw * s_sw
+    if FLAT_HW:                                                 # 64-bit offsets: large channels-last maps pass 2³¹
+        t_pix = b.to(tl.int64) * t_sb + hw.to(tl.int64) * t_sw  # t_sw is the stride of the merged h·W + w axis
+        s_pix = b.to(tl.int64) * s_sb + hw.to(tl.int64) * s_sw
     else:
-        h = hw // W
-        w = hw % W
+        h = (hw // W).to(tl.int64)
+        w = (hw % W).to(tl.int64)
         t_pix = b.to(tl.int64) * t_sb + h * t_sh + w * t_sw
         s_pix = b.to(tl.int64) * s_sb + h * s_sh + w * s_sw
     c_lo = k * c_per_split
@@ -183,7 +183,9 @@ def cosine_distance_triton(t: torch.Tensor, s: torch.Tensor, eps: float = EPS,
     if C == 0:
         return out.fill_(1.0)                                   # no channels: both vectors are zero ⇒ distance 1
     if launch is None:
-        sms = _sm_count(t.device.index or 0) if t.device.type == "cuda" else None
+        sms = None
+        if t.device.type == "cuda":
+            sms = _sm_count(t.device.index if t.device.index is not None else torch.cuda.current_device())
         launch = plan(B, C, HW, sm_count=sms, interpreter=interpreter_enabled())
     args, meta, split = kernel_arguments(t, s, out, launch, eps)
     grid = (B, triton.cdiv(HW, launch.block_hw), split)
