@@ -4,6 +4,13 @@ import os
 os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RDLIB_OFFLINE", "1")          # teacher weights: never try the network in tests
+if "TRITON_CACHE_DIR" not in os.environ:             # a fresh Triton cache per test session: a warm ~/.triton/cache
+    import atexit                                    # once hid a compile path that failed on a clean machine
+    import shutil
+    import tempfile
+
+    os.environ["TRITON_CACHE_DIR"] = tempfile.mkdtemp(prefix="rdlib-triton-cache-")
+    atexit.register(shutil.rmtree, os.environ["TRITON_CACHE_DIR"], True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
