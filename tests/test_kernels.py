@@ -152,13 +152,20 @@ COMPILE_CASES = [(75, torch.float32), (75, torch.float16), (80, torch.bfloat16),
 @pytest.fixture(scope="module")
 def compiled():
     """All compile-only cases in one batch (one child process when this process interprets kernels)."""
-    from rdlib.kernels.aot import compile_cosine_kernels
+    import triton
+
+    from rdlib.kernels.aot import TESTED_TRITON, AOTUnavailable, compile_cosine_kernels
 
     wrn1 = {dt: torch.empty(8, 256, 64, 64, dtype=dt) for _, dt in COMPILE_CASES}
     cl = torch.empty(2, 256, 64, 64).contiguous(memory_format=torch.channels_last)      # channels innermost
     sliced = torch.empty(2, 256, 64, 70)[..., :64]                                         # H, W do not merge
-    reports = compile_cosine_kernels([(wrn1[dt], wrn1[dt], cap) for cap, dt in COMPILE_CASES]
-                                     + [(cl, cl, 90), (sliced, sliced, 90), (sliced, sliced, 90, LaunchPlan(8, 32, 3))])
+    try:
+        reports = compile_cosine_kernels([(wrn1[dt], wrn1[dt], cap) for cap, dt in COMPILE_CASES]
+                                         + [(cl, cl, 90), (sliced, sliced, 90), (sliced, sliced, 90, LaunchPlan(8, 32, 3))])
+    except AOTUnavailable as e:                       # e.g. the device machine's own Triton; CI pins the tested one
+        if triton.__version__.startswith(TESTED_TRITON):
+            raise
+        pytest.skip(str(e))
     return dict(zip([*COMPILE_CASES, "channels_last", "sliced", "sliced_split"], reports))
 
 
@@ -232,7 +239,7 @@ def test_aot_names_the_triton_version_when_its_internals_differ(monkeypatch):
     from rdlib.kernels.cosine_map import _finish_split_kernel
 
     kernel = getattr(_finish_split_kernel, "fn", _finish_split_kernel)     # the Python function under the interpreter
-    monkeypatch.delattr(triton.runtime.jit, "create_function_from_signature")
+    monkeypatch.delattr(triton.runtime.jit, "create_function_from_signature", raising=False)
     x = torch.empty(16)
     with pytest.raises(AOTUnavailable, match=f"this is Triton {triton.__version__}"):
         compile_jit(triton.runtime.jit.JITFunction(kernel), (x, x, 4, 1, 1e-8), dict(BLOCK=16), 90)
