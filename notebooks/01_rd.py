@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -153,9 +155,9 @@ print(f"identical features give {cosine_loss_flatten(t, t).item():.1e} and {cosi
 #
 # At test time each level's map $M^k$ is upsampled bilinearly (`align_corners=True`) to the image size and the
 # three are summed, $S_{AL} = \sum_k \Psi(M^k)$; a Gaussian with $\sigma = 4$ (33×33 kernel) smooths it, and the image
-# score is its maximum. `rdlib.anomaly_map.AnomalyMap` does this for the whole batch on the model's device; on a
-# CUDA GPU the distance and the upsample-and-sum run in a Triton kernel (see the kernels chapter), here on the CPU
-# they run through the PyTorch reference.
+# score is its maximum. `rdlib.anomaly_map.AnomalyMap` does this for the whole batch on the model's device: the
+# per-level distance runs in a Triton kernel on a CUDA GPU and in PyTorch here on the CPU, and upsampling, sum and
+# blur run as one precomputed linear operator (matrix products) on either (see the kernels chapter).
 #
 # ## 4. Training on the embedded benchmark
 #
@@ -332,16 +334,15 @@ if ABLATION_CATEGORIES:
 # %%
 if ABLATION_CATEGORIES:
     subsets = {"M1": (0,), "M2": (1,), "M3": (2,), "M2,3": (1, 2), "M1,2,3": (0, 1, 2)}
-    t7 = {}
-    for label, levels in subsets.items():
-        vals = []
-        for cat in ABLATION_CATEGORIES:
-            run = get_or_train(spec_for(cat, epochs=ABLATION_EPOCHS), RUNS_DIR, device=device, progress=PROGRESS)
-            method = run.load_method(device)
+    vals = {label: [] for label in subsets}
+    for cat in ABLATION_CATEGORIES:
+        run = get_or_train(spec_for(cat, epochs=ABLATION_EPOCHS), RUNS_DIR, device=device, progress=PROGRESS)
+        method = run.load_method(device)
+        test = AnomalyDataset(read_dataset(root, cat, DATA_FORMAT).query("split == 'test'"), IMAGE_SIZE)
+        for label, levels in subsets.items():
             method.model.anomaly_map.levels = levels
-            test = AnomalyDataset(read_dataset(root, cat, DATA_FORMAT).query("split == 'test'"), IMAGE_SIZE)
-            vals.append(evaluate(method, test, device=device).metrics)
-        t7[label] = {m: np.mean([v[m] for v in vals]) for m in ("i_auroc", "p_auroc", "pro_rd")}
+            vals[label].append(evaluate(method, test, device=device).metrics)
+    t7 = {label: {m: np.mean([v[m] for v in vs]) for m in ("i_auroc", "p_auroc", "pro_rd")} for label, vs in vals.items()}
     display(with_paper(pd.DataFrame(t7).T, "rd_table7", ["rd_m1", "rd_m2", "rd_m3", "rd_m23", "rd_m123"]))
 
 # %% [markdown]

@@ -131,12 +131,20 @@ def upsample_sum_blur(maps: list[torch.Tensor], out_size: tuple[int, int], sigma
     return torch.matmul(left, right.T)
 
 
-def resolve_backend(backend: str | None, example: torch.Tensor) -> str:
-    """'triton' or 'torch'. ``backend``/``$RDLIB_ANOMALY_MAP_BACKEND`` in {auto, triton, torch} (auto by default)."""
+def resolve_backend(backend: str | None, example: torch.Tensor, needs_grad: bool = False) -> str:
+    """'triton' or 'torch'. ``backend``/``$RDLIB_ANOMALY_MAP_BACKEND`` in {auto, triton, torch} (auto by default).
+
+    The kernel has no backward: with ``needs_grad`` 'auto' gives 'torch' and a forced 'triton' is an error.
+    """
     backend = (backend or os.environ.get("RDLIB_ANOMALY_MAP_BACKEND", "auto")).lower()
     if backend not in ("auto", "triton", "torch"):
         raise ValueError(f"anomaly-map backend {backend!r}; choose auto, triton or torch")
     if backend == "torch":
+        return "torch"
+    if needs_grad:
+        if backend == "triton":
+            raise RuntimeError("anomaly-map backend 'triton' is inference only (no backward), but these features "
+                               "require grad: use backend='torch' or 'auto', or wrap the call in torch.no_grad()")
         return "torch"
     from rdlib.kernels import triton_supported
 
@@ -147,18 +155,10 @@ def resolve_backend(backend: str | None, example: torch.Tensor) -> str:
 
 
 def cosine_distance_maps(teacher: list[torch.Tensor], student: list[torch.Tensor], backend: str | None = None) -> list[torch.Tensor]:
-    """[1 − cos(f_T^k, f_S^k)] per level as B×1×h_k×w_k float32, through the Triton kernel where supported.
-
-    The kernel has no backward: when autograd would need the map's gradient, 'auto' takes the PyTorch path and a
-    forced 'triton' is an error.
-    """
+    """[1 − cos(f_T^k, f_S^k)] per level as B×1×h_k×w_k float32, through the Triton kernel where supported
+    (and where autograd does not need the map's gradient: the kernel has no backward)."""
     needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (*teacher, *student))
-    if needs_grad:
-        if (backend or os.environ.get("RDLIB_ANOMALY_MAP_BACKEND", "auto")).lower() == "triton":
-            raise RuntimeError("anomaly-map backend 'triton' is inference only (no backward), but these features "
-                               "require grad: use backend='torch' or 'auto', or wrap the call in torch.no_grad()")
-        backend = "torch"
-    if resolve_backend(backend, teacher[0]) == "triton":
+    if resolve_backend(backend, teacher[0], needs_grad) == "triton":
         from rdlib.kernels import cosine_distance_triton
 
         return [cosine_distance_triton(t, s) for t, s in zip(teacher, student)]
