@@ -1,14 +1,17 @@
-"""Command line: ``python -m rdlib {data,train,evaluate,predict} ...``
+"""Command line: ``python -m rdlib {methods,data,train,evaluate,predict} ...``
 
-    python -m rdlib data generate [--size 256]                       # the embedded benchmark (prints its root)
+    python -m rdlib methods                                             # methods, their options and profiles
+    python -m rdlib data generate [--size 256]                          # the embedded benchmark (prints its root)
     python -m rdlib data verify <root> [--format mvtec|mpdd|btad|visa]
-    python -m rdlib train    --method rd --data <root|embedded> --category <c> [--backbone ...] [--profile book]
-    python -m rdlib evaluate --method rd --data <root|embedded> --category <c> [same options] [--out DIR]
+    python -m rdlib train    --method rd --data <root|embedded> --category <c> [--profile book] [-o key=value ...]
+    python -m rdlib evaluate --run <run dir> [--out DIR]                 # or the same arguments as train
     python -m rdlib predict  --run <run dir> --images a.png b.png [--out DIR]
 
-``train`` stores the run under runs/<method>/<category>/<config hash>/ (config, checkpoint, metrics JSON) and reuses a
-finished run with the same configuration; ``evaluate`` re-evaluates that run and writes metrics JSON and anomaly-map
-overlays (PNG); ``predict`` scores new images with a trained run.
+Method options come from the method's profile (``ci``, ``book``, ``paper``) and ``-o key=value`` overrides them
+(values are YAML: ``-o epochs=5 -o levels=[1,2]``); the method validates them. ``train`` stores the run under
+runs/<method>/<category>/<config hash>/ and reuses a finished run with the same configuration, so
+``train --profile book`` reuses the run the book trained. ``evaluate`` re-evaluates a run and writes metrics JSON and
+anomaly-map overlays (PNG); ``predict`` scores new images with a trained run. ``-v`` shows tracebacks.
 """
 from __future__ import annotations
 
@@ -19,68 +22,80 @@ import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 
 
 class CLIError(Exception):
     """A bad argument or missing input; printed without a traceback."""
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    from rdlib.methods import METHODS
+def _parse_option(text: str) -> tuple[str, object]:
+    import yaml
 
-    p.add_argument("--method", default="rd", choices=sorted(METHODS))
-    p.add_argument("--data", required=True, help="dataset root, or 'embedded' for the embedded benchmark")
-    p.add_argument("--category", required=True)
+    if "=" not in text:
+        raise CLIError(f"-o {text!r}: expected KEY=VALUE (e.g. -o epochs=5)")
+    k, v = text.split("=", 1)
+    try:
+        value = yaml.safe_load(v)
+    except yaml.YAMLError as e:
+        raise CLIError(f"-o {text!r}: value is not valid YAML ({e})") from None
+    return k.strip().replace("-", "_"), value
+
+
+def _add_run_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--method", default="rd", help="a registered method (see 'python -m rdlib methods')")
+    p.add_argument("--data", required=required, help="dataset root, or 'embedded' for the embedded benchmark")
+    p.add_argument("--category", required=required)
     p.add_argument("--format", default=None, choices=["mvtec", "mpdd", "btad", "visa"])
-    p.add_argument("--profile", default="book", help="hyper-parameter profile: ci | book | paper")
-    p.add_argument("--backbone", default=None, help="teacher (default: the profile's)")
-    p.add_argument("--weights", default="imagenet", help="imagenet | random | path to a .pth file")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--profile", default="book", help="hyper-parameter profile of the method: ci | book | paper")
+    p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="method option overriding the profile (repeatable), e.g. -o teacher=resnet18 -o epochs=5")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--loss", default="flatten", choices=["flatten", "pixel"])
-    p.add_argument("--bottleneck", default="oce+mff", choices=["oce+mff", "oce", "pre"])
-    p.add_argument("--selection", default="last", choices=["last", "best_on_test"],
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate on the test set every N epochs/steps")
+    p.add_argument("--selection", default=None, choices=["last", "best_on_test"],
                    help="checkpoint rule; best_on_test selects on the TEST set (URD/AAND/RD++ practice)")
+    p.add_argument("--selection-metric", default=None, help="metric or sum for best_on_test, e.g. p_auroc+pro_rd")
     p.add_argument("--runs-dir", default=None)
-    p.add_argument("--device", default=None)
-    p.add_argument("--progress", action="store_true")
+
+
+def _add_machine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:1 (default: cuda when available)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=0, help="data-loading worker processes (results do not change)")
 
 
 def _spec(args):
-    from rdlib.data import generate_embedded
+    from rdlib.data import generate_embedded, list_categories
     from rdlib.data.embedded import EmbeddedConfig
-    from rdlib.methods import PROFILES
+    from rdlib.methods import method_class, method_profile
     from rdlib.runs import RunSpec
 
-    profiles = PROFILES[args.method]
-    if args.profile not in profiles:
-        raise CLIError(f"--profile {args.profile!r}: choose from {sorted(profiles)}")
-    prof = profiles[args.profile]
-    size = args.image_size or prof["image_size"]
+    method_class(args.method)                       # unknown method → clear error listing the registered ones
+    method_profile(args.method, args.profile)       # unknown profile → clear error listing the method's profiles
+    options = dict(_parse_option(o) for o in args.option)
+    fit = {k: v for k, v in (("seed", args.seed), ("batch_size", args.batch_size), ("eval_every", args.eval_every),
+                             ("selection", args.selection), ("selection_metric", args.selection_metric)) if v is not None}
+    probe = RunSpec.from_profile(args.method, args.profile, "", args.category, options, fit, args.format)
     if args.data == "embedded":
-        root = generate_embedded(cfg=EmbeddedConfig(size=size))
+        root = generate_embedded(cfg=EmbeddedConfig(size=probe.data_config().image_size))
     else:
         root = Path(args.data)
         if not root.is_dir():
             raise CLIError(f"--data {root}: no such folder. Pass a dataset root (MVTec layout) or 'embedded'.")
-    if not (root / args.category).is_dir() and args.format != "visa":
-        from rdlib.data import list_categories
-
+    if args.format != "visa" and not (root / args.category).is_dir():
         raise CLIError(f"--category {args.category!r}: not found under {root}. Available: {list_categories(root, args.format)}")
-    options = dict(teacher=args.backbone or prof["teacher"], weights=args.weights, image_size=size,
-                   epochs=args.epochs if args.epochs is not None else prof["epochs"], loss=args.loss,
-                   bottleneck=args.bottleneck, lr=args.lr or prof["lr"], betas=tuple(prof["betas"]))
-    if options["epochs"] < 1:
-        raise CLIError(f"--epochs must be >= 1, got {options['epochs']}")
-    fit = dict(batch_size=args.batch_size or prof["batch_size"], seed=args.seed if args.seed is not None else prof["seed"],
-               selection=args.selection, eval_every=1 if args.selection == "best_on_test" else 0)
-    return RunSpec(str(root), args.category, args.method, options, fit, args.format)
+    return RunSpec.from_profile(args.method, args.profile, str(root), args.category, options, fit, args.format)
 
 
-def _write_overlays(method, dataset, res, out: Path, n: int) -> list[str]:
+def _print_metrics(metrics: dict) -> None:
+    from rdlib.metrics import METRICS
+
+    order = [m for m in METRICS if m in metrics] + sorted(set(metrics) - set(METRICS))
+    print(json.dumps({k: None if metrics[k] is None else round(float(metrics[k]), 2) for k in order}, indent=2))
+
+
+def _write_overlays(dataset, res, out: Path, n: int) -> list[str]:
     import numpy as np
 
     from rdlib.viz import save_overlay
@@ -89,43 +104,71 @@ def _write_overlays(method, dataset, res, out: Path, n: int) -> list[str]:
     vmin, vmax = float(res.maps.min()), float(res.maps.max())
     paths = []
     for rank, i in enumerate(order):
-        p = out / f"{rank:02d}_{Path(dataset.table.image_path.iloc[i]).parent.name}_{Path(dataset.table.image_path.iloc[i]).stem}.png"
+        src = Path(dataset.table.image_path.iloc[i])
+        p = out / f"{rank:02d}_{src.parent.name}_{src.stem}.png"
         save_overlay(p, dataset[int(i)]["image"], res.maps[i].astype(np.float32), res.masks[i], vmin, vmax,
                      title=f"score {res.scores[i]:.4f}")
         paths.append(str(p))
     return paths
 
 
+def _load_run_arg(path: str):
+    from rdlib.runs import load_run
+
+    try:
+        return load_run(Path(path))
+    except FileNotFoundError as e:
+        raise CLIError(f"--run {e}") from None
+
+
+def cmd_methods(args) -> int:
+    from rdlib.methods import list_methods, method_entry
+
+    for name in list_methods():
+        e = method_entry(name)
+        print(f"{name}: {e.summary}")
+        print("  options: " + ", ".join(f"{k}={v!r}" for k, v in e.cls.option_defaults().items()))
+        for pname, prof in e.profiles.items():
+            print(f"  profile {pname}: options {prof.get('options', {})} fit {prof.get('fit', {})}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from rdlib.runs import get_or_train
 
     spec = _spec(args)
-    run = get_or_train(spec, args.runs_dir, device=args.device, progress=args.progress)
+    run = get_or_train(spec, args.runs_dir, device=args.device, progress=not args.no_progress,
+                       retrain=args.retrain, num_workers=args.workers)
     print(f"run: {run.dir}")
-    print(json.dumps({k: round(v, 2) for k, v in run.metrics.items()}, indent=2))
+    _print_metrics(run.metrics)
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    from rdlib.data import AnomalyDataset, read_dataset
-    from rdlib.runs import load_run
+    from rdlib.runs import build_datasets, load_run
     from rdlib.training import evaluate
     from rdlib.utils import atomic_write_json
 
-    spec = _spec(args)
-    d = spec.dir(args.runs_dir)
-    if not (d / "metrics.json").exists():
-        raise CLIError(f"no finished run for this configuration ({d}). Run 'python -m rdlib train' with the same options first.")
-    run = load_run(spec, args.runs_dir)
+    if args.run:
+        run = _load_run_arg(args.run)
+    else:
+        if not (args.data and args.category):
+            raise CLIError("evaluate needs --run DIR, or --data and --category (with the options used for train)")
+        spec = _spec(args)
+        d = spec.dir(args.runs_dir)
+        if not (d / "metrics.json").exists():
+            raise CLIError(f"no finished run for this configuration ({d}). Run 'python -m rdlib train' with the same "
+                           "options first, or pass --run DIR.")
+        run = load_run(spec, args.runs_dir)
     method = run.load_method(args.device)
-    table = read_dataset(spec.data_root, spec.category, spec.data_format)
-    test = AnomalyDataset(table[table.split == "test"], spec.options["image_size"])
+    _, test = build_datasets(run.spec)
     res = evaluate(method, test, device=args.device)
-    out = Path(args.out) if args.out else d / "evaluation"
-    overlays = _write_overlays(method, test, res, out / "overlays", args.overlays)
-    atomic_write_json(out / "metrics.json", {"metrics": res.metrics, "run": str(d), "category": spec.category,
-                                             "seconds_per_image": res.seconds_per_image, "overlays": overlays})
-    print(json.dumps({k: round(v, 2) for k, v in res.metrics.items()}, indent=2))
+    out = Path(args.out) if args.out else run.dir / "evaluation"
+    overlays = _write_overlays(test, res, out / "overlays", args.overlays)
+    atomic_write_json(out / "metrics.json", {"metrics": res.metrics, "run": str(run.dir), "category": run.spec.category,
+                                             "seconds_per_image": res.seconds_per_image, "overlays": overlays,
+                                             "notes": res.notes})
+    _print_metrics(res.metrics)
     print(f"wrote {out / 'metrics.json'} and {len(overlays)} overlays in {out / 'overlays'}")
     return 0
 
@@ -135,24 +178,20 @@ def cmd_predict(args) -> int:
     import torch
     from PIL import Image
 
+    from rdlib.data.dataset import INTERPOLATION
     from rdlib.data.readers import load_image
-    from rdlib.runs import load_run
     from rdlib.utils import atomic_write_json
     from rdlib.viz import save_overlay
 
-    d = Path(args.run)
-    try:
-        run = load_run(d)
-    except FileNotFoundError as e:
-        raise CLIError(f"--run {e}") from None
-    spec, method = run.spec, run.load_method(args.device)
-    size = spec.options["image_size"]
-    out = Path(args.out or d / "predictions")
+    run = _load_run_arg(args.run)
+    method = run.load_method(args.device)
+    dc = run.spec.data_config()
+    out = Path(args.out or run.dir / "predictions")
     scores = {}
     for path in args.images:
         if not Path(path).is_file():
             raise CLIError(f"--images {path}: no such file")
-        img = load_image(path).resize((size, size), Image.BILINEAR)
+        img = load_image(path).resize((dc.image_size, dc.image_size), INTERPOLATION[dc.image_interpolation])
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         amap, score = method.predict(x.to(next(method.parameters()).device))
         scores[str(path)] = float(score[0])
@@ -177,7 +216,7 @@ def cmd_data(args) -> int:
         counts = verify(args.root, args.format)
     except DataError as e:
         print(f"data verify failed: {e}", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
     table = counts.pivot_table(index=["category", "split"], columns="defect", values="images", aggfunc="sum", fill_value=0).astype(int)
     print(table.to_string())
     print(f"OK: {counts.category.nunique()} categories, {int(counts.images.sum())} images")
@@ -186,8 +225,9 @@ def cmd_data(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m rdlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log at INFO and show tracebacks")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("methods", help="list methods, their options and profiles")
     data = sub.add_parser("data", help="generate or verify datasets")
     dsub = data.add_subparsers(dest="data_cmd", required=True)
     ver = dsub.add_parser("verify", help="check a dataset tree and print counts")
@@ -199,17 +239,22 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--n-train", type=int, default=80)
     gen.add_argument("--n-test-good", type=int, default=20)
     gen.add_argument("--n-test-per-defect", type=int, default=8)
-    for name, helptext in (("train", "train (or reuse) a run"), ("evaluate", "evaluate a trained run, write metrics + overlays")):
-        p = sub.add_parser(name, help=helptext)
-        _add_run_args(p)
-        if name == "evaluate":
-            p.add_argument("--out", default=None)
-            p.add_argument("--overlays", type=int, default=8, help="number of overlay PNGs (highest scores)")
+    tr = sub.add_parser("train", help="train (or reuse) a run")
+    _add_run_args(tr)
+    _add_machine_args(tr)
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--retrain", action="store_true", help="train again even if a finished run exists")
+    ev = sub.add_parser("evaluate", help="evaluate a trained run, write metrics + overlays")
+    ev.add_argument("--run", default=None, help="run folder (alternative to repeating the training arguments)")
+    _add_run_args(ev, required=False)
+    _add_machine_args(ev)
+    ev.add_argument("--out", default=None)
+    ev.add_argument("--overlays", type=int, default=8, help="number of overlay PNGs (highest scores)")
     pr = sub.add_parser("predict", help="score images with a trained run")
     pr.add_argument("--run", required=True)
     pr.add_argument("--images", nargs="+", required=True)
     pr.add_argument("--out", default=None)
-    pr.add_argument("--device", default=None)
+    _add_machine_args(pr)
     return ap
 
 
@@ -217,13 +262,28 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from rdlib.data import DataError
+    from rdlib.methods import OptionError
     from rdlib.models import TeacherWeightsError
+    from rdlib.runs import RunError
 
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    commands = {"methods": cmd_methods, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+                "data": cmd_data}
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data}[args.cmd](args)
-    except (CLIError, DataError, TeacherWeightsError, ValueError) as e:
+        return commands[args.cmd](args)
+    except (CLIError, DataError, TeacherWeightsError, OptionError, RunError) as e:
+        if args.verbose:
+            raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 - an unexpected failure: say so, with the traceback under -v
+        if args.verbose:
+            raise
+        print(f"error: {type(e).__name__}: {e}\n(run with -v for the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

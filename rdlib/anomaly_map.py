@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-EPS = 1e-8
+from rdlib.numerics import EPS  # shared with the Triton kernel, defined below both
 
 
 def cosine_distance_map(t: torch.Tensor, s: torch.Tensor, eps: float = EPS) -> torch.Tensor:
@@ -165,30 +165,67 @@ def cosine_distance_maps(teacher: list[torch.Tensor], student: list[torch.Tensor
     return [cosine_distance_map(t, s) for t, s in zip(teacher, student)]
 
 
+SCORES = ("max", "topk")
+
+
 class AnomalyMap(nn.Module):
     """Anomaly map + image score for a batch: (teacher maps, student maps) → (B×1×H×W map, B scores).
 
     Args:
         out_size: map size (the input image size).
         levels: which levels feed the map (RD Table 7), indices into the feature lists; default all.
-        sigma: Gaussian σ (4 in every RD-family paper; 0 disables smoothing).
+        sigma: Gaussian σ (4 in every RD-family paper; 0 disables smoothing, as DeSTSeg/RD-RE score their maps).
+        score: "max" (RD family: the maximum of the map) or "topk" (DeSTSeg/RD-RE: mean of the ``top_k`` largest).
+        top_k: pixels averaged by the "topk" score (DeSTSeg: 100).
         backend: 'auto' | 'triton' | 'torch' (see :func:`resolve_backend`).
+
+    ``forward(teacher, student)`` builds the map from cosine distances; :meth:`from_map` scores a map that a
+    segmentation head produced (B×1×h×w, upsampled to ``out_size`` by the same linear operator).
     """
 
     def __init__(self, out_size: int | tuple[int, int] = 256, levels: tuple[int, ...] | None = None, sigma: float = 4.0,
-                 backend: str | None = None):
+                 score: str = "max", top_k: int = 100, backend: str | None = None):
         super().__init__()
         self.out_size = (out_size, out_size) if isinstance(out_size, int) else tuple(out_size)
-        self.levels = None if levels is None else tuple(levels)
-        self.sigma = sigma
         self.backend = backend
+        self.levels, self.sigma, self.score, self.top_k = None, sigma, score, top_k
+        self.configure(levels=levels, sigma=sigma, score=score, top_k=top_k)
+
+    def configure(self, **options) -> dict:
+        """Change scoring options (levels, sigma, score, top_k); returns the previous values (to restore them)."""
+        allowed = ("levels", "sigma", "score", "top_k")
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown anomaly-map option(s) {unknown}; choose from {allowed}")
+        if options.get("score", self.score) not in SCORES:
+            raise ValueError(f"score={options['score']!r}; choose from {SCORES}")
+        if int(options.get("top_k", self.top_k)) < 1:
+            raise ValueError(f"top_k must be >= 1, got {options['top_k']}")
+        if float(options.get("sigma", self.sigma)) < 0:
+            raise ValueError(f"sigma must be >= 0, got {options['sigma']}")
+        old = {k: getattr(self, k) for k in options}
+        for k, v in options.items():
+            setattr(self, k, (None if v is None else tuple(v)) if k == "levels" else v)
+        return old
+
+    def image_score(self, amap: torch.Tensor) -> torch.Tensor:
+        """B×1×H×W → B: max (RD family) or mean of the top-k pixels (DeSTSeg, RD-RE)."""
+        flat = amap.flatten(1)
+        if self.score == "max":
+            return flat.amax(1)
+        return flat.topk(min(self.top_k, flat.shape[1]), dim=1).values.mean(1)
+
+    def from_map(self, low_res: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a map that is not a cosine distance (e.g. a segmentation head's B×1×h×w output)."""
+        amap = upsample_sum_blur([low_res], self.out_size, self.sigma)
+        return amap, self.image_score(amap)
 
     def forward(self, teacher: list[torch.Tensor], student: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.levels is not None:
             teacher = [teacher[i] for i in self.levels]
             student = [student[i] for i in self.levels]
         amap = upsample_sum_blur(cosine_distance_maps(teacher, student, self.backend), self.out_size, self.sigma)
-        return amap, amap.flatten(1).amax(1)
+        return amap, self.image_score(amap)
 
 
 __all__ = ["EPS", "cosine_distance_map", "cosine_distance_maps", "fused_map_reference", "gaussian_blur",

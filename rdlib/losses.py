@@ -1,4 +1,4 @@
-"""Distillation losses on lists of feature maps (one per level)."""
+"""Cosine distillation losses on lists of feature maps (one per level), shared by every method of the family."""
 from __future__ import annotations
 
 import torch
@@ -12,7 +12,7 @@ def cosine_loss_flatten(teacher: list[torch.Tensor], student: list[torch.Tensor]
     batch mean, summed over levels.  L = Σ_k mean_b [1 − cos(vec f_E^k, vec f_D^k)]   (RD4AD ``loss_fucntion``)."""
     loss = teacher[0].new_zeros(())
     for t, s in zip(teacher, student):
-        loss = loss + (1 - F.cosine_similarity(t.flatten(1), s.flatten(1), dim=1)).mean()
+        loss = loss + (1 - F.cosine_similarity(t.flatten(1), s.flatten(1), dim=1)).mean()   # 1 − cos(vec f_E, vec f_D)
     return loss
 
 
@@ -20,14 +20,5 @@ def cosine_loss_pixel(teacher: list[torch.Tensor], student: list[torch.Tensor]) 
     """Paper loss, Eq. 1–2: L_KD = Σ_k 1/(H_k W_k) Σ_{h,w} M^k(h, w) with M^k = 1 − cos along channels (batch mean)."""
     loss = teacher[0].new_zeros(())
     for t, s in zip(teacher, student):
-        loss = loss + cosine_distance_map(t, s).mean()
+        loss = loss + cosine_distance_map(t, s).mean()          # 1/(H_k W_k) Σ_{h,w} M^k(h, w), batch mean
     return loss
-
-
-LOSSES = {"flatten": cosine_loss_flatten, "pixel": cosine_loss_pixel}
-
-
-def distillation_loss(teacher, student, mode: str = "flatten") -> torch.Tensor:
-    if mode not in LOSSES:
-        raise ValueError(f"loss {mode!r}; choose from {sorted(LOSSES)} ('flatten' = official code, 'pixel' = paper Eq. 2)")
-    return LOSSES[mode](teacher, student)

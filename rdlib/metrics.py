@@ -56,20 +56,32 @@ def _label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return ndimage.label(mask.astype(bool), structure=_STRUCT8)
 
 
-def pro_rd_per_image(masks, maps, num_thresholds: int = 200, max_fpr: float = 0.3) -> float:
+def pro_rd_per_image(masks, maps, num_thresholds: int = 200, max_fpr: float = 0.3, details: bool = False):
     """RD4AD's ``compute_pro`` applied per anomalous image and averaged (good images are skipped).
 
-    masks: N×H×W (bool/0-1); maps: N×H×W anomaly maps. Images whose mask is empty are skipped.
+    masks: N×H×W (bool/0-1); maps: N×H×W anomaly maps. Two kinds of image have no PRO and are left out of the mean:
+    an image whose mask is empty (no region to overlap), and one whose map is constant or never goes below
+    FPR 0.3 in two thresholds (no curve). The official code would crash or average a NaN; here they are counted.
+    With ``details=True`` returns ``(mean, per-image values with NaN where left out, {index: reason})``.
     """
     masks = np.asarray(masks).astype(bool)
     maps = np.asarray(maps, dtype=np.float64)
-    vals = []
-    for mask, amap in zip(masks, maps):
-        if mask.any():
-            vals.append(_pro_rd_single(mask, amap, num_thresholds, max_fpr))
-    if not vals:
-        raise ValueError("pro_rd_per_image: no anomalous image (non-empty mask) in the set")
-    return float(np.mean(vals))
+    vals, skipped = [], {}
+    for i, (mask, amap) in enumerate(zip(masks, maps)):
+        if not mask.any():
+            vals.append(np.nan)
+            skipped[i] = "empty mask"
+            continue
+        v = _pro_rd_single(mask, amap, num_thresholds, max_fpr)
+        if np.isnan(v):
+            skipped[i] = "constant map or no PRO curve below FPR 0.3"
+        vals.append(v)
+    vals = np.asarray(vals, dtype=np.float64)
+    if np.isnan(vals).all():
+        raise ValueError(f"pro_rd_per_image: no image has a PRO value ({len(skipped)} left out: "
+                         f"{sorted(set(skipped.values()))})")
+    mean = float(np.nanmean(vals))
+    return (mean, vals, skipped) if details else mean
 
 
 def _pro_rd_single(mask: np.ndarray, amap: np.ndarray, num_thresholds: int, max_fpr: float) -> float:
@@ -158,14 +170,32 @@ def _integrate_to(x: np.ndarray, y: np.ndarray, limit: float) -> float:
     return float(np.trapezoid(ys, xs))
 
 
-def evaluate_maps(labels, scores, masks, maps, pro: bool = True) -> dict[str, float]:
-    """All metrics of the RD family (in %): I-AUROC, I-AP, P-AUROC, P-AP, PRO (RD per-image), AUPRO (pooled)."""
+METRICS = ("i_auroc", "i_ap", "p_auroc", "p_ap", "pro_rd", "aupro")
+
+
+def chance_levels(labels, masks) -> dict[str, float]:
+    """What a random scorer gets (in %): AUROC 50; AP = the positive fraction (images for I-AP, pixels for P-AP)."""
+    labels, masks = np.asarray(labels).astype(bool), np.asarray(masks).astype(bool)
+    return {"i_auroc": 50.0, "p_auroc": 50.0, "i_ap": 100.0 * labels.mean(), "p_ap": 100.0 * masks.mean()}
+
+
+def evaluate_maps(labels, scores, masks, maps, pro: bool = True, notes: list | None = None,
+                  names: list[str] | None = None) -> dict[str, float]:
+    """All metrics of the RD family (in %): I-AUROC, I-AP, P-AUROC, P-AP, PRO (RD per-image), AUPRO (pooled).
+
+    Images left out of PRO (see :func:`pro_rd_per_image`) are named in ``notes`` (by ``names`` when given).
+    """
     labels = np.asarray(labels).astype(bool)
     masks = np.asarray(masks).astype(bool)
     maps = np.asarray(maps, dtype=np.float32)
     out = {"i_auroc": auroc(scores, labels), "i_ap": average_precision(scores, labels),
            "p_auroc": auroc(maps, masks), "p_ap": average_precision(maps, masks)}
     if pro:
-        out["pro_rd"] = pro_rd_per_image(masks[labels], maps[labels])
+        idx = np.flatnonzero(labels)
+        out["pro_rd"], _, skipped = pro_rd_per_image(masks[idx], maps[idx], details=True)
+        if skipped and notes is not None:
+            which = [f"{names[idx[i]] if names else f'image {idx[i]}'} ({why})" for i, why in skipped.items()]
+            notes.append(f"PRO (RD): {len(skipped)} of {idx.size} anomalous images left out of the mean: "
+                         + "; ".join(which[:10]) + (" ..." if len(which) > 10 else ""))
         out["aupro"] = aupro_pooled(masks, maps)
     return {k: 100.0 * v for k, v in out.items()}

@@ -1,4 +1,4 @@
-"""Papers' numbers (``book/results/paper_reported.yaml``) next to ours: Paper | Ours | Δ tables."""
+"""Papers' numbers (``rdlib/resources/paper_reported.yaml``) next to ours: Paper | Ours | Δ tables."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,14 +13,17 @@ PRO_VARIANTS = {"rd_per_image": "per-image RD-code PRO (200 thresholds, FPR<0.3 
 
 
 def default_paper_file() -> Path:
-    return Path(__file__).resolve().parents[1] / "book" / "results" / "paper_reported.yaml"
+    """The papers' numbers ship with the package (``rdlib/resources/paper_reported.yaml``), so Colab finds them too."""
+    from rdlib.paths import paper_numbers_file
+
+    return paper_numbers_file()
 
 
 def load_paper_numbers(path: str | Path | None = None) -> pd.DataFrame:
     """One row per (table, method, variant, category) with the table's protocol columns and every metric."""
     path = Path(path or default_paper_file())
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: papers' numbers not found (book/results/paper_reported.yaml in the repository)")
+        raise FileNotFoundError(f"{path}: papers' numbers not found (rdlib/resources/paper_reported.yaml in the repository)")
     data = yaml.safe_load(path.read_text())
     rows = []
     for t in data["tables"]:
@@ -58,3 +61,23 @@ def compare(paper: dict[str, float], ours: dict[str, float], metrics: list[str] 
 def protocol_note(row: pd.Series) -> str:
     return (f"{row['paper'].upper()} {row['table']}: {row['dataset']}, teacher {row['backbone']}, {int(row['image_size'])}², "
             f"checkpoint {row['checkpoint']}, PRO = {PRO_VARIANTS.get(row['pro_variant'], row['pro_variant'])}")
+
+
+def paper_value(table_id: str, method: str, metric: str, category: str = "mean", df: pd.DataFrame | None = None,
+                **match) -> float:
+    """One number from the papers' tables, for prose ("the paper reports {paper_value(...)}"): never typed in."""
+    df = load_paper_numbers() if df is None else df
+    return float(paper_row(df, table_id, method, category, **match)[metric])
+
+
+def with_paper_columns(ours: pd.DataFrame, table_id: str, methods: list, metrics=("i_auroc", "p_auroc", "pro"),
+                       df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Add ``paper <metric>`` columns beside ours, row by row (``methods[i]`` names row i's paper row; None: none)."""
+    df = load_paper_numbers() if df is None else df
+    out = ours.copy()
+    if len(methods) != len(out):
+        raise ValueError(f"{len(methods)} paper methods for {len(out)} rows of the table")
+    for col in metrics:
+        out[f"paper {METRIC_LABELS.get(col, col)}"] = [paper_row(df, table_id, m)[col] if m else float("nan")
+                                                        for m in methods]
+    return out

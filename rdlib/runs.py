@@ -1,35 +1,40 @@
 """Reusable training runs.
 
 Every run lives in ``<runs_root>/<method>/<category>/<key>/`` where ``key`` hashes the full configuration (method
-and its options, teacher and weights, data identity, category, image size, schedule, seed, checkpoint rule,
-rdlib version). The folder holds ``config.json``, ``checkpoint.pt``, ``history.json``, ``metrics.json`` and
-``predictions.npz``. Asking for a finished run with the same key reuses it instead of retraining, so chapters
-share baselines and a rebuild of the book is incremental; an unfinished one resumes from its checkpoint.
+and all its options with defaults filled in, loop settings that change results, data identity, category, rdlib
+version). The folder holds ``config.json``, ``checkpoint.pt`` (the final, selected weights), ``history.json``,
+``metrics.json`` and ``predictions.npz``. Asking for a finished run with the same key reuses it instead of
+retraining, so chapters share runs and a rebuild of the book is incremental; an unfinished one resumes from its
+checkpoint. ``RunSpec.from_profile("rd", "book", root, "brick")`` builds the spec the book, the CLI and the notebooks
+share, from the method's profile.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 import rdlib
 from rdlib.data.dataset import AnomalyDataset
 from rdlib.data.readers import DataError, read_dataset
-from rdlib.methods import create_method
-from rdlib.training import EvalResult, FitConfig, evaluate, fit
+from rdlib.methods import DataConfig, create_method, method_class, method_profile
+from rdlib.training import EvalResult, FitConfig, evaluate, fit, load_checkpoint
 from rdlib.utils import atomic_write_json, seed_everything, stable_hash
 
 log = logging.getLogger(__name__)
 
 
+class RunError(RuntimeError):
+    """A run folder that cannot be trusted (damaged files, a key collision); the message says what to do."""
+
+
 def default_runs_dir() -> Path:
-    return Path(os.environ.get("RDLIB_RUNS", Path(__file__).resolve().parents[1] / "runs"))
+    """``rdlib.paths.runs_dir()``: $RDLIB_RUNS, the checkout's runs/, or ~/.cache/rdlib/runs."""
+    from rdlib.paths import runs_dir
+
+    return runs_dir()
 
 
 def data_fingerprint(root: str | Path, category: str) -> dict:
@@ -48,37 +53,51 @@ class RunSpec:
     data_root: str
     category: str
     method: str = "rd"
-    options: dict = field(default_factory=dict)      # method options (teacher, weights, image_size, loss, epochs, ...)
-    fit: dict = field(default_factory=dict)          # FitConfig fields (batch_size, seed, eval_every, selection)
+    options: dict = field(default_factory=dict)      # method options (teacher, image_size, epochs, ...)
+    fit: dict = field(default_factory=dict)          # FitConfig fields (batch_size, seed, eval_every, selection, ...)
     data_format: str | None = None
 
-    def fit_config(self, device: str | None = None, progress: bool = False) -> FitConfig:
-        return FitConfig(**{**self.fit, "device": device, "progress": progress})
+    @classmethod
+    def from_profile(cls, method: str, profile: str, data_root: str | Path, category: str, options: dict | None = None,
+                     fit: dict | None = None, data_format: str | None = None) -> "RunSpec":
+        """The method's profile (its options and loop settings) with ``options`` / ``fit`` overriding entries."""
+        prof = method_profile(method, profile)
+        spec = cls(str(data_root), category, method, {**prof["options"], **(options or {})},
+                   {**prof["fit"], **(fit or {})}, data_format)
+        spec.full_options()                                   # validate now, not after data generation
+        spec.fit_config()
+        return spec
+
+    def fit_config(self, device: str | None = None, progress: bool = False, num_workers: int = 0) -> FitConfig:
+        unknown = sorted(set(self.fit) - set(FitConfig.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown fit setting(s) {unknown}; valid: {sorted(FitConfig.__dataclass_fields__)}")
+        return FitConfig(**{**self.fit, "device": device, "progress": progress, "num_workers": num_workers})
 
     def full_options(self) -> dict:
-        """Options with the method's defaults filled in, so equivalent specs share one key (tuples as lists)."""
-        from rdlib.methods import METHODS
-
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; available: {sorted(METHODS)}")
-        params = inspect.signature(METHODS[self.method].__init__).parameters
-        unknown = set(self.options) - set(params)
-        if unknown:
-            raise ValueError(f"unknown {self.method} option(s) {sorted(unknown)}; valid: {sorted(p for p in params if p != 'self')}")
-        full = {k: p.default for k, p in params.items() if k != "self" and p.default is not inspect.Parameter.empty}
-        full.update(self.options)
-        full.pop("map_backend", None)           # how the map is computed, not what it computes
+        """Options with the method's defaults filled in, so equivalent specs share one key (tuples as lists);
+        options that change how but not what a run computes (e.g. the map backend) are left out."""
+        cls = method_class(self.method)
+        full = cls.validate_options(self.options)
+        for k in getattr(cls, "KEY_EXCLUDE", ()):
+            full.pop(k, None)
         return json.loads(json.dumps(full))
 
+    def data_config(self) -> DataConfig:
+        return method_class(self.method).data_config(self.options)
+
     def key(self) -> str:
-        fc = asdict(self.fit_config())
-        for k in ("device", "progress"):
-            fc.pop(k)
-        return stable_hash({"method": self.method, "options": self.full_options(), "fit": fc, "format": self.data_format,
-                            "data": data_fingerprint(self.data_root, self.category), "rdlib": rdlib.__version__})
+        return stable_hash({"method": self.method, "options": self.full_options(), "fit": self.fit_config().key_dict(),
+                            "format": self.data_format, "data": data_fingerprint(self.data_root, self.category),
+                            "rdlib": rdlib.__version__})
 
     def dir(self, runs_root: str | Path | None = None) -> Path:
         return Path(runs_root or default_runs_dir()) / self.method / self.category / self.key()
+
+    def identity(self) -> dict:
+        """What config.json must match for a folder to be this run (guards against a key collision)."""
+        return {"method": self.method, "category": self.category, "options": self.full_options(),
+                "fit": self.fit_config().key_dict(), "format": self.data_format}
 
 
 @dataclass
@@ -90,41 +109,65 @@ class Run:
     info: dict
 
     def load_method(self, device: str | None = None):
+        """The trained method (the checkpoint holds the final weights, i.e. the selected ones under best_on_test)."""
         method = create_method(self.spec.method, **self.spec.options)
-        ck = torch.load(self.dir / "checkpoint.pt", map_location="cpu", weights_only=False)
-        best = self.dir / "best.pt"
-        state = torch.load(best, map_location="cpu") if self.spec.fit.get("selection") == "best_on_test" and best.exists() else ck["method"]
-        method.load_checkpoint_state(state)
+        ck = load_checkpoint(self.dir / "checkpoint.pt", "cpu")
+        try:
+            method.load_checkpoint_state(ck["method"])
+        except RuntimeError as e:
+            raise RunError(f"{self.dir / 'checkpoint.pt'}: {e}. Delete the run folder to retrain.") from None
         return method.to(device or "cpu").eval()
 
     def predictions(self) -> EvalResult:
         return EvalResult.load(self.dir / "predictions.npz", self.metrics)
 
 
-def _datasets(spec: RunSpec) -> tuple[AnomalyDataset, AnomalyDataset]:
+def build_datasets(spec: RunSpec) -> tuple[AnomalyDataset, AnomalyDataset]:
+    """Train and test sets of the spec's category, as the method's data config asks (size, interpolation)."""
     table = read_dataset(spec.data_root, spec.category, spec.data_format)
-    size = spec.options.get("image_size", 256)
+    dc = spec.data_config()
     train, test = table[table.split == "train"], table[table.split == "test"]
     if len(train) == 0 or len(test) == 0:
         raise DataError(f"{Path(spec.data_root) / spec.category}: needs both train and test images")
-    return AnomalyDataset(train, size), AnomalyDataset(test, size)
+    kw = dict(image_interpolation=dc.image_interpolation, mask_interpolation=dc.mask_interpolation)
+    return AnomalyDataset(train, dc.image_size, **kw), AnomalyDataset(test, dc.image_size, **kw)
+
+
+def _check_identity(spec: RunSpec, d: Path) -> None:
+    cfg_path = d / "config.json"
+    if not cfg_path.is_file():
+        return
+    try:
+        stored = json.loads(cfg_path.read_text())
+        stored_spec = RunSpec(**stored["spec"])
+        same = stored_spec.identity() == spec.identity()
+    except Exception as e:  # noqa: BLE001 - an unreadable config is a damaged run
+        raise RunError(f"{cfg_path}: unreadable run configuration ({type(e).__name__}: {e}). Delete {d} to retrain.") from None
+    if not same:
+        raise RunError(f"{d}: run key collision: the folder holds a different configuration than the one asked for "
+                       f"(stored {stored_spec.identity()}, asked {spec.identity()}). Delete the folder or use another "
+                       "runs directory.")
 
 
 def get_or_train(spec: RunSpec, runs_root: str | Path | None = None, device: str | None = None,
-                 progress: bool = False, retrain: bool = False) -> Run:
+                 progress: bool = True, retrain: bool = False, num_workers: int = 0) -> Run:
     """Return the finished run for ``spec``, training (or resuming) it first if needed."""
     d = spec.dir(runs_root)
     metrics_path = d / "metrics.json"
+    _check_identity(spec, d)
     if metrics_path.exists() and not retrain:
-        log.info("reusing run %s", d)
-        return _load(spec, d)
+        if (d / "checkpoint.pt").is_file():
+            log.info("reusing run %s", d)
+            return _load(spec, d)
+        log.warning("%s: metrics without a checkpoint (damaged run): retraining it", d)
+        retrain = True
     d.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(d / "config.json", {"spec": asdict(spec), "key": spec.key(), "rdlib": rdlib.__version__})
     if retrain:
-        for f in ("checkpoint.pt", "best.pt", "metrics.json"):
+        for f in ("checkpoint.pt", "metrics.json", "history.json", "predictions.npz", *[p.name for p in d.glob("best-*.pt")]):
             (d / f).unlink(missing_ok=True)
-    train_set, test_set = _datasets(spec)
-    cfg = spec.fit_config(device, progress)
+    atomic_write_json(d / "config.json", {"spec": asdict(spec), "key": spec.key(), "rdlib": rdlib.__version__})
+    train_set, test_set = build_datasets(spec)
+    cfg = spec.fit_config(device, progress, num_workers)
     seed_everything(cfg.seed)                       # the initial weights depend on the seed too
     method = create_method(spec.method, **spec.options)
     t0 = time.perf_counter()
@@ -135,7 +178,8 @@ def get_or_train(spec: RunSpec, runs_root: str | Path | None = None, device: str
     atomic_write_json(d / "history.json", out["history"])
     info = {"train_seconds": train_seconds, "seconds_per_image": res.seconds_per_image, "best": out["best"],
             "selection": cfg.selection, "n_train": len(train_set), "n_test": len(test_set),
-            "device": str(next(method.parameters()).device)}
+            "device": str(next(method.parameters()).device), "data_config": asdict(spec.data_config()),
+            "notes": res.notes}
     atomic_write_json(metrics_path, {"metrics": res.metrics, "info": info})
     return _load(spec, d)
 
@@ -144,11 +188,15 @@ def load_run(where: RunSpec | str | Path, runs_root: str | Path | None = None) -
     """A finished run: by its spec (looked up under ``runs_root``) or by its folder (which holds config.json)."""
     if isinstance(where, RunSpec):
         spec, d = where, where.dir(runs_root)
+        _check_identity(spec, d)
     else:
         d = Path(where)
         if not (d / "config.json").is_file():
             raise FileNotFoundError(f"{d}: not a run folder (no config.json)")
-        spec = RunSpec(**json.loads((d / "config.json").read_text())["spec"])
+        try:
+            spec = RunSpec(**json.loads((d / "config.json").read_text())["spec"])
+        except Exception as e:  # noqa: BLE001
+            raise RunError(f"{d / 'config.json'}: unreadable run configuration ({type(e).__name__}: {e})") from None
     if not (d / "metrics.json").is_file() or not (d / "checkpoint.pt").is_file():
         raise FileNotFoundError(f"{d}: no finished run there (needs metrics.json and checkpoint.pt); train it first "
                                 f"(python -m rdlib train, or rdlib.runs.get_or_train)")
@@ -156,6 +204,9 @@ def load_run(where: RunSpec | str | Path, runs_root: str | Path | None = None) -
 
 
 def _load(spec: RunSpec, d: Path) -> Run:
-    m = json.loads((d / "metrics.json").read_text())
-    history = json.loads((d / "history.json").read_text()) if (d / "history.json").exists() else []
-    return Run(spec, d, m["metrics"], history, m["info"])
+    try:
+        m = json.loads((d / "metrics.json").read_text())
+        history = json.loads((d / "history.json").read_text()) if (d / "history.json").exists() else []
+        return Run(spec, d, m["metrics"], history, m["info"])
+    except Exception as e:  # noqa: BLE001
+        raise RunError(f"{d}: damaged run files ({type(e).__name__}: {e}). Delete the folder to retrain.") from None

@@ -1,11 +1,20 @@
 """One training loop for every method, plus evaluation.
 
-The loop owns: device, seeds (one per stage/epoch, so a resumed run replays the same data order and random draws),
-progress, atomic checkpoints every epoch with resume, periodic test-set evaluation and the checkpoint rule.
+The loop owns, for every stage a method declares (:class:`rdlib.methods.Stage`):
 
-Checkpoint rule: ``selection="last"`` (default; RD reports its last epoch) or ``"best_on_test"`` — the epoch with
-the best test-set score, which is how URD, AAND and RD++ report. That choice looks at the test set, so every table
-that uses it says so.
+* the **budget**, in epochs or optimizer steps;
+* **modes**: the stage's trainable modules (and their parents) in ``train()``, everything else in ``eval()``, and a
+  check that no optimizer holds a parameter outside them;
+* **seeds**: the data order of epoch *e* comes from a generator seeded with (seed, stage, e), the global RNG is
+  re-seeded before step *k* with (seed, stage, k), and a dataset with ``set_epoch`` draws per-item randomness from
+  (epoch seed, index) — so a resumed run and a run with ``num_workers > 0`` see exactly the same batches;
+* **LR schedulers**, stepped once per unit of the budget and stored in checkpoints;
+* **checkpoints**, written atomically after every epoch (epoch budgets) or every ``checkpoint_every`` steps (step
+  budgets), with resume that gives bit-identical weights;
+* **evaluation** on the test set every ``eval_every`` units (cheap metrics, logged in the history: learning curves)
+  and **checkpoint selection** per stage: ``"last"`` (default; RD reports its last epoch) or ``"best_on_test"`` on
+  any reported metric, a sum of them (URD: ``p_auroc+pro_rd``) or a method's own metric (AAND: gate precision),
+  with an optional early stop. Best-on-test looks at the test set, so every table that uses it says so.
 """
 from __future__ import annotations
 
@@ -19,36 +28,157 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from rdlib.methods.base import Method
-from rdlib.metrics import evaluate_maps
+from rdlib.methods.base import Method, Stage
+from rdlib.metrics import METRICS, evaluate_maps
 from rdlib.utils import atomic_torch_save, default_device, seed_everything, stable_seed
 
 log = logging.getLogger(__name__)
 SELECTIONS = ("last", "best_on_test")
+CHECKPOINT_FORMAT = 2
 
 
 @dataclass
 class FitConfig:
+    """Loop settings (the method's own hyper-parameters are its options).
+
+    ``eval_every``: None → each stage's own schedule; 0 → no evaluation during training; n → every n units.
+    ``selection`` / ``selection_metric`` / ``early_stop`` apply to the last stage; ``stage_selection`` sets them for
+    any stage by name: ``{"raa": {"selection": "best_on_test", "metric": "gate_precision"}}``.
+    """
+
     batch_size: int = 16
     seed: int = 111
-    eval_every: int = 0                 # epochs between test-set evaluations (0: only at the end)
-    selection: str = "last"             # "last" | "best_on_test"
-    selection_metric: str = "i_auroc"   # used by best_on_test (sum of these, comma separated)
+    eval_every: int | None = None
+    selection: str = "last"
+    selection_metric: str = "i_auroc"
+    early_stop: int = 0                 # evaluations without improvement before a stage stops (0: never)
+    stage_selection: dict = field(default_factory=dict)
+    eval_pro: bool = False              # PRO metrics in evaluations during training (slow; on when selection uses them)
+    checkpoint_every: int = 200         # steps between checkpoints in step-budget stages
+    log_every: int = 0                  # steps between history records in step-budget stages (0: budget / 100)
+    num_workers: int = 0
     device: str | None = None
     progress: bool = True
 
+    NOT_IN_KEY = ("device", "progress", "num_workers", "checkpoint_every")   # change how, not what, a run computes
+
     def __post_init__(self):
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection={self.selection!r}; choose from {SELECTIONS}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.selection == "best_on_test" and self.eval_every < 1:
-            raise ValueError("selection='best_on_test' needs eval_every >= 1 (it picks among evaluated epochs)")
+        if self.eval_every is not None and self.eval_every < 0:
+            raise ValueError(f"eval_every must be >= 0 or None, got {self.eval_every}")
+        if self.num_workers < 0 or self.checkpoint_every < 1 or self.log_every < 0 or self.early_stop < 0:
+            raise ValueError("num_workers, log_every and early_stop must be >= 0 and checkpoint_every >= 1")
+        _check_rule(self.selection, "selection")
+        for name, rule in self.stage_selection.items():
+            extra = set(rule) - {"selection", "metric", "early_stop"}
+            if extra:
+                raise ValueError(f"stage_selection[{name!r}]: unknown key(s) {sorted(extra)}; use selection, metric, early_stop")
+            _check_rule(rule.get("selection", "last"), f"stage_selection[{name!r}].selection")
+
+    def key_dict(self) -> dict:
+        d = asdict(self)
+        for k in self.NOT_IN_KEY:
+            d.pop(k)
+        return d
 
 
+def _check_rule(rule: str, what: str) -> None:
+    if rule not in SELECTIONS:
+        raise ValueError(f"{what}={rule!r}; choose from {SELECTIONS} ('best_on_test' selects on the TEST set)")
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What the loop does in one stage, resolved and validated before training starts."""
+
+    stage: Stage
+    eval_every: int
+    selection: str
+    metric: str
+    early_stop: int
+    eval_pro: bool
+
+
+def metric_terms(expr: str) -> list[str]:
+    return [t.strip() for t in expr.split("+") if t.strip()]
+
+
+def plan_stages(method: Method, cfg: FitConfig, has_test_set: bool) -> list[StagePlan]:
+    """Resolve every stage's evaluation schedule and selection rule; raise a clear error for a bad one."""
+    stages = method.stages()
+    names = [s.name for s in stages]
+    if not stages or len(set(names)) != len(names):
+        raise ValueError(f"{method.name}: stages must be a non-empty list with unique names, got {names}")
+    unknown = sorted(set(cfg.stage_selection) - set(names))
+    if unknown:
+        raise ValueError(f"stage_selection names unknown stage(s) {unknown}; {method.name} has stages {names}")
+    plans = []
+    for i, st in enumerate(stages):
+        last = i == len(stages) - 1
+        rule = cfg.stage_selection.get(st.name, dict(selection=cfg.selection, metric=cfg.selection_metric,
+                                                         early_stop=cfg.early_stop) if last else {})
+        selection = rule.get("selection", "last")
+        metric = rule.get("metric", "i_auroc")
+        early = int(rule.get("early_stop", 0))
+        every = st.eval_every if cfg.eval_every is None else cfg.eval_every
+        valid = list(METRICS) + list(method.extra_metric_names(st))
+        bad = [t for t in metric_terms(metric) if t not in valid]
+        if bad or not metric_terms(metric):
+            raise ValueError(f"stage {st.name!r}: selection metric {metric!r} has unknown term(s) {bad}; valid: "
+                             f"{valid} (or a sum such as 'p_auroc+pro_rd')")
+        if selection == "best_on_test" or early:
+            if selection != "best_on_test":
+                raise ValueError(f"stage {st.name!r}: early_stop needs selection='best_on_test'")
+            if every < 1:
+                every = 1                                       # best-on-test needs evaluations: every unit
+            if not has_test_set:
+                raise ValueError(f"stage {st.name!r}: selection 'best_on_test' needs a test set")
+        pro = cfg.eval_pro or any(t in ("pro_rd", "aupro") for t in metric_terms(metric))
+        plans.append(StagePlan(st, every, selection, metric, early, pro))
+    return plans
+
+
+# ------------------------------------------------------------------------------------------------------ modes
+def set_train_modes(method: Method, trains: tuple[str, ...]) -> None:
+    """``eval()`` everywhere, then ``train()`` on each module in ``trains`` and the training flag on its parents
+    (so a model's ``forward`` knows it is training), never on the rest."""
+    method.eval()
+    for name in trains:
+        try:
+            module = method.get_submodule(name)
+        except AttributeError:
+            raise ValueError(f"{method.name}: stage trains {name!r}, which is not a module of the method") from None
+        module.train()
+        parts = name.split(".")
+        for i in range(len(parts)):
+            method.get_submodule(".".join(parts[:i])).training = True
+
+
+def resolve_trains(method: Method, stage: Stage, optimizers: dict) -> tuple[str, ...]:
+    """The stage's trainable modules; check every optimized parameter belongs to one of them."""
+    owner = {id(p): n for n, p in method.named_parameters()}
+    optimized = {id(p) for opt in optimizers.values() for g in opt.param_groups for p in g["params"]}
+    trains = stage.trains
+    if not trains:                                          # the modules that directly own optimized parameters
+        found = []
+        for name, mod in method.named_modules():
+            if name and any(id(p) in optimized for p in mod.parameters(recurse=False)):
+                found.append(name)
+        trains = tuple(found)
+    allowed = {id(p) for n in trains for p in method.get_submodule(n).parameters()}
+    outside = sorted(owner.get(i, "<not a parameter of the method>") for i in optimized - allowed)
+    if outside:
+        raise ValueError(f"{method.name} stage {stage.name!r}: optimizers hold parameters outside the stage's "
+                         f"trainable modules {list(trains)}: {outside[:5]}")
+    return trains
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
 @dataclass
 class EvalResult:
-    """Per-image predictions of one test set and its metrics (in %)."""
+    """Per-image predictions of one test set and its metrics (in %). Maps are stored as float16 (half the bytes);
+    the metrics are computed on the float32 maps before that rounding."""
 
     labels: np.ndarray                  # N (0/1)
     scores: np.ndarray                  # N
@@ -57,6 +187,7 @@ class EvalResult:
     defects: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     seconds_per_image: float = math.nan
+    notes: list[str] = field(default_factory=list)
 
     def save(self, path: str | Path) -> None:
         import io
@@ -70,15 +201,15 @@ class EvalResult:
 
     @classmethod
     def load(cls, path: str | Path, metrics: dict | None = None) -> "EvalResult":
-        z = np.load(path)
-        masks = np.unpackbits(z["masks"], axis=-1, count=int(z["mask_width"])).astype(bool)
-        return cls(z["labels"], z["scores"], z["maps"], masks, z["defects"].tolist(), metrics or {})
+        with np.load(path, allow_pickle=False) as z:
+            masks = np.unpackbits(z["masks"], axis=-1, count=int(z["mask_width"])).astype(bool)
+            return cls(z["labels"], z["scores"], z["maps"], masks, z["defects"].tolist(), metrics or {})
 
 
 @torch.no_grad()
 def evaluate(method: Method, dataset: Dataset, batch_size: int = 8, device: str | torch.device | None = None,
              pro: bool = True) -> EvalResult:
-    """Predict every test image and compute all metrics."""
+    """Predict every test image and compute all metrics (on float32 maps)."""
     device = torch.device(device) if device else next(method.parameters()).device
     method.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
@@ -93,97 +224,219 @@ def evaluate(method: Method, dataset: Dataset, batch_size: int = 8, device: str 
         elapsed += time.perf_counter() - t0
         labels.append(batch["label"].numpy())
         scores.append(score.float().cpu().numpy())
-        maps.append(amap[:, 0].to(torch.float16).cpu().numpy())
+        maps.append(amap[:, 0].float().cpu().numpy())
         masks.append(batch["mask"][:, 0].numpy() > 0.5)
-    res = EvalResult(np.concatenate(labels), np.concatenate(scores), np.concatenate(maps), np.concatenate(masks))
+    maps32 = np.concatenate(maps)
+    res = EvalResult(np.concatenate(labels), np.concatenate(scores), maps32.astype(np.float16), np.concatenate(masks))
     table = getattr(dataset, "table", None)
     if table is not None:
         res.defects = table["defect"].tolist()
-    res.metrics = evaluate_maps(res.labels, res.scores, res.masks, res.maps.astype(np.float32), pro=pro)
+    names = table["image_path"].tolist() if table is not None else None
+    res.metrics = evaluate_maps(res.labels, res.scores, res.masks, maps32, pro=pro, notes=res.notes, names=names)
     res.seconds_per_image = elapsed / max(1, len(res.labels))
+    for note in res.notes:
+        log.warning("%s", note)
     return res
 
 
-def _selection_value(metrics: dict, names: str) -> float:
-    return sum(metrics[n.strip()] for n in names.split(","))
+# ----------------------------------------------------------------------------------------------- checkpoints
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """Read a loop checkpoint with ``weights_only=True`` (plain tensors and containers: loading runs no code);
+    a damaged or foreign file gives an error that names it."""
+    try:
+        ck = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means the file is not a usable checkpoint
+        raise RuntimeError(f"{path}: unreadable checkpoint ({type(e).__name__}: {str(e)[:200]}). Delete it to retrain "
+                           "from scratch.") from e
+    need = {"method", "optimizers", "stage_index", "epoch", "history", "best"}
+    if not isinstance(ck, dict) or not need <= set(ck):
+        raise RuntimeError(f"{path}: not an rdlib checkpoint (missing {sorted(need - set(ck or {}))}). Delete it to retrain.")
+    return ck
+
+
+def _selection_value(metrics: dict, expr: str) -> float:
+    return float(sum(metrics[t] for t in metric_terms(expr)))
 
 
 def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg: FitConfig | None = None,
         run_dir: str | Path | None = None, resume: bool = True) -> dict:
-    """Train ``method`` through all its stages. Returns ``{"history": [...], "best": {...} | None}``.
+    """Train ``method`` through all its stages. Returns ``{"history": [...], "best": {stage: {...}}, "config": ...}``.
 
-    With ``run_dir``, a checkpoint is written atomically after every epoch and training resumes from it.
+    With ``run_dir``, checkpoints are written atomically (``checkpoint.pt``) and training resumes from them. After a
+    stage with ``best_on_test`` the best evaluated weights are loaded before the next stage (and kept at the end).
     """
     cfg = cfg or FitConfig()
     device = torch.device(cfg.device) if cfg.device else default_device()
+    plans = plan_stages(method, cfg, test_set is not None)
     method.to(device)
     seed_everything(cfg.seed)
     ckpt_path = Path(run_dir) / "checkpoint.pt" if run_dir else None
-    best_path = Path(run_dir) / "best.pt" if run_dir else None
-    state = {"stage_index": 0, "epoch": 0, "history": [], "best": None}
-    opt_state = None
+    pos = {"stage_index": 0, "epoch": 0, "batch": 0, "step": 0}
+    state = {"history": [], "best": {}, "sums": {}, "n": 0, "stale": 0}
+    resumed = None
     if resume and ckpt_path is not None and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ck = load_checkpoint(ckpt_path, device)
         method.load_checkpoint_state(ck["method"])
-        state = {k: ck[k] for k in state}
-        opt_state = ck["optimizers"]
-        log.info("resuming %s at stage %d epoch %d", ckpt_path, state["stage_index"], state["epoch"])
-    best_memory = None
-    stages = method.stages()
-    total = sum(s.epochs for s in stages)
-    done = sum(s.epochs for s in stages[: state["stage_index"]]) + state["epoch"]
-    from tqdm import tqdm
+        pos = {k: int(ck.get(k, 0)) for k in pos}
+        state = {"history": ck["history"], "best": ck["best"] or {}, "sums": ck.get("sums", {}), "n": ck.get("n", 0),
+                 "stale": ck.get("stale", 0)}
+        resumed = ck
+        log.info("resuming %s at stage %d, epoch %d, step %d", ckpt_path, pos["stage_index"], pos["epoch"], pos["step"])
+    from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=done, desc=f"{method.name}", disable=not cfg.progress, leave=False)
-    for si in range(state["stage_index"], len(stages)):
-        stage = stages[si]
+    total = sum(p.stage.length for p in plans)
+    done = sum(p.stage.length for p in plans[: pos["stage_index"]])
+    if pos["stage_index"] < len(plans):
+        done += pos["epoch"] if plans[pos["stage_index"]].stage.unit == "epoch" else pos["step"]
+    units = {p.stage.unit for p in plans}
+    bar = tqdm(total=total, initial=done, desc=method.name, disable=not cfg.progress, leave=True,
+               unit=units.pop() if len(units) == 1 else "unit", dynamic_ncols=True)
+    best_memory: dict = {}
+
+    def save(next_pos: dict, optimizers: dict, schedulers: dict, same_stage: bool) -> None:
+        if ckpt_path is None:
+            return
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, "method": method.checkpoint_state(),
+                           # at a stage boundary the next stage builds fresh optimizers: store none
+                           "optimizers": {k: o.state_dict() for k, o in optimizers.items()} if same_stage else {},
+                           "schedulers": {k: s.state_dict() for k, s in schedulers.items()} if same_stage else {},
+                           **next_pos, "history": state["history"], "best": state["best"], "sums": state["sums"],
+                           "n": state["n"], "stale": state["stale"]}, ckpt_path)
+
+    for si in range(pos["stage_index"], len(plans)):
+        plan = plans[si]
+        stage = plan.stage
         optimizers = method.configure_optimizers(stage)
-        if opt_state and si == state["stage_index"]:
-            if set(opt_state) != set(optimizers):
-                raise RuntimeError(f"checkpoint optimizers {sorted(opt_state)} do not match stage '{stage.name}' "
-                                   f"optimizers {sorted(optimizers)}")
+        trains = resolve_trains(method, stage, optimizers)
+        schedulers = method.configure_schedulers(stage, optimizers)
+        if set(schedulers) - set(optimizers):
+            raise ValueError(f"{method.name}: schedulers {sorted(set(schedulers) - set(optimizers))} name no optimizer")
+        if resumed is not None and si == pos["stage_index"] and resumed["optimizers"]:
+            if set(resumed["optimizers"]) != set(optimizers):
+                raise RuntimeError(f"checkpoint optimizers {sorted(resumed['optimizers'])} do not match stage "
+                                   f"'{stage.name}' optimizers {sorted(optimizers)}")
             for name, opt in optimizers.items():
-                opt.load_state_dict(opt_state[name])
+                opt.load_state_dict(resumed["optimizers"][name])
+            for name, sch in schedulers.items():
+                sch.load_state_dict(resumed.get("schedulers", {})[name])
+        if si != pos["stage_index"]:
+            pos = {"stage_index": si, "epoch": 0, "batch": 0, "step": 0}
+            state.update(sums={}, n=0, stale=0)
+        bar.set_description(f"{method.name}:{stage.name} (setup)")
         method.setup_training(train_set, stage, device)
+        bar.set_description(f"{method.name}:{stage.name}")
         try:
-            start = state["epoch"] if si == state["stage_index"] else 0
-            for epoch in range(start, stage.epochs):
-                epoch_seed = stable_seed(cfg.seed, stage.name, epoch)
-                torch.manual_seed(epoch_seed)
-                gen = torch.Generator().manual_seed(epoch_seed)
-                sums, n = {}, 0
-                for batch in method.train_batches(train_set, stage, cfg.batch_size, gen, device):
-                    logs = method.training_step(batch, optimizers, stage)
-                    for k, v in logs.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    n += 1
-                record = {"stage": stage.name, "epoch": epoch + 1, **{k: v / max(n, 1) for k, v in sums.items()}}
-                if test_set is not None and cfg.eval_every and (epoch + 1) % cfg.eval_every == 0:
-                    res = evaluate(method, test_set, device=device, pro=False)
-                    record.update({f"test_{k}": v for k, v in res.metrics.items()})
-                    if cfg.selection == "best_on_test" and si == len(stages) - 1:
-                        value = _selection_value(res.metrics, cfg.selection_metric)
-                        if state["best"] is None or value > state["best"]["value"]:
-                            state["best"] = {"stage": stage.name, "epoch": epoch + 1, "value": value}
-                            best_memory = {k: v.detach().clone() for k, v in method.checkpoint_state().items()}
-                            if best_path is not None:
-                                atomic_torch_save(best_memory, best_path)
-                state["history"].append(record)
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k not in ("stage", "epoch")})
-                if ckpt_path is not None:
-                    nxt = (si, epoch + 1) if epoch + 1 < stage.epochs else (si + 1, 0)
-                    # At a stage boundary the next stage builds fresh optimizers: store none.
-                    opt_states = {k: o.state_dict() for k, o in optimizers.items()} if nxt[0] == si else {}
-                    atomic_torch_save({"method": method.checkpoint_state(), "optimizers": opt_states,
-                                       "stage_index": nxt[0], "epoch": nxt[1], "history": state["history"],
-                                       "best": state["best"]}, ckpt_path)
+            stopped = _run_stage(method, plan, trains, train_set, test_set, cfg, device, optimizers, schedulers,
+                                 pos, state, bar, save, best_memory, run_dir)
         finally:
             method.teardown_training(stage)
-        state["epoch"] = 0
-        opt_state = None
+        if plan.selection == "best_on_test" and stage.name in state["best"]:
+            best = best_memory.get(stage.name)
+            if best is None:                                    # resumed after the best was found: read it back
+                best = load_checkpoint_state_file(Path(run_dir) / f"best-{stage.name}.pt", device)
+            method.load_checkpoint_state(best)
+            state["best"][stage.name]["early_stopped"] = stopped
+        save({"stage_index": si + 1, "epoch": 0, "batch": 0, "step": 0}, optimizers, schedulers, same_stage=False)
+        resumed = None
     bar.close()
-    if cfg.selection == "best_on_test" and state["best"] is not None:
-        best = best_memory if best_memory is not None else torch.load(best_path, map_location=device)
-        method.load_checkpoint_state(best)
+    method.eval()                                               # trained: every module in inference mode
     return {"history": state["history"], "best": state["best"], "config": asdict(cfg)}
+
+
+def load_checkpoint_state_file(path: Path, device) -> dict:
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise RuntimeError(f"{path}: unreadable best-checkpoint ({type(e).__name__}: {e}). Delete the run folder "
+                           "to retrain.") from e
+
+
+def _run_stage(method, plan: StagePlan, trains, train_set, test_set, cfg: FitConfig, device, optimizers, schedulers,
+               pos: dict, state: dict, bar, save, best_memory: dict, run_dir) -> bool:
+    """Train one stage from ``pos``; returns True when it stopped early."""
+    stage = plan.stage
+    by_step = stage.unit == "step"
+    log_every = cfg.log_every or max(1, stage.length // 100)
+    epoch, skip, step = pos["epoch"], pos["batch"], pos["step"]
+
+    def record(extra: dict | None = None) -> dict:
+        rec = {"stage": stage.name, "epoch": epoch + (0 if not by_step else 1), "step": step,
+               **{k: v / max(state["n"], 1) for k, v in state["sums"].items()}, **(extra or {})}
+        state["history"].append(rec)
+        state["sums"], state["n"] = {}, 0
+        return rec
+
+    def maybe_evaluate(units: int) -> bool:
+        """Evaluate at multiples of eval_every; update the best; return True to stop early."""
+        if test_set is None or plan.eval_every < 1 or units % plan.eval_every:
+            return False
+        res = evaluate(method, test_set, device=device, pro=plan.eval_pro)
+        metrics = {**res.metrics, **method.extra_metrics(stage, test_set, device)}
+        set_train_modes(method, trains)
+        rec = state["history"][-1] if state["history"] and state["history"][-1].get("step") == step \
+            and state["history"][-1]["stage"] == stage.name else record()
+        rec.update({f"test_{k}": v for k, v in metrics.items()})
+        if plan.selection != "best_on_test":
+            return False
+        value = _selection_value(metrics, plan.metric)
+        best = state["best"].get(stage.name)
+        if best is None or value > best["value"]:
+            state["best"][stage.name] = {"epoch": epoch + (1 if by_step else 0), "step": step, "value": value,
+                                         "metric": plan.metric}
+            best_memory[stage.name] = {k: v.detach().clone() for k, v in method.checkpoint_state().items()}
+            if run_dir is not None:
+                atomic_torch_save(best_memory[stage.name], Path(run_dir) / f"best-{stage.name}.pt")
+            state["stale"] = 0
+        else:
+            state["stale"] += 1
+        return bool(plan.early_stop and state["stale"] >= plan.early_stop)
+
+    stopped = False
+    while True:
+        epoch_seed = stable_seed(cfg.seed, stage.name, epoch)
+        gen = torch.Generator().manual_seed(epoch_seed)
+        torch.manual_seed(epoch_seed)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch_seed)
+        set_train_modes(method, trains)
+        n_batches = 0
+        for bi, batch in enumerate(method.train_batches(train_set, stage, cfg.batch_size, gen, device, cfg.num_workers)):
+            n_batches += 1
+            if bi < skip:
+                continue
+            torch.manual_seed(stable_seed(cfg.seed, stage.name, "step", step))
+            logs = method.training_step(batch, optimizers, stage)
+            step += 1
+            for k, v in logs.items():
+                state["sums"][k] = state["sums"].get(k, 0.0) + float(v)
+            state["n"] += 1
+            if not by_step:
+                continue
+            for sch in schedulers.values():
+                sch.step()
+            bar.update(1)
+            if step % log_every == 0 or step == stage.length:
+                rec = record()
+                bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k not in ("stage", "epoch", "step")})
+            stopped = maybe_evaluate(step)
+            if step >= stage.length or stopped:
+                return stopped
+            if step % cfg.checkpoint_every == 0:
+                save({"stage_index": pos["stage_index"], "epoch": epoch, "batch": bi + 1, "step": step},
+                     optimizers, schedulers, same_stage=True)
+        if n_batches == 0:
+            raise ValueError(f"{method.name} stage {stage.name!r}: the training set gave no batch (is it empty?)")
+        skip = 0
+        epoch += 1
+        if by_step:
+            continue
+        for sch in schedulers.values():
+            sch.step()
+        rec = record()
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k not in ("stage", "epoch", "step")})
+        stopped = maybe_evaluate(epoch)
+        if epoch >= stage.length or stopped:
+            return stopped
+        save({"stage_index": pos["stage_index"], "epoch": epoch, "batch": 0, "step": step}, optimizers, schedulers,
+             same_stage=True)

@@ -197,18 +197,22 @@ def test_compiled_layouts_and_split_finish(compiled):
 def test_gpu_kernel_compiles_and_matches():  # pragma: no cover - needs CUDA (run in a process without TRITON_INTERPRET)
     if DEV != "cuda":
         pytest.skip("needs a CUDA GPU and TRITON_INTERPRET=0 (the interpreter also runs kernels on GPU tensors)")
+    checked = set()
     for dtype in (torch.float32, torch.float16, torch.bfloat16):
         for batch in (1, 8):
             for c, h, w in [(256, 64, 64), (512, 32, 32), (1024, 16, 16), (37, 13, 21)]:
                 t = torch.randn(batch, c, h, w, device="cuda").to(dtype)
                 s = torch.randn(batch, c, h, w, device="cuda").to(dtype)
                 if triton_supported(t)[0]:
+                    checked.add(dtype)
                     ref = cosine_distance_map(t, s)
                     for launch in (None, LaunchPlan(16, 128, 1), LaunchPlan(8, 64, 5)):
                         err = (cosine_distance_triton(t, s, launch=launch) - ref).abs().max().item()
                         assert err < TOL[dtype], (dtype, batch, c, h, w, launch, err)
                     cl_t, cl_s = (x.contiguous(memory_format=torch.channels_last) for x in (t, s))
                     assert (cosine_distance_triton(cl_t, cl_s) - ref).abs().max().item() < TOL[dtype]
+    expected = {torch.float32, torch.float16} | ({torch.bfloat16} if torch.cuda.get_device_capability() >= (8, 0) else set())
+    assert checked == expected, f"kernel ran for {checked}, expected {expected}: the dispatch refused a supported dtype"
 
 
 def test_benchmark_script_runs_its_kernel_and_tuning_paths_in_smoke_mode(tmp_path):

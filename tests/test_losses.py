@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from rdlib.anomaly_map import cosine_distance_map
-from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel, distillation_loss
+from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel
+from rdlib.methods.rd.loss import rd_loss as distillation_loss
 
 
 def pair(seed=0):

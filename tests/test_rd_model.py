@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from rdlib.models import get_model
+from rdlib.methods import create_method, get_model
 
 
 def conv(k, cin, cout):
@@ -65,21 +65,32 @@ def test_wrn_shapes_at_256():
 
 
 @pytest.mark.parametrize("variant", ["oce+mff", "oce", "pre"])
-def test_lite0_variants_reproduce_teacher_shapes(variant):
-    m = get_model("rd", bottleneck=variant, image_size=64).eval()
-    t, s = m(torch.rand(2, 3, 64, 64))
-    assert [x.shape for x in t] == [x.shape for x in s]
-    amap, score = m.predict(torch.rand(2, 3, 64, 64))
+def test_lite0_variants_reproduce_teacher_shapes_and_follow_the_model_contract(variant):
+    m = get_model("rd", bottleneck=variant, image_size=64)
+    x = torch.rand(2, 3, 64, 64)
+    t, s = m.train()(x)                                          # training: features
+    assert [a.shape for a in t] == [b.shape for b in s]
+    amap, score = m.eval()(x)                                    # evaluation: (map, score)
     assert amap.shape == (2, 1, 64, 64) and score.shape == (2,)
+    assert torch.allclose(score, amap.flatten(1).amax(1))
 
 
-def test_teacher_is_not_trained():
-    m = get_model("rd", image_size=64)
-    names = [n for n, _ in m.trainable_modules().named_parameters()]
-    assert names and not any(n.startswith("teacher") for n in names)
-    t, s = m(torch.rand(1, 3, 64, 64))
-    sum(x.sum() for x in s).backward()
-    assert all(p.grad is None for p in m.teacher.parameters())
+def test_a_training_step_changes_the_student_and_leaves_the_teacher_bitwise_unchanged():
+    """Weights and BatchNorm running statistics of the teacher survive real optimisation steps (its BN stays in
+    eval mode); the bottleneck and decoder do change."""
+    from rdlib.training import set_train_modes
+
+    torch.manual_seed(0)
+    method = create_method("rd", image_size=64)
+    opt = method.configure_optimizers(method.stages()[0])
+    assert not any(p is q for p in method.model.teacher.parameters() for g in opt["student"].param_groups for q in g["params"])
+    teacher0 = {k: v.clone() for k, v in method.model.teacher.state_dict().items()}
+    student0 = {k: v.clone() for k, v in method.model.decoder.state_dict().items()}
+    set_train_modes(method, method.stages()[0].trains)
+    for _ in range(2):
+        method.training_step({"image": torch.rand(4, 3, 64, 64)}, opt, method.stages()[0])
+    assert all(torch.equal(v, method.model.teacher.state_dict()[k]) for k, v in teacher0.items())
+    assert any(not torch.equal(v, method.model.decoder.state_dict()[k]) for k, v in student0.items())
 
 
 def test_bad_variant():

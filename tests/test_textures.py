@@ -1,3 +1,4 @@
+import logging
 import struct
 
 import numpy as np
@@ -24,8 +25,17 @@ def test_dtd_folder_first(tmp_path, caplog):
 
     (tmp_path / "images/banded").mkdir(parents=True)
     Image.fromarray(np.full((40, 40, 3), 7, np.uint8)).save(tmp_path / "images/banded/banded_0001.jpg")
-    src = find_texture_source(tmp_path)
+    with caplog.at_level(logging.INFO, logger="rdlib.data.textures"):
+        src = find_texture_source(tmp_path)
     assert src.name.startswith("dtd:") and len(src.images) == 1
+    assert [r.levelno for r in caplog.records] == [logging.INFO] and "DTD folder" in caplog.text
+
+
+def test_a_source_other_than_dtd_is_logged_at_warning(caplog):
+    with caplog.at_level(logging.INFO, logger="rdlib.data.textures"):
+        src = find_texture_source(allow=("procedural",))
+    assert src.name == "procedural"
+    assert any(r.levelno == logging.WARNING and "not DTD" in r.getMessage() for r in caplog.records)
     tex = src.sample(np.random.default_rng(0), 64)
     assert tex.shape == (64, 64, 3) and 0 <= tex.min() and tex.max() <= 1
 

@@ -68,7 +68,7 @@ def test_best_on_test_selection(tiny_benchmark, tmp_path):
     m = RDMethod(**OPTS)
     out = fit(m, train, test, FitConfig(batch_size=4, eval_every=1, selection="best_on_test", progress=False, device="cpu"),
               run_dir=tmp_path)
-    best = out["best"]
+    best = out["best"]["distill"]
     evaluated = [h["test_i_auroc"] for h in out["history"]]
     assert best["value"] == max(evaluated) and best["epoch"] == 1 + evaluated.index(max(evaluated))
     assert evaluate(m, test, device="cpu").metrics["i_auroc"] == pytest.approx(best["value"])
@@ -78,7 +78,9 @@ def test_bad_fit_config():
     with pytest.raises(ValueError, match="selection"):
         FitConfig(selection="best")
     with pytest.raises(ValueError, match="eval_every"):
-        FitConfig(selection="best_on_test", eval_every=0)
+        FitConfig(eval_every=-1)
+    with pytest.raises(ValueError, match="unknown key"):
+        FitConfig(stage_selection={"distill": {"rule": "best_on_test"}})
 
 
 def test_runs_are_reused_and_keyed_by_config(tiny_benchmark, tmp_path, monkeypatch):
@@ -143,7 +145,7 @@ class TwoStageToy(__import__("rdlib").methods.Method):
     def stages(self):
         from rdlib.methods import Stage
 
-        return [Stage("distill", self.epochs[0]), Stage("segment", self.epochs[1])]
+        return [Stage("distill", epochs=self.epochs[0]), Stage("segment", epochs=self.epochs[1])]
 
     def configure_optimizers(self, stage):
         self.calls.append(stage.name)
@@ -152,8 +154,8 @@ class TwoStageToy(__import__("rdlib").methods.Method):
                     "student": torch.optim.Adam(self.student.parameters(), 1e-2)}
         return {"head": torch.optim.SGD(self.head.parameters(), 0.1, momentum=0.9)}
 
-    def train_batches(self, dataset, stage, batch_size, generator, device):
-        for batch in super().train_batches(dataset, stage, batch_size, generator, device):
+    def train_batches(self, dataset, stage, batch_size, generator, device, num_workers=0):
+        for batch in super().train_batches(dataset, stage, batch_size, generator, device, num_workers):
             x = batch["image"]
             mask = (torch.rand(x.shape[0], 1, *x.shape[2:], generator=generator) > 0.9).float()
             yield {"normal": x, "anomalous": x * (1 - mask) + mask, "mask": mask}

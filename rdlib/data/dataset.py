@@ -66,3 +66,22 @@ def load_split(root: str | Path, category: str, split: str, image_size: int = 25
     """Shortcut: ``AnomalyDataset`` of ``split`` ('train' or 'test') of one category."""
     table = read_dataset(root, category, fmt)
     return AnomalyDataset(table[table.split == split], image_size, **kwargs)
+
+
+class SeededItems:
+    """Mixin for datasets that draw random numbers per item (anomaly synthesis, augmentation).
+
+    The training loop calls ``set_epoch(epoch_seed)`` before each epoch; ``item_generator(index)`` then returns a
+    generator seeded with (epoch seed, index). An item therefore depends only on (seed, stage, epoch, index): the
+    same in a resumed run, in any worker process and for any ``num_workers``.
+    """
+
+    epoch_seed: int = 0
+
+    def set_epoch(self, epoch_seed: int) -> None:
+        self.epoch_seed = int(epoch_seed)
+
+    def item_generator(self, index: int) -> torch.Generator:
+        from rdlib.utils import stable_seed
+
+        return torch.Generator().manual_seed(stable_seed(self.epoch_seed, int(index)))

@@ -293,9 +293,10 @@ def generate_category(root: str | Path, category: str, cfg: EmbeddedConfig) -> d
 
 
 def default_data_dir() -> Path:
-    import os
+    """``rdlib.paths.data_dir()``: $RDLIB_DATA, the checkout's data/, or ~/.cache/rdlib/data."""
+    from rdlib.paths import data_dir
 
-    return Path(os.environ.get("RDLIB_DATA", Path(__file__).resolve().parents[2] / "data"))
+    return data_dir()
 
 
 def generate_embedded(root: str | Path | None = None, cfg: EmbeddedConfig | None = None, force: bool = False) -> Path:

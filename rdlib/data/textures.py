@@ -130,7 +130,7 @@ def find_texture_source(dtd_root: str | Path | None = None, limit: int = 2000, a
                     imgs += got
                     used.append(pkg)
         if imgs:
-            log.info("texture source: Debian packages %s (%d images)", used, len(imgs))
+            log.warning("texture source: Debian packages %s (%d images), not DTD", used, len(imgs))
             return TextureSource("debian:" + "+".join(used), imgs)
     if "skimage" in allow:
         try:
@@ -142,10 +142,10 @@ def find_texture_source(dtd_root: str | Path | None = None, limit: int = 2000, a
                 if a.ndim == 2:
                     a = np.repeat(a[..., None], 3, axis=2)
                 imgs.append(np.ascontiguousarray(a[..., :3]).astype(np.uint8))
-            log.info("texture source: scikit-image bundled photos (%d images)", len(imgs))
+            log.warning("texture source: scikit-image bundled photos (%d images), not DTD", len(imgs))
             return TextureSource("skimage", imgs)
         except Exception as e:  # noqa: BLE001 - any failure means: fall through to procedural
             log.warning("texture source: scikit-image photos unavailable (%s)", e)
     imgs = procedural_textures()
-    log.info("texture source: procedural textures (%d images)", len(imgs))
+    log.warning("texture source: procedural textures (%d images), not DTD", len(imgs))
     return TextureSource("procedural", imgs)

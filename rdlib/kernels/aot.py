@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from rdlib.anomaly_map import EPS
+from rdlib.numerics import EPS
 
 TESTED_TRITON = "3.8"
 

@@ -33,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from rdlib.anomaly_map import EPS
+from rdlib.numerics import EPS
 from rdlib.kernels import interpreter_enabled
 
 

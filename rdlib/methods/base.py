@@ -1,13 +1,30 @@
-"""What a method gives the training loop.
+"""What a method gives the training loop, and what the loop promises a method.
 
 A method is an ``nn.Module`` that owns its networks and says how to train them; the loop in
-:mod:`rdlib.training` owns epochs, data order, seeds, checkpoints, evaluation and progress. This split lets one
-loop serve RD (one optimizer), URD (a trainable teacher with its own optimizer), AAND (two stages) and RD-RE
-(a segmentation head trained in a second stage): each stage gets its own optimizers from the method, and
-``training_step`` may step several of them.
+:mod:`rdlib.training` owns budgets, data order, seeds, train/eval modes, schedulers, checkpoints, evaluation and
+checkpoint selection. One loop serves RD (one optimizer), URD (a trainable teacher with its own optimizer), AAND
+(two stages with different trainable parts and LR schedules) and RD-RE (a segmentation head in a second stage).
+
+The contract, in order of a run:
+
+* ``stages()``: a list of :class:`Stage` — a name, a budget in epochs **or** optimizer steps, and the module names
+  that train in it (the loop puts exactly those, and their parents, in ``train()`` mode and everything else in
+  ``eval()``; it refuses an optimizer that holds a parameter outside them).
+* ``configure_optimizers(stage)`` → ``{name: optimizer}``; ``configure_schedulers(stage, optimizers)`` →
+  ``{name: LR scheduler}``, stepped once per unit of the stage's budget (per epoch or per step) and checkpointed.
+* ``setup_training`` / ``train_batches`` / ``training_step`` / ``teardown_training`` per stage.
+* ``extra_metric_names(stage)`` / ``extra_metrics(stage, dataset, device)``: method-specific numbers (e.g. AAND's
+  gate precision) that a checkpoint-selection rule may use.
+* ``forward`` of the method's model: features while training, ``(anomaly map B×1×S×S, image score B)`` in eval
+  mode; :meth:`Method.predict` is that call under ``eval()`` and ``no_grad``. :meth:`Method.scoring` changes the
+  scoring (levels, smoothing, top-k) of a trained method for a block of code.
+* ``data_config(options)``: image size, interpolation and synthesis preset: what runs, CLI and notebooks use to
+  build the datasets.
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -18,47 +35,158 @@ from torch.utils.data import DataLoader, Dataset
 
 @dataclass(frozen=True)
 class Stage:
+    """One training stage.
+
+    Args:
+        name: unique within the method (also part of the per-epoch seeds).
+        epochs / steps: the budget, exactly one of them ≥ 1. With ``steps`` the loop runs as many passes over the
+            data as needed and stops after that many optimizer steps (URD: 5k iterations; DeSTSeg: 1k + 4k).
+        trains: dotted names of the modules trained in this stage (``"model.bottleneck"``). Empty: every module
+            that owns a parameter given to an optimizer (resolved by the loop).
+        eval_every: evaluate on the test set every this many units of the budget (0: never during the stage).
+    """
+
     name: str
-    epochs: int
+    epochs: int | None = None
+    steps: int | None = None
+    trains: tuple[str, ...] = ()
+    eval_every: int = 0
+
+    def __post_init__(self):
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError(f"stage {self.name!r}: give exactly one budget, epochs or steps "
+                             f"(got epochs={self.epochs}, steps={self.steps})")
+        if self.length < 1:
+            raise ValueError(f"stage {self.name!r}: the budget must be >= 1, got {self.unit}s={self.length}")
+        object.__setattr__(self, "trains", tuple(self.trains))
+
+    @property
+    def unit(self) -> str:
+        return "epoch" if self.epochs is not None else "step"
+
+    @property
+    def length(self) -> int:
+        return int(self.epochs if self.epochs is not None else self.steps)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How a method wants its images: size, PIL interpolation of images and masks, and its synthesis preset.
+
+    Images reach the model in [0, 1]; each teacher applies its own mean/std (``normalisation`` names it, for the
+    record and for presets that blend in normalised space, e.g. AAND).
+    """
+
+    image_size: int = 256
+    image_interpolation: str = "bilinear"
+    mask_interpolation: str = "bilinear"
+    normalisation: str = "teacher"
+    synthesis: str | None = None
+
+
+class OptionError(ValueError):
+    """An option a method does not have, or a value it cannot take; the message lists the valid options."""
 
 
 class Method(nn.Module):
-    """Base class. Subclasses set ``name`` and implement ``stages``, ``configure_optimizers``, ``training_step``,
-    ``predict``; they may override ``train_batches`` (e.g. to cache frozen-teacher features)."""
+    """Base class of every method. Subclasses set ``name``, build ``self.model`` and implement ``stages``,
+    ``configure_optimizers`` and ``training_step``."""
 
     name = "method"
 
+    # ----------------------------------------------------------------------------------------- options and data
+    @classmethod
+    def option_defaults(cls) -> dict:
+        """Every constructor option with its default (what a run key is built from)."""
+        params = inspect.signature(cls.__init__).parameters
+        return {k: p.default for k, p in params.items()
+                if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+    @classmethod
+    def validate_options(cls, options: dict) -> dict:
+        """Raise :class:`OptionError` for unknown options (listing the valid ones); return the full options."""
+        defaults = cls.option_defaults()
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            raise OptionError(f"unknown {cls.name} option(s) {unknown}; valid options: "
+                              + ", ".join(f"{k}={v!r}" for k, v in sorted(defaults.items())))
+        missing = sorted(k for k, v in defaults.items() if v is inspect.Parameter.empty and k not in options)
+        if missing:
+            raise OptionError(f"{cls.name}: required option(s) {missing} missing")
+        return {**defaults, **options}
+
+    @classmethod
+    def data_config(cls, options: dict) -> DataConfig:
+        """The data this method trains and evaluates on, for the given options (default: the image size)."""
+        full = {**cls.option_defaults(), **options}
+        return DataConfig(image_size=int(full.get("image_size", 256)))
+
+    # ----------------------------------------------------------------------------------------------- training
     def stages(self) -> list[Stage]:
         raise NotImplementedError
 
     def configure_optimizers(self, stage: Stage) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
+    def configure_schedulers(self, stage: Stage, optimizers: dict) -> dict:
+        """LR schedulers by optimizer name (default none); stepped once per epoch or step of the stage budget."""
+        return {}
+
     def training_step(self, batch: dict, optimizers: dict[str, torch.optim.Optimizer], stage: Stage) -> dict[str, float]:
         """One optimisation step on ``batch``; performs backward/step itself; returns scalar logs."""
         raise NotImplementedError
 
-    @torch.no_grad()
-    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images B×3×S×S in [0,1] → (anomaly maps B×1×S×S, image scores B)."""
-        raise NotImplementedError
-
     def setup_training(self, dataset: Dataset, stage: Stage, device: torch.device) -> None:
-        """Hook called once per stage before its first epoch (e.g. to cache features)."""
+        """Called once per stage before its first step (e.g. to cache frozen-teacher features)."""
 
     def teardown_training(self, stage: Stage) -> None:
-        """Hook called once per stage after its last epoch, also when training stops with an error (free caches)."""
+        """Called once per stage after its last step, also when training stops with an error (free caches)."""
 
     def train_batches(self, dataset: Dataset, stage: Stage, batch_size: int, generator: torch.Generator,
-                      device: torch.device) -> Iterable[dict]:
-        """Batches of one epoch, in the order given by ``generator`` (seeded per epoch by the loop)."""
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, num_workers=0,
-                            drop_last=False)
+                      device: torch.device, num_workers: int = 0) -> Iterable[dict]:
+        """Batches of one epoch, in the order drawn from ``generator`` (seeded per epoch by the loop).
+
+        The order is drawn here, in the main process, so ``num_workers`` never changes it; a dataset that draws
+        random numbers per item seeds them from (epoch seed, index) (see :class:`rdlib.data.dataset.SeededItems`).
+        """
+        order = torch.randperm(len(dataset), generator=generator).tolist()
+        loader = DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=num_workers, drop_last=False,
+                            persistent_workers=False)
         for batch in loader:
             yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
+    def extra_metric_names(self, stage: Stage) -> tuple[str, ...]:
+        """Names of the method's own evaluation numbers in ``stage`` (usable by checkpoint selection)."""
+        return ()
+
+    def extra_metrics(self, stage: Stage, dataset: Dataset, device: torch.device) -> dict[str, float]:
+        return {}
+
+    # ---------------------------------------------------------------------------------------------- inference
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images B×3×S×S in [0,1] → (anomaly maps B×1×S×S, image scores B): the model's eval-mode forward."""
+        self.eval()
+        return self.model(images)
+
+    def anomaly_map_module(self) -> nn.Module:
+        """The module that turns features into (map, score); :meth:`scoring` reconfigures it."""
+        return self.model.anomaly_map
+
+    @contextlib.contextmanager
+    def scoring(self, **options):
+        """Temporarily change how maps are scored, e.g. ``with method.scoring(levels=(1, 2)): evaluate(...)``
+        (RD Table 7) or ``scoring(score="topk", top_k=100)``; options of :class:`rdlib.anomaly_map.AnomalyMap`."""
+        module = self.anomaly_map_module()
+        old = module.configure(**options)
+        try:
+            yield self
+        finally:
+            module.configure(**old)
+
+    # -------------------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict:
-        """What a checkpoint stores (default: everything but frozen parameters and buffers of frozen modules)."""
+        """What a checkpoint stores (default: everything but the parameters and buffers of frozen modules)."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith(self.frozen_prefixes())}
 
     def frozen_prefixes(self) -> tuple[str, ...]:
@@ -68,4 +196,5 @@ class Method(nn.Module):
         missing, unexpected = self.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith(self.frozen_prefixes())]
         if missing or unexpected:
-            raise RuntimeError(f"checkpoint does not match the method: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise RuntimeError(f"checkpoint does not match the method {self.name!r}: missing {missing[:5]}, "
+                               f"unexpected {unexpected[:5]}")

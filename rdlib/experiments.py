@@ -1,0 +1,99 @@
+"""Experiment helpers the chapters share: train a method over categories (and seeds and variants), collect the
+metrics in tables in which a failed run is a visible row, per-defect AUROC, re-scoring a trained run.
+
+    runs = train_categories("rd", "book", root, ["brick", "grass"])
+    table = results_table(runs)                               # one row per category + mean; failures marked
+    grid = run_grid("rd", "book", root, ["brick"], {"Pre": {"options": {"bottleneck": "pre"}}}, seeds=[1, 2, 3])
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from rdlib.metrics import METRICS, auroc
+from rdlib.runs import Run, RunSpec, build_datasets, get_or_train
+from rdlib.training import EvalResult, evaluate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CategoryRuns:
+    """Finished runs by category, and the categories that failed with their error."""
+
+    runs: dict[str, Run] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def train_categories(method: str, profile: str, data_root, categories, options: dict | None = None,
+                     fit: dict | None = None, data_format: str | None = None, runs_dir=None, device=None,
+                     progress: bool = False) -> CategoryRuns:
+    """Train (or reuse) one run per category; a failing category is recorded, never silently dropped."""
+    out = CategoryRuns()
+    for cat in categories:
+        try:
+            spec = RunSpec.from_profile(method, profile, data_root, cat, options, fit, data_format)
+            out.runs[cat] = get_or_train(spec, runs_dir, device=device, progress=progress)
+        except Exception as e:  # noqa: BLE001 - one failing category must not sink the others
+            out.failed[cat] = f"{type(e).__name__}: {e}"
+            log.warning("%s %s: FAILED (%s)", method, cat, out.failed[cat])
+    return out
+
+
+def results_table(cr: CategoryRuns, metrics=METRICS) -> pd.DataFrame:
+    """One row per category (failed ones included, metrics empty, status says why) and a mean row over the
+    categories that finished (its status says how many)."""
+    rows = {cat: {**{m: run.metrics.get(m, np.nan) for m in metrics}, "status": "ok"} for cat, run in cr.runs.items()}
+    for cat, err in cr.failed.items():
+        rows[cat] = {**{m: np.nan for m in metrics}, "status": f"FAILED: {err[:120]}"}
+    df = pd.DataFrame(rows).T
+    df[list(metrics)] = df[list(metrics)].astype(float)
+    ok = df[df.status == "ok"]
+    mean = ok[list(metrics)].mean()
+    df.loc["mean"] = {**mean.to_dict(), "status": f"mean of {len(ok)} of {len(df)} categories"}
+    return df
+
+
+def run_grid(method: str, profile: str, data_root, categories, variants: dict[str, dict], seeds=(None,),
+             data_format: str | None = None, runs_dir=None, device=None, progress: bool = False) -> pd.DataFrame:
+    """Every (variant, category, seed): a long table with one row per run and a status column.
+
+    ``variants``: ``{label: {"options": {...}, "fit": {...}}}`` on top of the profile; ``seeds``: values of the fit
+    seed (None keeps the profile's).
+    """
+    rows = []
+    for label, v in variants.items():
+        for cat in categories:
+            for seed in seeds:
+                fit = {**v.get("fit", {}), **({} if seed is None else {"seed": seed})}
+                row = {"variant": label, "category": cat, "seed": seed}
+                try:
+                    spec = RunSpec.from_profile(method, profile, data_root, cat, v.get("options"), fit, data_format)
+                    run = get_or_train(spec, runs_dir, device=device, progress=progress)
+                    row.update(status="ok", **{m: run.metrics.get(m, np.nan) for m in METRICS})
+                except Exception as e:  # noqa: BLE001 - a failed cell is a row, not a crash
+                    row.update(status=f"FAILED: {type(e).__name__}: {e}"[:160], **{m: np.nan for m in METRICS})
+                    log.warning("%s %s %s seed %s: %s", method, label, cat, seed, row["status"])
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_defect_auroc(pred: EvalResult) -> dict[str, float]:
+    """I-AUROC (%) of each defect type against all normal test images."""
+    d = np.asarray(pred.defects)
+    good = d == "good"
+    return {k: 100.0 * auroc(pred.scores[good | (d == k)], d[good | (d == k)] == k) for k in sorted(set(d) - {"good"})}
+
+
+def rescore(run: Run, device=None, pro: bool = True, **scoring) -> dict[str, float]:
+    """Metrics of a trained run under other scoring options (e.g. ``levels=(1, 2)``), without retraining."""
+    method = run.load_method(device)
+    _, test = build_datasets(run.spec)
+    with method.scoring(**scoring):
+        return evaluate(method, test, device=device, pro=pro).metrics
+
+
+__all__ = ["CategoryRuns", "train_categories", "results_table", "run_grid", "per_defect_auroc", "rescore"]

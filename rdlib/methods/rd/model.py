@@ -1,0 +1,50 @@
+"""RD (Deng & Li, CVPR 2022): frozen teacher encoder E → one-class bottleneck (OCBE) → student decoder D.
+
+Shapes for WideResNet50-2 at 256²: E → [256×64², 512×32², 1024×16²] → OCBE → 2048×8² → D → [256×64², 512×32², 1024×16²].
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rdlib.anomaly_map import AnomalyMap
+from rdlib.models.encoders import TeacherEncoder, create_teacher
+from rdlib.models.student import RDArch, build_student
+
+
+class ReverseDistillation(nn.Module):
+    """RD model. ``forward(x)`` returns (teacher maps, student maps) in train mode and (anomaly map B×1×S×S,
+    image score B) in eval mode.
+
+    Args:
+        teacher: teacher name (see :data:`rdlib.models.encoders.TEACHERS`) or a built :class:`TeacherEncoder`.
+        weights: teacher weights ("imagenet", a file, or "random").
+        bottleneck: "oce+mff" (paper/code), "oce" (no MFF), "pre" (pretrained next stage) — RD Table 5.
+        image_size: input side (the anomaly map is produced at this size).
+        levels: levels that feed the anomaly map (RD Table 7), default all three.
+    """
+
+    def __init__(self, teacher: str | TeacherEncoder = "efficientnet_lite0", weights: str = "imagenet",
+                 bottleneck: str = "oce+mff", arch: RDArch | None = None, image_size: int = 256,
+                 levels: tuple[int, ...] | None = None, sigma: float = 4.0, map_backend: str | None = None):
+        super().__init__()
+        self.teacher = teacher if isinstance(teacher, TeacherEncoder) else create_teacher(teacher, weights)
+        self.bottleneck, self.decoder = build_student(self.teacher, bottleneck, arch)
+        self.anomaly_map = AnomalyMap(image_size, levels, sigma, backend=map_backend)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """E(x): the frozen teacher's maps [f_E^1, f_E^2, f_E^3] (no gradient)."""
+        return self.teacher(x)
+
+    def student(self, teacher_feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """D(OCBE(E(x))): the student's reconstruction [f_D^1, f_D^2, f_D^3] of the teacher maps."""
+        return self.decoder(self.bottleneck(teacher_feats))
+
+    def forward(self, x: torch.Tensor | None = None, teacher_features: list[torch.Tensor] | None = None):
+        """x: B×3×S×S in [0,1] (or precomputed ``teacher_features``) → features (train) or (map, score) (eval)."""
+        t = teacher_features if teacher_features is not None else self.encode(x)
+        s = self.student(t)
+        if self.training:
+            return t, s
+        return self.anomaly_map(t, s)
