@@ -33,19 +33,22 @@ N_TEST_GOOD = 20          # embedded: normal test images per category
 N_TEST_PER_DEFECT = 8     # embedded: defective test images per defect type
 DTD_ROOT = None           # a DTD folder for anomaly synthesis (None: fall back, see below)
 PROGRESS = True
+REPO_URL = "https://github.com/rdlib/rdlib"   # the clone the Colab setup cell installs
 
 # %% [markdown]
-# Setup: on Colab this installs rdlib and mounts Google Drive (put your datasets there and set `DATA_ROOT`).
+# Setup on Colab (the same cell in every chapter): clone rdlib, install it from the clone and work there.
 
 # %%
-import subprocess
 import sys
 
 if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "rdlib[colab] @ git+https://github.com/rdlib/rdlib"], check=True)
-    from google.colab import drive
+    import subprocess
 
-    drive.mount("/content/drive")
+    subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, "/content/rdlib"], check=False)
+    sys.path.insert(0, "/content/rdlib")
+    from rdlib.colab import setup
+
+    setup("/content/rdlib")
 
 # %%
 import logging

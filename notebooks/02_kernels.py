@@ -27,16 +27,25 @@
 PROFILE = "book"
 SHAPE_SCALE = 1.0      # spatial scale of the test shapes in the correctness check (1.0 means the real 256x256 shapes)
 PROGRESS = True
+REPO_URL = "https://github.com/rdlib/rdlib"   # the clone the Colab setup cell installs
+
+# %% [markdown]
+# Setup on Colab (the same cell in every chapter): clone rdlib, install it from the clone and work there.
 
 # %%
-import os
-import subprocess
 import sys
 
 if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
-    if not os.path.isdir("/content/rdlib"):
-        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/rdlib/rdlib", "/content/rdlib"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/rdlib[colab]"], check=True)
+    import subprocess
+
+    subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, "/content/rdlib"], check=False)
+    sys.path.insert(0, "/content/rdlib")
+    from rdlib.colab import setup
+
+    setup("/content/rdlib")
+
+# %%
+import os
 
 import torch
 

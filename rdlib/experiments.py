@@ -88,12 +88,16 @@ def per_defect_auroc(pred: EvalResult) -> dict[str, float]:
     return {k: 100.0 * auroc(pred.scores[good | (d == k)], d[good | (d == k)] == k) for k in sorted(set(d) - {"good"})}
 
 
-def rescore(run: Run, device=None, pro: bool = True, **scoring) -> dict[str, float]:
-    """Metrics of a trained run under other scoring options (e.g. ``levels=(1, 2)``), without retraining."""
+def rescore(run: Run, scorings: dict[str, dict], device=None, pro: bool = True) -> dict[str, dict[str, float]]:
+    """Metrics of a trained run under other scoring options, without retraining: ``{label: {"levels": (1, 2)}}`` →
+    ``{label: metrics}`` (RD Table 7). The model and the test set are loaded once."""
     method = run.load_method(device)
     _, test = build_datasets(run.spec)
-    with method.scoring(**scoring):
-        return evaluate(method, test, device=device, pro=pro).metrics
+    out = {}
+    for label, options in scorings.items():
+        with method.scoring(**options):
+            out[label] = evaluate(method, test, device=device, pro=pro).metrics
+    return out
 
 
 __all__ = ["CategoryRuns", "train_categories", "results_table", "run_grid", "per_defect_auroc", "rescore"]

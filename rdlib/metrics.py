@@ -77,10 +77,9 @@ def pro_rd_per_image(masks, maps, num_thresholds: int = 200, max_fpr: float = 0.
             skipped[i] = "constant map or no PRO curve below FPR 0.3"
         vals.append(v)
     vals = np.asarray(vals, dtype=np.float64)
-    if np.isnan(vals).all():
-        raise ValueError(f"pro_rd_per_image: no image has a PRO value ({len(skipped)} left out: "
-                         f"{sorted(set(skipped.values()))})")
-    mean = float(np.nanmean(vals))
+    if vals.size == 0:
+        raise ValueError("pro_rd_per_image: no anomalous image in the set")
+    mean = float(np.nanmean(vals)) if not np.isnan(vals).all() else float("nan")   # NaN: every image left out
     return (mean, vals, skipped) if details else mean
 
 
@@ -103,7 +102,11 @@ def _pro_rd_single(mask: np.ndarray, amap: np.ndarray, num_thresholds: int, max_
     pros, fprs = np.asarray(pros), np.asarray(fprs)
     keep = fprs < max_fpr
     pros, fprs = pros[keep], fprs[keep]
-    if fprs.size < 2 or fprs.max() == 0:
+    if fprs.size and fprs.max() == 0:
+        # Every kept threshold has no false positive: a perfect separation. The official code divides by this zero
+        # maximum and returns NaN; we return the overlap reached at FPR 0 (1.0 when every region is found).
+        return float(pros.max())
+    if fprs.size < 2:
         return float("nan")
     fprs = fprs / fprs.max()
     # sklearn.metrics.auc on the curve in threshold order (FPR non-increasing): −trapezoid, ties kept in place.

@@ -69,3 +69,4 @@ def test_perfect_maps():
     labels = masks.reshape(len(masks), -1).any(1)
     m = evaluate_maps(labels, maps.reshape(len(maps), -1).max(1), masks, maps)
     assert m["p_auroc"] == pytest.approx(100) and m["aupro"] == pytest.approx(100) and m["i_auroc"] == pytest.approx(100)
+    assert m["pro_rd"] == pytest.approx(100)            # the official code gives NaN here (0/0 rescaling)

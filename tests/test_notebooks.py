@@ -85,6 +85,7 @@ def test_book_builds_from_executed_notebooks_with_warnings_as_errors(executed, t
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / f, book / f)
     shutil.copytree(ROOT / "book", book / "book")
+    shutil.copytree(ROOT / "rdlib", book / "rdlib", ignore=shutil.ignore_patterns("__pycache__"))   # literalinclude
     shutil.copytree(executed, book / "_executed" / "book")
     jb = Path(sys.executable).with_name("jupyter-book")
     proc = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"], capture_output=True, text=True,

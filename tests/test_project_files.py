@@ -19,6 +19,22 @@ def test_profiles_exist_for_every_notebook():
         assert set(names) <= set(data), f"{profile}.yaml lacks a section for {set(names) - set(data)}"
 
 
+def test_profile_files_only_set_parameters_the_notebooks_have():
+    """papermill only warns about an unknown parameter; a typo there would silently change nothing."""
+    import jupytext
+
+    for profile in ("ci", "book", "paper"):
+        data = yaml.safe_load((ROOT / "notebooks/params" / f"{profile}.yaml").read_text())
+        for name, section in data.items():
+            if name == "common":
+                continue
+            nb = jupytext.read(ROOT / "notebooks" / f"{name}.py")
+            params = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+            known = {line.split("=")[0].strip() for line in params.splitlines() if "=" in line and not line.startswith("#")}
+            unknown = set({**(data.get("common") or {}), **(section or {})}) - known
+            assert not unknown, f"{profile}.yaml sets {sorted(unknown)} for {name}, which has no such parameter"
+
+
 def test_paper_numbers_file_has_protocols():
     from rdlib.results import load_paper_numbers
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from rdlib.data import load_split
-from rdlib.methods import RDMethod, create_method
+from rdlib.methods import create_method
+from rdlib.methods.rd import RDMethod
 from rdlib.runs import RunSpec, get_or_train, load_run
 from rdlib.training import FitConfig, evaluate, fit
 
