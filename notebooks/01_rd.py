@@ -78,6 +78,7 @@ from rdlib.runs import RunSpec, build_datasets
 from rdlib.viz import score_histogram, show
 
 logging.basicConfig(level=logging.WARNING)
+logging.getLogger("rdlib.experiments").setLevel(logging.ERROR)   # a failed run is a row of the tables below instead
 pd.set_option("display.precision", 1)
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -283,7 +284,11 @@ def ablation(variants: dict) -> pd.DataFrame:
                                                                  for k, v in variants.items()},
                     data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS)
     table = grid.groupby("variant", sort=False)[ABL_METRICS].mean()
-    table["runs ok"] = grid.groupby("variant", sort=False).status.apply(lambda s: f"{(s == 'ok').sum()}/{len(s)}")
+    def runs_ok(status):
+        why = sorted({s.split(":")[1].strip() for s in status if s != "ok"})     # the error type of failed runs
+        return f"{(status == 'ok').sum()}/{len(status)}" + (f" ({', '.join(why)})" if why else "")
+
+    table["runs ok"] = grid.groupby("variant", sort=False).status.apply(runs_ok)
     return table
 
 

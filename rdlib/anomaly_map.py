@@ -35,10 +35,10 @@ def cosine_distance_map(t: torch.Tensor, s: torch.Tensor, eps: float = EPS) -> t
         return torch.cat([cosine_distance_map(t[i:i + 1], s[i:i + 1], eps) for i in range(t.shape[0])])
     t32, s32 = t.float(), s.float()
     # vecdot reduces without materialising the products (about 3× faster than (t*s).sum(1) or .norm(dim=1) on CPU)
-    dot = torch.linalg.vecdot(t32, s32, dim=1).unsqueeze(1)
-    tt = torch.linalg.vecdot(t32, t32, dim=1).unsqueeze(1)
-    ss = torch.linalg.vecdot(s32, s32, dim=1).unsqueeze(1)
-    return 1 - dot / (tt.sqrt() * ss.sqrt()).clamp_min(eps)
+    dot = torch.linalg.vecdot(t32, s32, dim=1).unsqueeze(1)          # f_E(h,w)ᵀ f_D(h,w)
+    tt = torch.linalg.vecdot(t32, t32, dim=1).unsqueeze(1)           # ‖f_E(h,w)‖²
+    ss = torch.linalg.vecdot(s32, s32, dim=1).unsqueeze(1)           # ‖f_D(h,w)‖²
+    return 1 - dot / (tt.sqrt() * ss.sqrt()).clamp_min(eps)          # M(h,w) = 1 − cos          (RD Eq. 1)
 
 
 def fused_map_reference(teacher: list[torch.Tensor], student: list[torch.Tensor], out_size: tuple[int, int]) -> torch.Tensor:
@@ -221,11 +221,12 @@ class AnomalyMap(nn.Module):
         return amap, self.image_score(amap)
 
     def forward(self, teacher: list[torch.Tensor], student: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.levels is not None:
+        if self.levels is not None:                                  # RD Table 7: a subset of the levels
             teacher = [teacher[i] for i in self.levels]
             student = [student[i] for i in self.levels]
-        amap = upsample_sum_blur(cosine_distance_maps(teacher, student, self.backend), self.out_size, self.sigma)
-        return amap, self.image_score(amap)
+        maps = cosine_distance_maps(teacher, student, self.backend)    # M^k, one per level     (Eq. 1)
+        amap = upsample_sum_blur(maps, self.out_size, self.sigma)      # G_σ ∗ Σ_k Ψ(M^k)       (Eq. 3)
+        return amap, self.image_score(amap)                            # score = max (or top-k mean)
 
 
 __all__ = ["EPS", "cosine_distance_map", "cosine_distance_maps", "fused_map_reference", "gaussian_blur",

@@ -134,7 +134,11 @@ def aupro_pooled(masks, maps, max_fpr: float = 0.3) -> float:
     n_normal = normal.size
     k = int(np.ceil(max_fpr * n_normal)) + 1                           # normals that can lie at FPR ≤ max_fpr
     if k < n_normal:
-        normal = np.partition(normal, n_normal - k)[n_normal - k:]
+        # Only the k largest normal scores shape the curve up to max_fpr. Keep every normal ≥ the k-th largest
+        # value, not just k of them: a group of tied scores at the cut must stay whole, or its curve point gets
+        # too small an FPR (maps saved as 8-bit PNG tie heavily).
+        cut = np.partition(normal, n_normal - k)[n_normal - k]
+        normal = normal[normal >= cut]
     normal = np.sort(normal)                                           # ascending
     lab = labels[masks]
     a_scores = maps[masks]

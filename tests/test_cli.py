@@ -43,3 +43,15 @@ def test_bad_arguments_give_clear_errors(tiny_benchmark, tmp_path, capsys, args,
     args = [a.replace("{root}", str(tiny_benchmark)).replace("{tmp}", str(tmp_path)) for a in args]
     assert main(args) in (1, 2)
     assert message in capsys.readouterr().err
+
+
+def test_cli_profile_run_is_the_books_run_and_explicit_zero_is_kept(tiny_benchmark):
+    """``train --profile book`` builds the very spec the chapter builds from the same profile (same key), and an
+    explicit 0 is an option value, not 'unset'."""
+    from rdlib.__main__ import _spec, build_parser
+    from rdlib.runs import RunSpec
+
+    args = build_parser().parse_args(["train", "--data", str(tiny_benchmark), "--category", "brick", "--profile", "book"])
+    assert _spec(args).key() == RunSpec.from_profile("rd", "book", str(tiny_benchmark), "brick").key()
+    args = build_parser().parse_args(["train", "--data", str(tiny_benchmark), "--category", "brick", "-o", "lr=0"])
+    assert _spec(args).options["lr"] == 0

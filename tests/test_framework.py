@@ -344,3 +344,14 @@ def test_damaged_runs_give_clear_errors_or_a_clean_retrain(tiny_benchmark, tmp_p
     (run.dir / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(RunError, match="key collision"):
         get_or_train(spec, tmp_path, progress=False)
+
+
+def test_a_failed_category_is_a_visible_row(tiny_benchmark, tmp_path):
+    from rdlib.experiments import results_table, train_categories
+
+    cr = train_categories("toy", "ci", str(tiny_benchmark), ["brick", "no_such_category"], runs_dir=tmp_path)
+    table = results_table(cr)
+    assert list(table.index) == ["brick", "no_such_category", "mean"]
+    assert table.loc["no_such_category", "status"].startswith("FAILED: DataError")
+    assert table.loc["mean", "status"] == "mean of 1 of 2 categories"
+    assert table.loc["mean", "i_auroc"] == pytest.approx(table.loc["brick", "i_auroc"])

@@ -70,3 +70,37 @@ def test_perfect_maps():
     m = evaluate_maps(labels, maps.reshape(len(maps), -1).max(1), masks, maps)
     assert m["p_auroc"] == pytest.approx(100) and m["aupro"] == pytest.approx(100) and m["i_auroc"] == pytest.approx(100)
     assert m["pro_rd"] == pytest.approx(100)            # the official code gives NaN here (0/0 rescaling)
+
+
+def test_pooled_aupro_keeps_a_tie_group_whole_at_the_fpr_cut():
+    """100 normal pixels: 10 at 1.0, 90 at 0.5; the region at 0.5. The 0.3 cut falls inside the 0.5 group: the curve
+    point of that group is at FPR 1.0, not 0.31 (hand-computed: (0.1, 0) → (1, 1) at 0.3 gives 0.2·(2/9)/2 / 0.3)."""
+    normal = np.r_[np.full(10, 1.0), np.full(90, 0.5)]
+    maps = np.r_[normal, np.full(20, 0.5)].reshape(1, 1, 120)
+    masks = np.r_[np.zeros(100, bool), np.ones(20, bool)].reshape(1, 1, 120)
+    expected = 0.2 * (0.2 / 0.9) / 2 / 0.3
+    assert aupro_pooled(masks, maps) == pytest.approx(expected, abs=1e-12)
+    assert aupro_pooled_reference(masks, maps) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("case", ["quantised", "constant", "two_levels"])
+def test_every_metric_is_exact_under_heavy_ties(case):
+    rng = np.random.default_rng(7)
+    masks, maps = _masks_maps(rng, n=6, size=16, levels=1000)
+    if case == "quantised":                                   # as maps saved to 8-bit PNG, with few levels
+        maps = np.round(maps / maps.max() * 7) / 7
+    elif case == "constant":
+        maps = np.full_like(maps, 0.25)
+    else:
+        maps = (maps > np.median(maps)).astype(np.float32)
+    labels = masks.reshape(len(masks), -1).any(1)
+    scores = maps.reshape(len(maps), -1).max(1)
+    assert auroc(maps, masks) == pytest.approx(auroc_pairs(maps, masks), abs=1e-12)
+    assert average_precision(maps, masks) == pytest.approx(average_precision_loop(maps, masks), abs=1e-12)
+    assert auroc(scores, labels) == pytest.approx(auroc_pairs(scores, labels), abs=1e-12)
+    assert average_precision(scores, labels) == pytest.approx(average_precision_loop(scores, labels), abs=1e-12)
+    for max_fpr in (0.3, 0.05):
+        assert aupro_pooled(masks, maps, max_fpr) == pytest.approx(aupro_pooled_reference(masks, maps, max_fpr), abs=1e-12)
+    if case == "constant":                                    # one threshold: (0,0) → (1,1); up to 0.3 the line y = x
+        assert aupro_pooled(masks, maps) == pytest.approx(0.15, abs=1e-12)
+        assert np.isnan(pro_rd_per_image(masks, maps))        # no curve in any image: NaN, not a made-up number

@@ -42,3 +42,24 @@ def test_paper_numbers_file_has_protocols():
     rd = df[df.paper == "rd"]
     assert {"pro_variant", "checkpoint", "backbone", "image_size"} <= set(df.columns)
     assert rd[(rd.table_id == "rd_table1") & (rd.method == "rd") & (rd.category == "mean") & (rd.image_size == 256)].i_auroc.item() == 98.5
+
+
+def test_numpy_lower_bound_allows_what_the_code_calls():
+    """np.trapezoid (metrics) exists from NumPy 2.0 on: the declared lower bound must not be older."""
+    import re
+
+    text = (ROOT / "pyproject.toml").read_text()
+    bound = re.search(r'"numpy>=(\d+)', text)
+    uses_trapezoid = "np.trapezoid" in (ROOT / "rdlib" / "metrics.py").read_text()
+    assert bound and (not uses_trapezoid or int(bound.group(1)) >= 2)
+
+
+def test_the_kernel_does_not_import_the_anomaly_map_module():
+    """The shared ε lives below both (rdlib.numerics): no import circle between anomaly_map and kernels."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ['TRITON_INTERPRET'] = '1'; import rdlib.kernels.cosine_map; "
+            "print('rdlib.anomaly_map' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"
