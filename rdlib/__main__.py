@@ -219,7 +219,14 @@ def cmd_data(args) -> int:
         return EXIT_FAILURE
     table = counts.pivot_table(index=["category", "split"], columns="defect", values="images", aggfunc="sum", fill_value=0).astype(int)
     print(table.to_string())
-    print(f"OK: {counts.category.nunique()} categories, {int(counts.images.sum())} images")
+    empty = counts.attrs.get("empty_masks", [])
+    if empty:
+        print(f"WARNING: {len(empty)} anomalous image(s) have an empty mask: they count for image-level metrics but "
+              "have no region for PRO (left out of its mean, and named when evaluated):", file=sys.stderr)
+        for path in empty:
+            print(f"  {path}", file=sys.stderr)
+    print(f"OK: {counts.category.nunique()} categories, {int(counts.images.sum())} images"
+          + (f" ({len(empty)} with an empty mask)" if empty else ""))
     return 0
 
 

@@ -34,3 +34,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fuzz tests' tally: bad inputs tried, uncaught, silent, per fault class."""
+    import sys
+
+    mod = sys.modules.get("test_fuzz_readers")
+    if mod is None or not mod.STATS:
+        return
+    tr = terminalreporter
+    tr.write_sep("-", "bad inputs tried, uncaught, silent (readers fuzzing)")
+    for fault, s in sorted(mod.STATS.items()):
+        tr.write_line(f"{fault:<20} tried {s['tried']:>4}   uncaught {s['uncaught']:>3}   silent {s['silent']:>3}")
+    total = {k: sum(s[k] for s in mod.STATS.values()) for k in ("tried", "uncaught", "silent")}
+    tr.write_line(f"{'all fault classes':<20} tried {total['tried']:>4}   uncaught {total['uncaught']:>3}   silent {total['silent']:>3}")

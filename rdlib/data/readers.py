@@ -10,6 +10,7 @@ image_path, mask_path`` (``None`` for normal images).
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from PIL import Image
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 FORMATS = ("mvtec", "mpdd", "btad", "visa")
+log = logging.getLogger(__name__)
 COLUMNS = ["dataset", "category", "split", "defect", "label", "image_path", "mask_path"]
 
 
@@ -26,7 +28,9 @@ class DataError(ValueError):
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    """Image files of a folder (any case of extension). A broken symbolic link is listed too, so that reading it
+    fails with an error naming it instead of the image silently vanishing from the set."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and (p.is_file() or p.is_symlink()))
 
 
 def _require_dir(path: Path, what: str) -> Path:
@@ -122,13 +126,72 @@ def read_dataset(root: str | Path, category: str, fmt: str | None = None) -> pd.
     return read_mvtec(root, category, dataset=fmt)
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Open an image as RGB (grayscale and palette images are converted)."""
+def _to_uint8(arr: np.ndarray, mode: str, path) -> np.ndarray:
+    """High-bit-depth pixels → 0..255, by the range the mode declares: 16-bit (I;16*) ÷ 257; 32-bit integers (I) as
+    16-bit when they fit 0..65535 (PNG/TIFF store 16-bit grey as I), as 8-bit when they fit 0..255; floats (F) in
+    [0, 1] × 255 or in [0, 255] as they are. Anything else is refused: a guessed scale is a silent wrong number."""
+    a = np.asarray(arr)
+    if a.size == 0:
+        raise DataError(f"{path}: empty image (0 pixels). Re-extract or delete the file.")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise DataError(f"{path}: mode {mode} image with NaN or infinite pixels. Convert it to 8-bit RGB.")
+    lo, hi = float(a.min()), float(a.max())
+    if mode.startswith("I;16"):
+        return np.round(a.astype(np.float64) / 257.0).astype(np.uint8)
+    if mode == "I":
+        # Pillow opens 16-bit grey PNG/TIFF as mode I too: the bit depth the file declares decides the scale.
+        bits = _declared_bits(path)
+        if bits not in (8, 16) or lo < 0 or hi > (255 if bits == 8 else 65535):
+            raise DataError(f"{path}: {bits}-bit integer image with values in [{lo:g}, {hi:g}]: its scale is unknown. "
+                            "Convert it to 8- or 16-bit first.")
+        return np.round(a.astype(np.float64) / (255.0 if bits == 8 else 65535.0) * 255.0).astype(np.uint8)
+    if mode == "F":
+        if lo >= 0 and hi <= 1:
+            return np.round(a * 255.0).astype(np.uint8)
+        if lo >= 0 and hi <= 255:
+            return np.round(a).astype(np.uint8)
+        raise DataError(f"{path}: floating-point image with values in [{lo:g}, {hi:g}], neither [0, 1] nor [0, 255]: "
+                        "its scale is unknown. Convert it to 8-bit RGB first.")
+    raise DataError(f"{path}: unsupported image mode {mode}. Convert it to 8-bit RGB.")
+
+
+def _declared_bits(path) -> int:
+    """Bits per sample the file declares (PNG IHDR / TIFF BitsPerSample); 32 (unknown scale) when not found."""
     try:
         with Image.open(path) as im:
+            if im.format == "PNG":
+                with open(path, "rb") as f:
+                    head = f.read(26)
+                return int(head[24])
+            bits = im.tag_v2.get(258) if hasattr(im, "tag_v2") else None
+            if bits:
+                return int(bits[0] if isinstance(bits, tuple) else bits)
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    return 32
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open any image Pillow reads as an 8-bit RGB image.
+
+    Grey, palette, CMYK, YCbCr and LAB images are converted; alpha is dropped; 16-bit, 32-bit and floating-point
+    images are rescaled to 0..255 by their declared range (a plain ``convert("RGB")`` would clip 16-bit pixels to
+    white), or refused with a :class:`DataError` naming the file when their scale cannot be known.
+    """
+    try:
+        with Image.open(path) as im:
+            im.seek(0)
+            mode = im.mode
+            if mode.startswith("I") or mode == "F":
+                grey = _to_uint8(np.asarray(im), mode, path)
+                return Image.fromarray(grey, "L").convert("RGB")
+            if mode == "P" and "transparency" in im.info:
+                im = im.convert("RGBA")
             return im.convert("RGB")
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: unreadable image ({e}). Re-extract or delete the file.") from e
+    except DataError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: unreadable image ({type(e).__name__}: {e}). Re-extract or delete the file.") from e
 
 
 def load_mask(path: str | Path) -> np.ndarray:
@@ -136,18 +199,22 @@ def load_mask(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             arr = np.asarray(im)
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: unreadable mask ({e}).") from e
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DataError(f"{path}: unreadable mask ({type(e).__name__}: {e}). Re-extract or delete the file.") from e
     if arr.ndim == 3:
         arr = arr.max(axis=2)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError(f"{path}: mask with NaN or infinite values.")
     return arr > 0
 
 
 def verify(root: str | Path, fmt: str | None = None, categories: list[str] | None = None, check_pixels: bool = True) -> pd.DataFrame:
     """Check a dataset tree and return counts per category / split / defect.
 
-    Raises :class:`DataError` naming the path for: wrong layout, missing or extra mask, unreadable image,
-    image/mask size mismatch, empty category.
+    Raises :class:`DataError` naming the path for: wrong layout, missing or extra mask, unreadable image or mask,
+    image/mask size mismatch, empty category, unsupported pixel format. An anomalous image whose mask is empty is
+    not an error (a dataset may hold such images, and image-level metrics still use them) but it has no region for
+    PRO: every such file is listed in ``result.attrs["empty_masks"]``, logged as a warning and printed by the CLI.
     """
     root = Path(root)
     fmt = fmt or (detect_format(root) if root.is_dir() else "mvtec")
@@ -155,7 +222,7 @@ def verify(root: str | Path, fmt: str | None = None, categories: list[str] | Non
     if not cats:
         raise DataError(f"{root}: no categories found for format '{fmt}' (expected <category>/train/"
                         f"{'ok' if fmt == 'btad' else 'good'}). Check the root folder and --format.")
-    tables = []
+    tables, empty = [], []
     for cat in cats:
         t = read_dataset(root, cat, fmt)
         if (t.split == "train").sum() == 0:
@@ -171,14 +238,21 @@ def verify(root: str | Path, fmt: str | None = None, categories: list[str] | Non
             if check_pixels:
                 img = load_image(r.image_path)
                 if has_mask:
-                    with Image.open(r.mask_path) as m:
-                        msize = m.size
+                    mask = load_mask(r.mask_path)
+                    msize = (mask.shape[1], mask.shape[0])
                     if msize != img.size:
                         raise DataError(f"{r.mask_path}: mask size {msize} differs from image size {img.size} "
                                         f"of {r.image_path}.")
+                    if not mask.any():
+                        empty.append(r.mask_path)
         tables.append(t)
     table = pd.concat(tables, ignore_index=True)
-    return table.groupby(["category", "split", "defect"]).size().rename("images").reset_index()
+    counts = table.groupby(["category", "split", "defect"]).size().rename("images").reset_index()
+    counts.attrs["empty_masks"] = empty
+    if empty:
+        log.warning("%d anomalous image(s) have an empty mask (no region: left out of PRO, counted by the other "
+                    "metrics): %s", len(empty), ", ".join(empty[:20]) + (" ..." if len(empty) > 20 else ""))
+    return counts
 
 
 def _check_extra_masks(cat_dir: Path, table: pd.DataFrame, fmt: str) -> None:
