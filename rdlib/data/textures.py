@@ -5,8 +5,11 @@ Order of preference (the first that yields images is used, and logged):
 1. a user-given DTD folder (``dtd/images/<class>/*.jpg`` or any folder of images);
 2. Debian texture packages if installed: ``gimp-data`` patterns (``.pat``), ``tuxpaint-data`` templates,
    ``mypaint-data-extras`` backgrounds;
-3. scikit-image's bundled photos;
+3. bundled images of scikit-image and scikit-learn that the embedded benchmark uses nowhere (neither as a
+   category nor as a test-defect source: training anomalies made of them cannot leak into the test set; tested);
 4. procedural textures (coloured multi-octave value noise, stripes, checkers), always available.
+
+The source used is logged (at WARNING when it is not DTD) and recorded by the runs that use it.
 """
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ DEBIAN_DIRS = {
     "tuxpaint-data": Path("/usr/share/tuxpaint/templates"),
     "mypaint-data-extras": Path("/usr/share/mypaint/backgrounds"),
 }
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera", "moon")
+# Disjoint from every embedded category source and from FOREIGN_SOURCES (rdlib.data.embedded): see the module docstring.
+SKIMAGE_PHOTOS = ("retina", "clock", "page", "text", "colorwheel", "cell", "microaneurysms", "checkerboard", "logo")
+SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
 _EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".pat")
 
 
@@ -52,6 +57,20 @@ class TextureSource:
 
     name: str
     images: list[np.ndarray]
+
+    def sample_tensor(self, g, size: int):
+        """A random texture as a 3×size×size uint8 tensor, drawn with a torch generator (synthesis)."""
+        import torch
+
+        i = int(torch.randint(len(self.images), (1,), generator=g))
+        return torch.from_numpy(np.array(self._fit(self.images[i], size))).permute(2, 0, 1).contiguous()
+
+    def _fit(self, img: np.ndarray, size: int) -> np.ndarray:
+        h, w = img.shape[:2]
+        if min(h, w) < size // 2:  # small seamless tiles (GIMP patterns): tile, then crop
+            reps = (int(np.ceil(size / h)), int(np.ceil(size / w)), 1)
+            img = np.tile(img, reps)[:size, :size]
+        return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """A random texture resized (or tiled, for small tiles) to size×size, float32 in [0,1]."""
@@ -136,13 +155,18 @@ def find_texture_source(dtd_root: str | Path | None = None, limit: int = 2000, a
         try:
             import skimage.data
 
+            from sklearn.datasets import load_sample_image
+
             imgs = []
             for n in SKIMAGE_PHOTOS:
                 a = np.asarray(getattr(skimage.data, n)())
+                if a.dtype == bool:
+                    a = a.astype(np.uint8) * 255
                 if a.ndim == 2:
                     a = np.repeat(a[..., None], 3, axis=2)
                 imgs.append(np.ascontiguousarray(a[..., :3]).astype(np.uint8))
-            log.warning("texture source: scikit-image bundled photos (%d images), not DTD", len(imgs))
+            imgs += [np.ascontiguousarray(load_sample_image(n)) for n in SKLEARN_PHOTOS]
+            log.warning("texture source: scikit-image / scikit-learn bundled images (%d), not DTD", len(imgs))
             return TextureSource("skimage", imgs)
         except Exception as e:  # noqa: BLE001 - any failure means: fall through to procedural
             log.warning("texture source: scikit-image photos unavailable (%s)", e)

@@ -1,0 +1,240 @@
+"""Anomaly synthesis against slow references, hand-computed cases, PIL, and statistical bounds."""
+import hashlib
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageEnhance, ImageOps
+from torch.utils.data import DataLoader
+
+from rdlib.data import find_texture_source, load_split
+from rdlib.synthesis import (AUGMENTERS, PRESETS, SyntheticAnomalies, draem_blend, get_preset, perlin_from_angles,
+                             simplex_noise3d, synthesize)
+from rdlib.synthesis.foreground import aand_foreground, otsu_threshold
+from rdlib.synthesis.noise import random_permutation
+from rdlib.synthesis.presets import SynthesisPreset
+
+
+# ------------------------------------------------------------------------------------------ slow references
+def perlin_reference(angles: np.ndarray, res: tuple[int, int], h: int, w: int) -> np.ndarray:
+    """Per-pixel gradient-lattice interpolation, written out."""
+    out = np.zeros((h, w))
+    f = lambda t: 6 * t ** 5 - 15 * t ** 4 + 10 * t ** 3          # noqa: E731
+    for i in range(h):
+        for j in range(w):
+            u, v = i * res[0] / h, j * res[1] / w
+            ci, cj = int(math.floor(u)), int(math.floor(v))
+            fu, fv = u - ci, v - cj
+            corners = {}
+            for di in (0, 1):
+                for dj in (0, 1):
+                    a = angles[ci + di, cj + dj]
+                    corners[di, dj] = math.cos(a) * (fu - di) + math.sin(a) * (fv - dj)
+            top = corners[0, 0] + f(fu) * (corners[1, 0] - corners[0, 0])
+            bottom = corners[0, 1] + f(fu) * (corners[1, 1] - corners[0, 1])
+            out[i, j] = math.sqrt(2) * (top + f(fv) * (bottom - top))
+    return out
+
+
+GRAD3 = [(1, 1, 0), (-1, 1, 0), (1, -1, 0), (-1, -1, 0), (1, 0, 1), (-1, 0, 1), (1, 0, -1), (-1, 0, -1),
+         (0, 1, 1), (0, -1, 1), (0, 1, -1), (0, -1, -1)]
+
+
+def simplex_reference(x, y, z, perm) -> float:
+    """Gustavson's 3-D simplex noise, one point, with the explicit six-way tetrahedron choice."""
+    F3, G3 = 1 / 3, 1 / 6
+    s = (x + y + z) * F3
+    i, j, k = math.floor(x + s), math.floor(y + s), math.floor(z + s)
+    t = (i + j + k) * G3
+    x0, y0, z0 = x - (i - t), y - (j - t), z - (k - t)
+    if x0 >= y0:
+        if y0 >= z0:
+            o = (1, 0, 0, 1, 1, 0)
+        elif x0 >= z0:
+            o = (1, 0, 0, 1, 0, 1)
+        else:
+            o = (0, 0, 1, 1, 0, 1)
+    else:
+        if y0 < z0:
+            o = (0, 0, 1, 0, 1, 1)
+        elif x0 < z0:
+            o = (0, 1, 0, 0, 1, 1)
+        else:
+            o = (0, 1, 0, 1, 1, 0)
+    corners = [(0, 0, 0), o[:3], o[3:], (1, 1, 1)]
+    n = 0.0
+    for c, (a, b, d) in enumerate(corners):
+        xs, ys, zs = x0 - a + c * G3, y0 - b + c * G3, z0 - d + c * G3
+        tt = 0.6 - xs * xs - ys * ys - zs * zs
+        if tt > 0:
+            g = GRAD3[perm[(i + a) % 256 + perm[(j + b) % 256 + perm[(k + d) % 256]]] % 12]
+            n += tt ** 4 * (g[0] * xs + g[1] * ys + g[2] * zs)
+    return 32 * n
+
+
+def test_perlin_matches_the_per_pixel_reference():
+    g = torch.Generator().manual_seed(0)
+    angles = 2 * math.pi * torch.rand(3, 9, 9, generator=g, dtype=torch.float64).float()
+    res = torch.tensor([[2, 4], [8, 1], [1, 1]])
+    ours = perlin_from_angles(angles, res, 16, 24)
+    for b in range(3):
+        ref = perlin_reference(angles[b].double().numpy(), tuple(res[b].tolist()), 16, 24)
+        assert np.abs(ours[b].numpy() - ref).max() < 1e-5
+
+
+def test_simplex_matches_the_textbook_reference():
+    perm = random_permutation(torch.Generator().manual_seed(3))
+    pts = torch.rand(200, 3, generator=torch.Generator().manual_seed(4)) * 20 - 5
+    ours = simplex_noise3d(pts, perm).numpy()
+    p = perm.tolist()
+    ref = np.array([simplex_reference(*pt.tolist(), p) for pt in pts])
+    assert np.abs(ours - ref).max() < 1e-4 and np.abs(ref).max() > 0.1
+
+
+def test_blend_formula_on_a_hand_computed_case():
+    image = torch.full((1, 3, 1, 2), 0.2)
+    texture = torch.full((1, 3, 1, 2), 1.0)
+    mask = torch.tensor([[[[1.0, 0.0]]]])
+    out = draem_blend(image, texture, mask, torch.tensor([0.25]))
+    # inside: 0.2·0 + 0.75·1 + 0.25·0.2 = 0.8; outside: the image
+    assert torch.allclose(out[0, :, 0, 0], torch.tensor(0.8)) and torch.allclose(out[0, :, 0, 1], torch.tensor(0.2))
+
+
+@pytest.mark.parametrize("name", ["draem", "urd", "aand", "rdre"])
+def test_masks_are_binary_and_the_kept_share_stays_in_its_range(name):
+    preset = get_preset(name)
+    g = torch.Generator().manual_seed(1)
+    images = torch.zeros(64, 3, 32, 32)
+    out, masks = synthesize(images, torch.ones(64, 3, 32, 32), None, preset, g)
+    assert set(masks.unique().tolist()) <= {0.0, 1.0}
+    inside = masks[:, 0] > 0
+    keep = 1 - out[:, 0][inside]                               # texture 1, image 0: value = 1 − β
+    lo, hi = preset.keep_range
+    assert keep.numel() > 0 and keep.min() >= lo - 1e-6 and keep.max() <= hi + 1e-6
+    assert torch.all(out[:, :, ~inside.any(0)] == 0)           # nothing changes outside the masks
+
+
+def test_anomalous_fraction_matches_p_within_a_binomial_bound():
+    n = 1200
+    images, textures = torch.zeros(n, 3, 16, 16), torch.ones(n, 3, 16, 16)
+    always = SynthesisPreset("always", p_anomalous=1.0)
+    half = SynthesisPreset("half", p_anomalous=0.5)
+    q1 = synthesize(images, textures, None, always, torch.Generator().manual_seed(5))[1].flatten(1).any(1).float().mean()
+    q2 = synthesize(images, textures, None, half, torch.Generator().manual_seed(6))[1].flatten(1).any(1).float().mean()
+    p = q2 / q1                                                # P(non-empty) = p · P(Perlin mask non-empty)
+    sd = math.sqrt(0.5 * 0.5 / (n * q1.item()))
+    assert abs(p.item() - 0.5) < 4 * sd + 0.02
+
+
+def test_masks_stay_inside_the_foreground():
+    fg = torch.zeros(8, 1, 32, 32)
+    fg[:, :, 8:24, 8:24] = 1
+    _, masks = synthesize(torch.zeros(8, 3, 32, 32), torch.ones(8, 3, 32, 32), fg, get_preset("urd"),
+                          torch.Generator().manual_seed(2))
+    assert masks.sum() > 0 and torch.all(masks <= fg)
+
+
+def test_aand_foreground_rules_name_their_categories():
+    img = np.zeros((40, 40, 3), np.uint8)
+    img[10:30, 10:30] = 200
+    assert aand_foreground(img, "bottle").sum() == aand_foreground(img, "cable").sum() > 0     # both disks
+    assert aand_foreground(img, "carpet").all() or aand_foreground(img, "carpet").sum() > 0
+    assert aand_foreground(img, "hazelnut")[20, 20] and not aand_foreground(img, "hazelnut")[0, 0]
+    assert aand_foreground(img, "unknown_category") is None
+    assert otsu_threshold(np.r_[np.full(50, 10), np.full(50, 200)]) in range(10, 200)
+
+
+# ------------------------------------------------------------------------------------------------- augmenters
+def _img(seed=0, h=24, w=20):
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (3, h, w), dtype=np.uint8))
+
+
+def _pil(x):
+    return Image.fromarray(x.permute(1, 2, 0).numpy())
+
+
+def _back(im):
+    return torch.from_numpy(np.array(im)).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("name, pil", [
+    ("invert", ImageOps.invert),
+    ("autocontrast", ImageOps.autocontrast),
+    ("equalize", ImageOps.equalize),
+])
+def test_parameter_free_augmenters_equal_pil(name, pil):
+    x = _img()
+    assert torch.equal(AUGMENTERS[name](x, torch.Generator()), _back(pil(_pil(x))))
+
+
+def test_parametrised_augmenters_equal_pil_for_the_drawn_parameter():
+    x = _img(1)
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    th = float(torch.randint(32, 129, (1,), generator=g2))
+    assert torch.equal(AUGMENTERS["solarize"](x, g1), _back(ImageOps.solarize(_pil(x), th)))
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    bits = int(torch.randint(4, 9, (1,), generator=g2))
+    assert torch.equal(AUGMENTERS["posterize"](x, g1), _back(ImageOps.posterize(_pil(x), bits)))
+    g1, g2 = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    factor = (2.0 * torch.rand(1, generator=g2)).item()
+    ours, ref = AUGMENTERS["sharpness"](x, g1), _back(ImageEnhance.Sharpness(_pil(x)).enhance(factor))
+    assert (ours.int() - ref.int()).abs().max() <= 1
+
+
+def test_every_augmenter_keeps_shape_and_dtype():
+    x = _img(2)
+    for name, fn in AUGMENTERS.items():
+        y = fn(x, torch.Generator().manual_seed(0))
+        assert y.shape == x.shape and y.dtype == torch.uint8, name
+
+
+# ---------------------------------------------------------------------------------- the dataset wrapper
+def test_dataset_items_are_deterministic_across_workers_and_epochs(tiny_benchmark):
+    base = load_split(tiny_benchmark, "coffee", "train", 32)
+    ds = SyntheticAnomalies(base, "aand", find_texture_source(allow=("procedural",)), "coffee")
+    batches = []
+    for workers in (0, 2):
+        ds.set_epoch(11)
+        loader = DataLoader(ds, batch_size=3, sampler=[4, 1, 0, 5, 2, 3], num_workers=workers)
+        batches.append([b["synthetic"] for b in loader])
+    assert all(torch.equal(a, b) for a, b in zip(*batches))
+    ds.set_epoch(12)
+    assert not torch.equal(ds[4]["synthetic"], batches[0][0][0])           # another epoch, another draw
+    assert ds.texture_source == "procedural"
+
+
+def test_rdpp_items_carry_no_mask_and_change_one_box(tiny_benchmark):
+    base = load_split(tiny_benchmark, "brick", "train", 64)
+    item = SyntheticAnomalies(base, "rdpp", None, "brick")[0]
+    assert "mask" not in item
+    changed = (item["synthetic"] != item["image"]).any(0)
+    ys, xs = np.nonzero(changed.numpy())
+    assert 10 <= np.ptp(ys) + 1 <= 32 and 10 <= np.ptp(xs) + 1 <= 32
+
+
+def test_perlin_presets_need_textures(tiny_benchmark):
+    with pytest.raises(ValueError, match="blends textures"):
+        SyntheticAnomalies(load_split(tiny_benchmark, "brick", "train", 32), "draem", None)
+
+
+def test_unreadable_texture_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "images" / "x").mkdir(parents=True)
+    (tmp_path / "images" / "x" / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "images")):
+        find_texture_source(tmp_path)
+
+
+def test_training_textures_are_disjoint_from_every_embedded_source():
+    """Synthetic training anomalies must not be made of a category's photo or of a test-defect source."""
+    from rdlib.data.embedded import CATEGORIES, FOREIGN_SOURCES, load_source
+    from rdlib.data.textures import SKIMAGE_PHOTOS
+
+    used = {spec.source for spec in CATEGORIES.values()} | set(FOREIGN_SOURCES)
+    assert not used & set(SKIMAGE_PHOTOS)
+    digest = lambda a: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()   # noqa: E731
+    test_side = {digest((load_source(n) * 255).round().astype(np.uint8)) for n in used}
+    src = find_texture_source(allow=("skimage",))
+    assert src.name == "skimage" and len(src.images) >= 10
+    assert not {digest(np.asarray(a, np.uint8)) for a in src.images} & test_side
+    assert set(PRESETS) >= {"draem", "urd", "destseg", "aand", "rdre", "rdpp"}
