@@ -10,6 +10,12 @@ export HF_HUB_OFFLINE := 1
 
 .PHONY: install book notebooks test unit nbval clean benchmark
 
+# Texture packages for anomaly synthesis when no DTD folder is given ($$RDLIB_DTD): Debian's gimp-data patterns,
+# tuxpaint-data templates and mypaint-data-extras backgrounds (~25 MB). Installed where apt-get runs as root; elsewhere
+# synthesis falls back to bundled images, and every run records which source it used.
+TEXTURE_PKGS := gimp-data tuxpaint-data mypaint-data-extras
+TEXTURE_STAMP := $(VENV)/.textures-stamp
+
 $(STAMP): pyproject.toml requirements-dev.txt constraints-local.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -17,7 +23,19 @@ $(STAMP): pyproject.toml requirements-dev.txt constraints-local.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-install: $(STAMP)
+$(TEXTURE_STAMP): | $(STAMP)
+	@if [ -d /usr/share/gimp/2.0/patterns ] && [ -d /usr/share/tuxpaint/templates ] && [ -d /usr/share/mypaint/backgrounds ]; then \
+	  echo "texture packages: present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEXTURE_PKGS) >/dev/null) \
+	    && echo "texture packages: installed ($(TEXTURE_PKGS))" \
+	    || echo "texture packages: apt-get failed; synthesis falls back to bundled images (runs record the source)"; \
+	else \
+	  echo "texture packages: not installed (needs apt-get as root); synthesis falls back to bundled images (runs record the source)"; \
+	fi
+	@touch $@
+
+install: $(STAMP) $(TEXTURE_STAMP)
 
 notebooks: install
 	$(BIN)/python notebooks/_run.py --profile book --out _executed/book

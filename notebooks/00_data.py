@@ -168,9 +168,10 @@ area
 #
 # URD, AAND and RD-RE synthesise training anomalies by blending textures from DTD into normal images through Perlin
 # noise masks. DTD cannot be downloaded here, so `rdlib.data.find_texture_source` takes, in order: a DTD folder you
-# give it; Debian texture packages if installed (`gimp-data` patterns, `tuxpaint-data`, `mypaint-data-extras`);
-# scikit-image's bundled photos; procedural textures. It logs and returns which one it used. (The synthesis
-# algorithms come with the methods that use them.)
+# give it (`$RDLIB_DTD`); Debian texture packages (`gimp-data` patterns, `tuxpaint-data` templates,
+# `mypaint-data-extras` backgrounds, which `make` installs where `apt-get` runs as root); bundled images of
+# scikit-image and scikit-learn; procedural textures. It logs which one it used (a warning when it is not DTD), and
+# every run that synthesises records it.
 
 # %%
 source = find_texture_source(DTD_ROOT)
@@ -183,12 +184,94 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The embedded benchmark's *test* defects never come from these sources: its foreign-material patches are cut from a
-# separate list of photos, so a method that synthesises training anomalies from the texture source is not scored on
-# its own textures.
+# **Disjoint from the test set.** The embedded benchmark's *test* defects never come from these sources: its
+# foreign-material patches are cut from their own list of photos, and neither that list nor any category's photo is
+# among the fallback textures (`tests/test_synthesis.py` compares them pixel by pixel), so a method that synthesises
+# training anomalies is not scored on its own textures.
 
 # %%
-print("foreign-patch photos of the embedded benchmark:", ", ".join(FOREIGN_SOURCES))
+from rdlib.data.embedded import CATEGORIES as EMBEDDED_SPECS
+from rdlib.data.textures import SKIMAGE_PHOTOS, SKLEARN_PHOTOS
+
+pd.DataFrame({"photos": [", ".join(sorted({s.source for s in EMBEDDED_SPECS.values()})), ", ".join(FOREIGN_SOURCES),
+                         ", ".join(SKIMAGE_PHOTOS + SKLEARN_PHOTOS)]},
+             index=["embedded categories", "embedded test defects (foreign patches)", "fallback training textures"])
+
+# %% [markdown]
+# ## 4. Synthetic anomalies
+#
+# `rdlib.synthesis` builds the training anomalies of every method once: a Perlin mask as DRAEM draws it (lattice
+# $2^a \times 2^b$, $a, b \sim U\{0..5\}$, rotated by up to ±90°, thresholded at 0.5), optionally restricted to the
+# object's foreground, and DRAEM's blend of an (augmented) texture $T$ into the normal image $I$:
+#
+# $$I_a = I\,(1 - M) + (1 - \beta)\,T\,M + \beta\,I\,M, \qquad \beta \sim U[0, 0.8).$$
+#
+# ```{literalinclude} ../../rdlib/synthesis/blend.py
+# :pyobject: draem_blend
+# ```
+#
+# The noise is drawn for the whole batch at once, on the batch's device:
+#
+# ```{literalinclude} ../../rdlib/synthesis/noise.py
+# :pyobject: perlin_from_angles
+# ```
+#
+# Each paper's constants are a preset (with the line of the spec they come from):
+
+# %%
+from rdlib.synthesis import PRESETS, SyntheticAnomalies
+from rdlib.data import load_split
+
+pd.DataFrame({name: {"noise": p.noise, "P(anomalous)": p.p_anomalous, "augmenters": p.augment,
+                     "β (original kept)": f"U[{p.keep_range[0]}, {p.keep_range[1]})" if p.noise == "perlin" else "—",
+                     "foreground": p.foreground, "source": p.source} for name, p in PRESETS.items()}).T
+
+# %% [markdown]
+# Every preset on every category of the embedded benchmark (one training image each): the synthetic image, with the
+# mask outlined in green. Texture categories have no foreground mask; on `coffee` the anomaly stays on the cup for
+# the presets that use one. RD++ adds simplex noise in one small box and trains without the mask.
+
+# %%
+GALLERY = ["draem", "urd", "aand", "rdre", "rdpp"]
+if DATA_ROOT is None:
+    fig, axes = plt.subplots(len(cats), 1 + len(GALLERY), figsize=(2.1 * (1 + len(GALLERY)), 2.1 * len(cats)))
+    axes = np.atleast_2d(axes)
+    synth_sets = {}
+    for r, cat in enumerate(cats):
+        base = load_split(root, cat, "train", IMAGE_SIZE)
+        show(axes[r, 0], base[0]["image"], title=f"{cat}: normal")
+        for c, name in enumerate(GALLERY, start=1):
+            ds = SyntheticAnomalies(base, name, source if PRESETS[name].noise == "perlin" else None, cat)
+            ds.set_epoch(0)
+            synth_sets[cat, name] = ds
+            item = next((ds[i] for i in range(len(ds)) if ds[i]["label"]), ds[0])
+            show(axes[r, c], item["synthetic"], mask=item["mask"][0].numpy() if "mask" in item else None, title=name)
+    fig.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# How large the synthetic anomalies are (mask area, % of the image, over many draws of one category) next to the
+# embedded benchmark's hand-made test defects: training and test anomalies differ in shape and size on purpose.
+
+# %%
+if DATA_ROOT is None:
+    fig, ax = plt.subplots(figsize=(7, 3))
+    bins = np.linspace(0, 60, 31)
+    for name in ["draem", "urd", "aand", "rdre"]:
+        ds = synth_sets["brick", name]
+        areas = []
+        for epoch in range(4):
+            ds.set_epoch(epoch)
+            areas += [100 * float(ds[i]["mask"].mean()) for i in range(len(ds))]
+        areas = np.asarray(areas)
+        ax.hist(areas[areas > 0], bins=bins, histtype="step", lw=1.5, label=f"{name} ({100 * (areas > 0).mean():.0f}% anomalous)")
+    test_areas = pd.DataFrame(rows)
+    ax.hist(test_areas["area %"], bins=bins, histtype="stepfilled", alpha=0.3, color="k", label="embedded test defects")
+    ax.set_xlabel("mask area (% of the image)")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    plt.show()
 
 # %% [markdown]
 # ## Environment

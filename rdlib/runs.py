@@ -130,7 +130,14 @@ def build_datasets(spec: RunSpec) -> tuple[AnomalyDataset, AnomalyDataset]:
     if len(train) == 0 or len(test) == 0:
         raise DataError(f"{Path(spec.data_root) / spec.category}: needs both train and test images")
     kw = dict(image_interpolation=dc.image_interpolation, mask_interpolation=dc.mask_interpolation)
-    return AnomalyDataset(train, dc.image_size, **kw), AnomalyDataset(test, dc.image_size, **kw)
+    train_set, test_set = AnomalyDataset(train, dc.image_size, **kw), AnomalyDataset(test, dc.image_size, **kw)
+    if dc.synthesis:                                          # (normal, synthetic anomaly, mask) training items
+        from rdlib.data.textures import find_texture_source
+        from rdlib.synthesis import SyntheticAnomalies, get_preset
+
+        textures = find_texture_source() if get_preset(dc.synthesis).noise == "perlin" else None
+        train_set = SyntheticAnomalies(train_set, dc.synthesis, textures, spec.category)
+    return train_set, test_set
 
 
 def _check_identity(spec: RunSpec, d: Path) -> None:
@@ -179,7 +186,7 @@ def get_or_train(spec: RunSpec, runs_root: str | Path | None = None, device: str
     info = {"train_seconds": train_seconds, "seconds_per_image": res.seconds_per_image, "best": out["best"],
             "selection": cfg.selection, "n_train": len(train_set), "n_test": len(test_set),
             "device": str(next(method.parameters()).device), "data_config": asdict(spec.data_config()),
-            "notes": res.notes}
+            "texture_source": getattr(train_set, "texture_source", None), "notes": res.notes}
     atomic_write_json(metrics_path, {"metrics": res.metrics, "info": info})
     return _load(spec, d)
 

@@ -237,4 +237,93 @@ def test_training_textures_are_disjoint_from_every_embedded_source():
     src = find_texture_source(allow=("skimage",))
     assert src.name == "skimage" and len(src.images) >= 10
     assert not {digest(np.asarray(a, np.uint8)) for a in src.images} & test_side
+    book = find_texture_source()                                # what the book uses here (Debian packages or this)
+    assert not {digest(np.asarray(a, np.uint8)) for a in book.images} & test_side
     assert set(PRESETS) >= {"draem", "urd", "destseg", "aand", "rdre", "rdpp"}
+
+
+# ------------------------------------------------------------------------ through the loop and the run store
+from torch import nn  # noqa: E402
+
+from rdlib.methods import DataConfig, Method, Stage, register_method  # noqa: E402
+from rdlib.training import FitConfig, fit  # noqa: E402
+
+
+class Interrupted(Exception):
+    pass
+
+
+@register_method("synth_probe", profiles={"ci": {"options": {}, "fit": {"batch_size": 2, "seed": 3}}})
+class SynthProbe(Method):
+    """Records what synthetic batches it sees; trains a 1×1 conv on them (so resume has weights to compare)."""
+
+    def __init__(self, image_size: int = 32, steps: int = 6, crash_at: int = 0):
+        super().__init__()
+        self.model = nn.Conv2d(3, 1, 1)
+        self.steps, self.crash_at, self.seen = steps, crash_at, []
+
+    @classmethod
+    def data_config(cls, options):
+        return DataConfig(image_size=options.get("image_size", 32), synthesis="urd")
+
+    def stages(self):
+        return [Stage("seg", steps=self.steps, trains=("model",))]
+
+    def configure_optimizers(self, stage):
+        return {"sgd": torch.optim.SGD(self.model.parameters(), 0.1)}
+
+    def training_step(self, batch, optimizers, stage):
+        if self.crash_at and len(self.seen) + 1 == self.crash_at:
+            raise Interrupted
+        self.seen.append(batch["synthetic"].sum().item())
+        loss = nn.functional.binary_cross_entropy_with_logits(self.model(batch["synthetic"]), batch["mask"])
+        optimizers["sgd"].zero_grad()
+        loss.backward()
+        optimizers["sgd"].step()
+        return {"loss": loss.item()}
+
+    def predict(self, images):
+        amap = torch.sigmoid(self.model(images))
+        return amap, amap.flatten(1).amax(1)
+
+
+def test_synthetic_batches_survive_resume_and_workers(tiny_benchmark, tmp_path):
+    base = load_split(tiny_benchmark, "coffee", "train", 32)
+    data = SyntheticAnomalies(base, "urd", find_texture_source(allow=("procedural",)), "coffee")
+    cfg = dict(batch_size=2, seed=3, progress=False, device="cpu", checkpoint_every=2)
+    straight = SynthProbe()
+    torch.manual_seed(0)
+    straight.model.reset_parameters()
+    fit(straight, data, cfg=FitConfig(**cfg))
+    crashing = SynthProbe(crash_at=5)
+    torch.manual_seed(0)
+    crashing.model.reset_parameters()
+    with pytest.raises(Interrupted):
+        fit(crashing, data, cfg=FitConfig(**cfg, num_workers=2), run_dir=tmp_path)
+    resumed = SynthProbe()
+    fit(resumed, data, cfg=FitConfig(**cfg, num_workers=2), run_dir=tmp_path)
+    assert crashing.seen == straight.seen[:4] and resumed.seen == straight.seen[4:]
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_runs_build_synthetic_training_sets_and_record_the_texture_source(tiny_benchmark, tmp_path):
+    from rdlib.runs import RunSpec, get_or_train
+
+    run = get_or_train(RunSpec.from_profile("synth_probe", "ci", str(tiny_benchmark), "brick"), tmp_path, progress=False)
+    assert run.info["data_config"]["synthesis"] == "urd"
+    assert run.info["texture_source"] == find_texture_source().name
+
+
+def test_benchmark_script_runs_in_smoke_mode(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_synthesis.py"
+    spec = importlib.util.spec_from_file_location("bench_synthesis", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main(["--smoke", "--out", str(tmp_path)])
+    import json
+
+    data = json.loads(next(tmp_path.glob("synthesis_*.json")).read_text())
+    assert {r["preset"] for r in data["rows"]} == set(PRESETS) and data["rd_step_ms_per_image"] > 0

@@ -128,7 +128,12 @@ def procedural_textures(n: int = 16, size: int = 256, seed: int = 0) -> list[np.
 
 def find_texture_source(dtd_root: str | Path | None = None, limit: int = 2000, allow: tuple[str, ...] = (
         "dtd", "debian", "skimage", "procedural")) -> TextureSource:
-    """Return the first available texture source (see module docstring) and log which one."""
+    """Return the first available texture source (see module docstring) and log which one.
+
+    ``dtd_root`` defaults to ``$RDLIB_DTD``."""
+    import os
+
+    dtd_root = dtd_root or os.environ.get("RDLIB_DTD")
     if "dtd" in allow and dtd_root:
         root = Path(dtd_root)
         if not root.is_dir():
