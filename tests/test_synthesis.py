@@ -327,3 +327,18 @@ def test_benchmark_script_runs_in_smoke_mode(tmp_path):
 
     data = json.loads(next(tmp_path.glob("synthesis_*.json")).read_text())
     assert {r["preset"] for r in data["rows"]} == set(PRESETS) and data["rd_step_ms_per_image"] > 0
+
+
+def test_urd_foreground_grabcut_and_otsu_find_the_object():
+    from rdlib.synthesis.foreground import urd_foreground
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    obj = (yy - 32) ** 2 + (xx - 30) ** 2 < 15 ** 2
+    rng = np.random.default_rng(0)
+    img = np.where(obj[..., None], [200, 170, 60], [30, 40, 50]).astype(np.float64) + rng.normal(0, 6, (64, 64, 3))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    for category, truth in (("bottle", obj), ("capsule", ~obj)):      # GrabCut; inverse Otsu (dark objects)
+        fg = urd_foreground(img, category)
+        iou = (fg & truth).sum() / (fg | truth).sum()
+        assert iou > 0.9, (category, iou)
+    assert urd_foreground(img, "carpet") is None and urd_foreground(img, "transistor") is None
