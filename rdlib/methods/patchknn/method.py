@@ -1,0 +1,50 @@
+"""The nearest-neighbour reference as a method: one pass over the normal images fills the memory bank (no
+optimizer, no gradient), so it runs through the same loop, run store, CLI and tables as every other method."""
+from __future__ import annotations
+
+import torch
+
+from rdlib.methods import register_method
+from rdlib.methods.base import Method, Stage
+from rdlib.methods.patchknn.model import PatchKNN
+
+PROFILES = {
+    "paper": {"options": dict(teacher="wide_resnet50_2", image_size=256), "fit": dict(batch_size=16, seed=111)},
+    "book": {"options": dict(teacher="efficientnet_lite0", image_size=256), "fit": dict(batch_size=16, seed=111)},
+    "ci": {"options": dict(teacher="efficientnet_lite0", image_size=64), "fit": dict(batch_size=8, seed=111)},
+}
+
+
+@register_method("patch_knn", profiles=PROFILES,
+                 summary="Nearest-neighbour patch reference (PatchCore without coreset), training-free")
+class PatchKNNMethod(Method):
+    """Options: teacher, weights, levels, image_size, sigma."""
+
+    def __init__(self, teacher: str = "efficientnet_lite0", weights: str = "imagenet", levels: tuple[int, ...] = (1, 2),
+                 image_size: int = 256, sigma: float = 4.0):
+        super().__init__()
+        self.model = PatchKNN(teacher, weights, levels, image_size, sigma)
+        self._bank: list[torch.Tensor] = []
+
+    def stages(self) -> list[Stage]:
+        return [Stage("memorise", epochs=1, trains=())]
+
+    def configure_optimizers(self, stage: Stage) -> dict:
+        return {}
+
+    def frozen_prefixes(self) -> tuple[str, ...]:
+        return ("model.teacher.",)
+
+    def training_step(self, batch, optimizers, stage) -> dict[str, float]:
+        self.model.train()                                     # forward returns the patches to memorise
+        self._bank.append(self.model(batch["image"]))
+        return {"patches": float(self._bank[-1].shape[0])}
+
+    def teardown_training(self, stage: Stage) -> None:
+        if self._bank:
+            self.model.memory = torch.cat(self._bank)
+        self._bank = []
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        self.model.memory = state["model.memory"].clone()      # the bank's size is only known from the checkpoint
+        super().load_checkpoint_state(state)

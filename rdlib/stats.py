@@ -1,0 +1,114 @@
+"""Claims judged with seeds and intervals: one function turns per-(category, seed) results of two variants into a
+paired difference with a 95 % interval and a verdict. Every verdict sentence in the book comes from here.
+
+The unit of pairing is a (category, seed) cell: variant A and variant B trained on the same category with the same
+seed. The interval is a percentile bootstrap over categories, then seeds within each drawn category (a two-level
+bootstrap: categories are the population a claim is about, seeds the noise of training), with a fixed generator
+so the book is reproducible.
+
+Verdict for the claim "A is better than B by more than ``margin`` points":
+
+* *supported* — the whole interval lies above ``+margin``;
+* *contradicted* — the whole interval lies below ``−margin`` (B is better);
+* *inconclusive* — otherwise (the data cannot tell, or the difference is within ±margin).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+VERDICTS = ("supported", "contradicted", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A − B on one metric, paired over (category, seed)."""
+
+    metric: str
+    a: str
+    b: str
+    mean_a: float
+    mean_b: float
+    diff: float                 # mean over cells of (A − B)
+    low: float                  # 95 % interval of the mean difference
+    high: float
+    cells: int                  # paired (category, seed) cells used
+    categories: int
+    seeds: int
+    verdict: str
+    margin: float = 0.0
+
+    def sentence(self, claim: str | None = None) -> str:
+        """The verdict as a sentence, with the numbers it rests on."""
+        claim = claim or f"{self.a} beats {self.b} on {self.metric}"
+        return (f"{claim}: **{self.verdict}** (Δ = {self.diff:+.1f} points, 95 % interval [{self.low:+.1f}, "
+                f"{self.high:+.1f}], {self.categories} categories × {self.seeds} seeds"
+                + (f", margin ±{self.margin:g}" if self.margin else "") + ").")
+
+
+def bootstrap_interval(diffs: np.ndarray, reps: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile interval of the mean of a categories × seeds array of paired differences (NaN = missing),
+    resampling categories, then seeds within each category."""
+    diffs = np.asarray(diffs, dtype=np.float64)
+    if diffs.ndim == 1:
+        diffs = diffs[:, None]
+    rng = np.random.default_rng(seed)
+    n_cat, n_seed = diffs.shape
+    cat_idx = rng.integers(0, n_cat, (reps, n_cat))
+    seed_idx = rng.integers(0, n_seed, (reps, n_cat, n_seed))
+    sample = diffs[cat_idx[..., None], seed_idx]                    # reps × n_cat × n_seed
+    means = np.nanmean(sample.reshape(reps, -1), axis=1)
+    lo, hi = np.nanpercentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def verdict(low: float, high: float, margin: float = 0.0) -> str:
+    if low > margin:
+        return "supported"
+    if high < -margin:
+        return "contradicted"
+    return "inconclusive"
+
+
+def compare_variants(results: pd.DataFrame, a: str, b: str, metric: str, margin: float = 0.0,
+                     reps: int = 4000, seed: int = 0) -> Comparison:
+    """Paired comparison of variants ``a`` and ``b`` in a long table with columns variant, category, seed, metric
+    (as :func:`rdlib.experiments.run_grid` returns). Cells where either variant failed (NaN) are left out."""
+    need = {"variant", "category", "seed", metric}
+    if not need <= set(results.columns):
+        raise ValueError(f"results need columns {sorted(need)}, got {sorted(results.columns)}")
+    wide = results[results.variant.isin([a, b])].pivot_table(index=["category", "seed"], columns="variant",
+                                                               values=metric, aggfunc="mean", dropna=False)
+    for v in (a, b):
+        if v not in wide.columns:
+            raise ValueError(f"variant {v!r} not in the results (have {sorted(results.variant.unique())})")
+    wide = wide.dropna(subset=[a, b])
+    if wide.empty:
+        raise ValueError(f"no (category, seed) cell has results for both {a!r} and {b!r}")
+    d = (wide[a] - wide[b]).unstack("seed")                            # categories × seeds
+    low, high = bootstrap_interval(d.to_numpy(), reps, seed)
+    return Comparison(metric, a, b, float(wide[a].mean()), float(wide[b].mean()), float((wide[a] - wide[b]).mean()),
+                      low, high, len(wide), d.shape[0], d.shape[1], verdict(low, high, margin), margin)
+
+
+def mean_interval_table(results: pd.DataFrame, metrics, reps: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Per variant: mean ± half-width of the bootstrap 95 % interval (categories, then seeds) for each metric."""
+    rows = {}
+    for variant, g in results.groupby("variant", sort=False):
+        row = {}
+        for m in metrics:
+            grid = g.pivot_table(index="category", columns="seed", values=m, aggfunc="mean", dropna=False)
+            grid = grid.dropna(how="all")                              # a category whose every run failed
+            if grid.empty:
+                row[m] = "failed"
+                continue
+            lo, hi = bootstrap_interval(grid.to_numpy(), reps, seed)
+            row[m] = f"{np.nanmean(grid.to_numpy()):.1f} ± {(hi - lo) / 2:.1f}"
+        row["runs"] = f"{int(g[metrics[0]].notna().sum())}/{len(g)}"
+        rows[variant] = row
+    return pd.DataFrame(rows).T
+
+
+__all__ = ["Comparison", "VERDICTS", "bootstrap_interval", "compare_variants", "mean_interval_table", "verdict"]
