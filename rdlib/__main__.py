@@ -243,9 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen = dsub.add_parser("generate", help="generate the embedded benchmark")
     gen.add_argument("--out", default=None)
     gen.add_argument("--size", type=int, default=256)
-    gen.add_argument("--n-train", type=int, default=80)
-    gen.add_argument("--n-test-good", type=int, default=20)
-    gen.add_argument("--n-test-per-defect", type=int, default=8)
+    from rdlib.data.embedded import EmbeddedConfig
+
+    dflt = EmbeddedConfig()
+    gen.add_argument("--n-train", type=int, default=dflt.n_train)
+    gen.add_argument("--n-test-good", type=int, default=dflt.n_test_good)
+    gen.add_argument("--n-test-per-defect", type=int, default=dflt.n_test_per_defect)
     tr = sub.add_parser("train", help="train (or reuse) a run")
     _add_run_args(tr)
     _add_machine_args(tr)

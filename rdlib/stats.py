@@ -44,7 +44,8 @@ class Comparison:
         """The verdict as a sentence, with the numbers it rests on."""
         claim = claim or f"{self.a} beats {self.b} on {self.metric}"
         return (f"{claim}: **{self.verdict}** (Δ = {self.diff:+.1f} points, 95 % interval [{self.low:+.1f}, "
-                f"{self.high:+.1f}], {self.categories} categories × {self.seeds} seeds"
+                f"{self.high:+.1f}], {self.categories} categor{'y' if self.categories == 1 else 'ies'} × "
+                f"{self.seeds} seed{'' if self.seeds == 1 else 's'}"
                 + (f", margin ±{self.margin:g}" if self.margin else "") + ").")
 
 

@@ -64,8 +64,10 @@ class EmbeddedConfig:
 
     size: int = 256
     n_train: int = 80
-    n_test_good: int = 20
-    n_test_per_defect: int = 8
+    # Test split sized to tell methods apart: with 80 normal and 5 × 30 defective images, the 95 % interval of a
+    # category's I-AUROC near 90 is about ±3.8 points (Hanley–McNeil), against ±8 with 20 + 5 × 8.
+    n_test_good: int = 80
+    n_test_per_defect: int = 30
     categories: tuple[str, ...] = tuple(CATEGORIES)
     defects: tuple[str, ...] = DEFECTS
     difficulty: float = 1.0   # >1 makes defects more visible, <1 subtler
