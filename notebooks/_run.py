@@ -45,6 +45,15 @@ def execute(name: str, params: dict, out: Path, log_output: bool = False) -> Non
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(nb, str(out), parameters=params, cwd=str(out.parent), kernel_name="python3",
                                log_output=log_output, progress_bar=False)
+    # The book shows the parameters cell (with its comments); papermill's injected copy is plumbing: remove it.
+    import nbformat
+
+    done = nbformat.read(out, as_version=4)
+    for cell in done.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(done, out)
 
 
 def main(argv=None) -> int:
