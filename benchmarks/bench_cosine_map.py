@@ -25,7 +25,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -69,14 +68,10 @@ def time_cuda(fn, warmup=10, reps=100) -> float:
 
 
 def time_cpu(fn, warmup=2, reps=10) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _timing import median_seconds
+
+    return median_seconds(fn, warmup, reps)
 
 
 def copy_bandwidth() -> float:

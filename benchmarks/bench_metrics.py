@@ -5,13 +5,15 @@ Goal: pooled AUPRO@0.3 well under 1 s. Prints a table (median of 3 runs) and wri
 from __future__ import annotations
 
 import json
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from rdlib.metrics import auroc, aupro_pooled, average_precision, pro_rd_per_image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_seconds  # noqa: E402
 
 
 def main():
@@ -37,13 +39,7 @@ def main():
     }
     rows = {}
     for name, fn in cases.items():
-        fn()
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        rows[name] = statistics.median(times)
+        rows[name] = median_seconds(fn, warmup=1, reps=3)
         print(f"{name:<38}{rows[name]:8.3f} s")
     out = Path(__file__).parent / "results" / "metrics_cpu.json"
     out.parent.mkdir(parents=True, exist_ok=True)

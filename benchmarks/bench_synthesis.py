@@ -14,8 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
+import sys
 from pathlib import Path
 
 import torch
@@ -25,15 +24,12 @@ from rdlib.methods import create_method
 from rdlib.synthesis import PRESETS, SyntheticAnomalies, get_preset, synthesize
 from rdlib.training import set_train_modes
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import median_seconds  # noqa: E402
+
 
 def per_image_ms(fn, n: int, reps: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times) / n
+    return 1e3 * median_seconds(fn, warmup=1, reps=reps) / n
 
 
 def main(argv=None):
