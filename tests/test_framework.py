@@ -330,6 +330,10 @@ def test_damaged_runs_give_clear_errors_or_a_clean_retrain(tiny_benchmark, tmp_p
     torch.save({"evil": RunsCode()}, ck)
     with pytest.raises(RuntimeError, match="unreadable checkpoint"):
         load_run(run.dir).load_method()
+    # hand-edited: a tensor removed from the weights
+    torch.save({"method": {}, "optimizers": {}, "stage_index": 2, "epoch": 0, "history": [], "best": {}}, ck)
+    with pytest.raises(RunError, match="checkpoint does not match"):
+        load_run(run.dir).load_method()
     # truncated
     ck.write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(RuntimeError, match="checkpoint.pt: unreadable checkpoint"):
