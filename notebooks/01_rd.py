@@ -228,15 +228,16 @@ results
 
 # %% [markdown]
 # **How hard is each category? A training-free reference.** A nearest-neighbour detector on the same teacher's
-# mid-level patches (`rdlib/methods/patchknn/`: PatchCore without its coreset; the score is the largest distance of
-# a test patch to its nearest normal training patch) needs no training at all. If it beats RD by far, RD's numbers
-# here say more about this schedule than about the method.
+# mid-level patches (`rdlib/methods/patchknn/`, PatchCore-style: a greedy coreset keeps {glue:text}`knn_coreset` of
+# the training patches; the score is the largest distance of a test patch to its nearest kept patch) needs no
+# training at all. If it beats RD by far, RD's numbers here say more about this schedule than about the method.
 #
 # ```{literalinclude} ../../rdlib/methods/patchknn/model.py
 # :pyobject: PatchKNN.nearest_distance
 # ```
 
 # %%
+glue("knn_coreset", f"{method_profile('patch_knn', PROFILE)['options']['coreset']:.0%}", display=False)
 if KNN_REFERENCE:
     knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device)
     knn_table = results_table(knn)

@@ -1,5 +1,6 @@
-"""A training-free nearest-neighbour reference (PatchCore without its coreset): the teacher's mid-level patches of
-the normal training images form a memory bank; a test patch's anomaly is its distance to the nearest bank patch.
+"""A training-free nearest-neighbour reference (PatchCore-style): the teacher's mid-level patches of the normal
+training images form a memory bank; a test patch's anomaly is its distance to the nearest bank patch. The bank can
+be thinned to a greedy k-center coreset (PatchCore's subsampling; ``coreset=1.0`` keeps every patch).
 
     f(x) = concat[ avg3×3(E²(x)), up(avg3×3(E³(x))) ]        (PatchCore's locally aware patch features, levels 2+3)
     s(h, w) = min_m ‖f(x)(h, w) − m‖₂                        over the memory bank M of normal patches
@@ -9,12 +10,34 @@ It calibrates how hard a category is for the teacher's features, independent of 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rdlib.anomaly_map import AnomalyMap
 from rdlib.models.encoders import create_teacher
+
+
+def greedy_coreset(x: torch.Tensor, k: int, projection_dim: int = 128, seed: int = 0) -> torch.Tensor:
+    """Indices of ``k`` rows of ``x`` (N×D) chosen by greedy k-center selection (PatchCore): start from a random row,
+    then repeatedly add the row farthest from everything chosen so far. Distances are taken in a random projection
+    to ``projection_dim`` dimensions (Johnson–Lindenstrauss), as PatchCore does, to make the N·k work cheap."""
+    n = x.shape[0]
+    if k >= n:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed(seed)
+    z = x.float()
+    if z.shape[1] > projection_dim:
+        z = z @ (torch.randn(z.shape[1], projection_dim, generator=g) / math.sqrt(projection_dim)).to(z.device)
+    chosen = torch.empty(k, dtype=torch.long)
+    chosen[0] = int(torch.randint(n, (1,), generator=g))
+    min_dist = torch.linalg.vector_norm(z - z[chosen[0]], dim=1)
+    for i in range(1, k):
+        chosen[i] = int(torch.argmax(min_dist))
+        min_dist = torch.minimum(min_dist, torch.linalg.vector_norm(z - z[chosen[i]], dim=1))
+    return chosen
 
 
 class PatchKNN(nn.Module):
