@@ -253,10 +253,10 @@ if KNN_REFERENCE:
             "RD (this book's schedule) beats the training-free nearest-neighbour reference on I-AUROC")))
 
 # %% [markdown]
-# Cost on this machine (seconds; timings vary from run to run):
+# Cost on this machine (timings vary from run to run, and with whatever else the machine is doing):
 
 # %% tags=["nbval-ignore-output"]
-pd.DataFrame({cat: {"train s": run.info["train_seconds"], "inference s/image": run.info["seconds_per_image"],
+pd.DataFrame({cat: {"train s": run.info["train_seconds"], "inference ms/image": 1e3 * run.info["seconds_per_image"],
                     "device": run.info["device"]} for cat, run in runs.items()}).T
 
 # %% [markdown]
