@@ -43,8 +43,9 @@ class Comparison:
     def sentence(self, claim: str | None = None) -> str:
         """The verdict as a sentence, with the numbers it rests on."""
         claim = claim or f"{self.a} beats {self.b} on {self.metric}"
-        return (f"{claim}: **{self.verdict}** (Δ = {self.diff:+.1f} points, 95 % interval [{self.low:+.1f}, "
-                f"{self.high:+.1f}], {self.categories} categor{'y' if self.categories == 1 else 'ies'} × "
+        f = lambda v: f"{v:+.2f}" if 0 < abs(v) < 0.05 else f"{v:+.1f}"     # noqa: E731 - no "+0.0" beside "supported"
+        return (f"{claim}: **{self.verdict}** (Δ = {f(self.diff)} points, 95 % interval [{f(self.low)}, "
+                f"{f(self.high)}], {self.categories} categor{'y' if self.categories == 1 else 'ies'} × "
                 f"{self.seeds} seed{'' if self.seeds == 1 else 's'}"
                 + (f", margin ±{self.margin:g}" if self.margin else "") + ").")
 
