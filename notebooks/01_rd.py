@@ -72,7 +72,7 @@ import torch
 from IPython.display import Markdown, display
 
 from rdlib.data import EmbeddedConfig, generate_embedded
-from rdlib.experiments import per_defect_auroc, rescore, results_table, run_grid, train_categories
+from rdlib.experiments import long_table, per_defect_auroc, rescore, results_table, run_grid, train_categories
 from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel
 from rdlib.methods import get_model, method_profile
 from rdlib.models import TEACHERS
@@ -244,10 +244,7 @@ if KNN_REFERENCE:
     side = pd.DataFrame({"RD I-AUROC": results["i_auroc"], "kNN I-AUROC": knn_table["i_auroc"],
                          "RD P-AUROC": results["p_auroc"], "kNN P-AUROC": knn_table["p_auroc"]})
     display(side)
-    both = pd.concat([pd.DataFrame({"variant": "RD", "category": c, "seed": 0, "i_auroc": r.metrics["i_auroc"]}, index=[0])
-                      for c, r in runs.items()] +
-                     [pd.DataFrame({"variant": "kNN", "category": c, "seed": 0, "i_auroc": r.metrics["i_auroc"]}, index=[0])
-                      for c, r in knn.runs.items()], ignore_index=True)
+    both = pd.concat([long_table(trained, "RD"), long_table(knn, "kNN")], ignore_index=True)
     if both.category.nunique() > 1:
         display(Markdown(compare_variants(both, "RD", "kNN", "i_auroc").sentence(
             "RD (this book's schedule) beats the training-free nearest-neighbour reference on I-AUROC")))

@@ -57,6 +57,12 @@ def results_table(cr: CategoryRuns, metrics=METRICS) -> pd.DataFrame:
     return df
 
 
+def long_table(cr: CategoryRuns, variant: str, seed=0) -> pd.DataFrame:
+    """The runs of ``train_categories`` as rows of the long table ``rdlib.stats.compare_variants`` reads
+    (variant, category, seed, metrics); failed categories are left out."""
+    return pd.DataFrame([{"variant": variant, "category": cat, "seed": seed, **run.metrics} for cat, run in cr.runs.items()])
+
+
 def run_grid(method: str, profile: str, data_root, categories, variants: dict[str, dict], seeds=(None,),
              data_format: str | None = None, runs_dir=None, device=None, progress: bool = False) -> pd.DataFrame:
     """Every (variant, category, seed): a long table with one row per run and a status column.
@@ -100,4 +106,4 @@ def rescore(run: Run, scorings: dict[str, dict], device=None, pro: bool = True) 
     return out
 
 
-__all__ = ["CategoryRuns", "train_categories", "results_table", "run_grid", "per_defect_auroc", "rescore"]
+__all__ = ["CategoryRuns", "train_categories", "results_table", "long_table", "run_grid", "per_defect_auroc", "rescore"]

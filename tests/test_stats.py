@@ -58,3 +58,13 @@ def test_failed_cells_are_left_out_and_the_table_says_so():
 
 def test_bootstrap_of_a_constant_is_that_constant():
     assert bootstrap_interval(np.full((4, 3), 2.5)) == (2.5, 2.5)
+
+
+def test_long_table_feeds_compare_variants(tiny_benchmark, tmp_path):
+    from rdlib.experiments import long_table, train_categories
+
+    cr = train_categories("patch_knn", "ci", str(tiny_benchmark), ["brick", "coffee"], runs_dir=tmp_path)
+    df = pd.concat([long_table(cr, "A"), long_table(cr, "B")])
+    assert list(df.columns[:3]) == ["variant", "category", "seed"] and len(df) == 4
+    c = compare_variants(df, "A", "B", "i_auroc")
+    assert c.diff == 0 and c.verdict == "inconclusive"
