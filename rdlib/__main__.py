@@ -176,7 +176,6 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     import numpy as np
     import torch
-    from PIL import Image
 
     from rdlib.data.dataset import INTERPOLATION
     from rdlib.data.readers import load_image

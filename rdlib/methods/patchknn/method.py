@@ -32,7 +32,9 @@ class PatchKNNMethod(Method):
         self._bank: list[torch.Tensor] = []
 
     def stages(self) -> list[Stage]:
-        return [Stage("memorise", epochs=1, trains=())]
+        # "trains" the model without an optimizer: the loop puts it in train mode, where its forward returns the
+        # patches to memorise (the frozen teacher stays in eval mode)
+        return [Stage("memorise", epochs=1, trains=("model",))]
 
     def configure_optimizers(self, stage: Stage) -> dict:
         return {}
@@ -41,7 +43,6 @@ class PatchKNNMethod(Method):
         return ("model.teacher.",)
 
     def training_step(self, batch, optimizers, stage) -> dict[str, float]:
-        self.model.train()                                     # forward returns the patches to memorise
         self._bank.append(self.model(batch["image"]))
         return {"patches": float(self._bank[-1].shape[0])}
 
