@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make book   — install, generate the embedded benchmark, execute every notebook (book profile), build _build/html
-#   make test   — install, unit tests + notebooks in the ci profile + book build (-W) + nbval reproducibility check
+#   make test   — install, unit tests + notebooks in the ci profile + book build (-W) + the book in headless Chromium
+#                 (desktop and phone widths, screenshots in _build/screenshots/) + nbval reproducibility check
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -35,6 +36,22 @@ $(TEXTURE_STAMP): | $(STAMP)
 	fi
 	@touch $@
 
+# Debian's Chromium for the book's browser test (tests/browser_check.py, driven by Playwright from PyPI; Playwright's
+# own browser download cannot work offline). Installed where apt-get runs as root; elsewhere that test skips loudly.
+BROWSER_STAMP := $(VENV)/.browser-stamp
+
+$(BROWSER_STAMP): | $(STAMP)
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "chromium: present ($$(command -v chromium))"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+	   || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null)) \
+	    && echo "chromium: installed" || echo "chromium: apt-get failed; the browser test will skip"; \
+	else \
+	  echo "chromium: not installed (needs apt-get as root); the browser test will skip"; \
+	fi
+	@if command -v chromium >/dev/null 2>&1; then touch $@; fi
+
 install: $(STAMP) $(TEXTURE_STAMP)
 
 notebooks: install
@@ -49,7 +66,7 @@ unit: install
 
 # pytest runs the unit tests, then executes every notebook (ci profile) into _executed/ci and builds the book
 # from them with warnings as errors; nbval then re-runs those executed notebooks and compares their outputs.
-test: install
+test: install $(BROWSER_STAMP)
 	$(BIN)/python -m pytest -q tests
 	rm -rf _executed/ci-nbval-runs
 	RDLIB_RUNS=$(CURDIR)/_executed/ci-nbval-runs $(BIN)/python -m pytest -q -p no:cacheprovider --nbval \

@@ -62,10 +62,10 @@ import rdlib
 from rdlib.data import (EMBEDDED_CATEGORIES, EMBEDDED_DEFECTS, EmbeddedConfig, find_texture_source, generate_embedded,
                         load_image, load_mask, read_dataset, verify)
 from rdlib.data.embedded import FOREIGN_SOURCES, load_source, texture_regions
-from rdlib.viz import show
+from rdlib.viz import book_style, show
 
 logging.basicConfig(level=logging.WARNING)
-pd.set_option("display.precision", 1)
+book_style(precision=1)
 
 # %% [markdown]
 # ## 1. The real benchmarks and their layouts
@@ -117,9 +117,9 @@ pd.DataFrame({c: {"source photo": s.source, "kind": s.kind, "defect strength": s
 # other half (the two regions are disjoint); the object category uses independently drawn poses, gain and sensor
 # noise, so no test image repeats a training image. Below, the source photos with the two regions.
 
-# %%
+# %% tags=["hide-input"]
 if DATA_ROOT is None:
-    fig, axes = plt.subplots(1, len(EMBEDDED_CATEGORIES), figsize=(3 * len(EMBEDDED_CATEGORIES), 3))
+    fig, axes = plt.subplots(1, len(EMBEDDED_CATEGORIES), figsize=(6.8, 2.0))
     for ax, (cat, spec) in zip(axes, EMBEDDED_CATEGORIES.items()):
         src = load_source(spec.source)
         ax.imshow(src)
@@ -127,7 +127,7 @@ if DATA_ROOT is None:
             for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
                 y0, y1, x0, x1 = texture_regions(src.shape[:2])[split]
                 ax.add_patch(plt.Rectangle((x0, y0), x1 - x0 - 1, y1 - y0 - 1, fill=False, ec=color, lw=2, label=split))
-        ax.set_title(f"{cat} ({spec.kind})", fontsize=9)
+        ax.set_title(f"{cat}\n({spec.kind})", fontsize=9)
         ax.set_xticks([]); ax.set_yticks([])
     axes[0].legend(fontsize=7, loc="lower left")
     fig.tight_layout()
@@ -136,10 +136,10 @@ if DATA_ROOT is None:
 # %% [markdown]
 # One normal test image and one image per defect type for every category, with the ground truth outlined in green.
 
-# %%
+# %% tags=["hide-input"]
 cats = sorted(counts.category.unique())
 defect_names = sorted(counts[(counts.split == "test") & (counts.defect != "good")].defect.unique())
-fig, axes = plt.subplots(len(cats), 1 + len(defect_names), figsize=(2.1 * (1 + len(defect_names)), 2.1 * len(cats)))
+fig, axes = plt.subplots(len(cats), 1 + len(defect_names), figsize=(6.8, 6.8 / (1 + len(defect_names)) * 1.15 * len(cats)))
 axes = np.atleast_2d(axes)
 for r, cat in enumerate(cats):
     t = read_dataset(root, cat, fmt)
@@ -177,7 +177,7 @@ area
 source = find_texture_source(DTD_ROOT)
 print(f"texture source used: {source.name} ({len(source.images)} images)")
 rng = np.random.default_rng(0)
-fig, axes = plt.subplots(1, 6, figsize=(12, 2.2))
+fig, axes = plt.subplots(1, 6, figsize=(6.8, 1.3))
 for ax in axes:
     show(ax, source.sample(rng, 128))
 fig.tight_layout()
@@ -231,10 +231,10 @@ pd.DataFrame({name: {"noise": p.noise, "P(anomalous)": p.p_anomalous, "augmenter
 # mask outlined in green. Texture categories have no foreground mask; on `coffee` the anomaly stays on the cup for
 # the presets that use one. RD++ adds simplex noise in one small box and trains without the mask.
 
-# %%
+# %% tags=["hide-input"]
 GALLERY = ["draem", "urd", "aand", "rdre", "rdpp"]
 if DATA_ROOT is None:
-    fig, axes = plt.subplots(len(cats), 1 + len(GALLERY), figsize=(2.1 * (1 + len(GALLERY)), 2.1 * len(cats)))
+    fig, axes = plt.subplots(len(cats), 1 + len(GALLERY), figsize=(6.8, 6.8 / (1 + len(GALLERY)) * 1.15 * len(cats)))
     axes = np.atleast_2d(axes)
     synth_sets = {}
     for r, cat in enumerate(cats):
@@ -253,9 +253,9 @@ if DATA_ROOT is None:
 # How large the synthetic anomalies are (mask area, % of the image, over many draws of one category) next to the
 # embedded benchmark's hand-made test defects: training and test anomalies differ in shape and size on purpose.
 
-# %%
+# %% tags=["hide-input"]
 if DATA_ROOT is None:
-    fig, ax = plt.subplots(figsize=(7, 3))
+    fig, ax = plt.subplots(figsize=(6.8, 3))
     bins = np.linspace(0, 60, 31)
     for name in ["draem", "urd", "aand", "rdre"]:
         ds = synth_sets["brick", name]
@@ -269,7 +269,7 @@ if DATA_ROOT is None:
     ax.hist(test_areas["area %"], bins=bins, histtype="stepfilled", alpha=0.3, color="k", label="embedded test defects")
     ax.set_xlabel("mask area (% of the image)")
     ax.set_ylabel("images")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     plt.show()
 

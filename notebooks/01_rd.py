@@ -76,14 +76,15 @@ from rdlib.experiments import long_table, per_defect_auroc, rescore, results_tab
 from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel
 from rdlib.methods import get_model, method_profile
 from rdlib.models import TEACHERS
-from rdlib.results import compare, load_paper_numbers, paper_row, paper_value, protocol_note, with_paper_columns
+from rdlib.results import (chance_sentence, compare, load_paper_numbers, paper_row, paper_value, protocol_note,
+                           with_paper_columns)
 from rdlib.runs import RunSpec, build_datasets
 from rdlib.stats import compare_variants, mean_interval_table
-from rdlib.viz import score_histogram, show
+from rdlib.viz import book_style, category_chart, panel_grid, score_histogram, show
 
 logging.basicConfig(level=logging.WARNING)
 logging.getLogger("rdlib.experiments").setLevel(logging.ERROR)   # a failed run is a row of the tables below instead
-pd.set_option("display.precision", 1)
+book_style(precision=1)
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 device = "cuda" if torch.cuda.is_available() else "cpu"
 profile = method_profile("rd", PROFILE)
@@ -202,14 +203,14 @@ trained = train_categories("rd", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_F
 runs = trained.runs
 print(f"trained or reused {len(runs)} runs; failed: {sorted(trained.failed) or 'none'}")
 
-# %%
-fig, ax = plt.subplots(figsize=(6, 3.2))
+# %% tags=["hide-input"]
+fig, ax = plt.subplots()
 for cat, run in runs.items():
     ax.plot([h["epoch"] for h in run.history], [h["loss"] for h in run.history], label=cat)
 ax.set_xlabel("epoch")
 ax.set_ylabel("training loss (Σ over 3 levels)")
 ax.set_title("RD training curves")
-ax.legend(fontsize=7)
+ax.legend()
 fig.tight_layout()
 plt.show()
 
@@ -224,7 +225,9 @@ plt.show()
 
 # %%
 results = results_table(trained)
-results
+preds = {cat: run.predictions() for cat, run in runs.items()}
+display(results)
+display(Markdown(chance_sentence(preds)))
 
 # %% [markdown]
 # **How hard is each category? A training-free reference.** A nearest-neighbour detector on the same teacher's
@@ -244,46 +247,56 @@ if KNN_REFERENCE:
     side = pd.DataFrame({"RD I-AUROC": results["i_auroc"], "kNN I-AUROC": knn_table["i_auroc"],
                          "RD P-AUROC": results["p_auroc"], "kNN P-AUROC": knn_table["p_auroc"]})
     display(side)
+    fig, ax = plt.subplots(figsize=(6.8, 2.8))
+    category_chart(ax, side, ["RD I-AUROC", "kNN I-AUROC"])
+    ax.set_title("I-AUROC per category: RD vs the training-free reference")
+    fig.tight_layout()
+    plt.show()
     both = pd.concat([long_table(trained, "RD"), long_table(knn, "kNN")], ignore_index=True)
     if both.category.nunique() > 1:
         display(Markdown(compare_variants(both, "RD", "kNN", "i_auroc").sentence(
             "RD (this book's schedule) beats the training-free nearest-neighbour reference on I-AUROC")))
 
 # %% [markdown]
-# Cost on this machine (timings vary from run to run, and with whatever else the machine is doing):
+# Cost. Each time below was measured when its run was trained and is stored with the run, so a run reused from an
+# earlier build shows the time of that build, taken under whatever load the machine had then (a build that trains
+# two notebooks' runs at once, or tests running beside it, can slow a step several-fold). Compare ms per step within
+# one build, not across builds.
 
-# %% tags=["nbval-ignore-output"]
-pd.DataFrame({cat: {"train s": run.info["train_seconds"], "inference ms/image": 1e3 * run.info["seconds_per_image"],
-                    "device": run.info["device"]} for cat, run in runs.items()}).T
+# %% tags=["nbval-ignore-output", "hide-input"]
+pd.DataFrame({cat: {"optimizer steps": run.history[-1].get("step", float("nan")) if run.history else float("nan"),
+                    "train time (s)": run.info["train_seconds"],
+                    "train ms/step": 1e3 * run.info["train_seconds"] / max(1, run.history[-1].get("step", 1)),
+                    "inference ms/image": 1e3 * run.info["seconds_per_image"], "device": run.info["device"]}
+              for cat, run in runs.items()}).T
 
 # %% [markdown]
-# **Image scores** of normal and anomalous test images (the paper's Fig. 5). Overlap means images that no threshold
-# separates.
+# **Image scores** of normal and anomalous test images (the paper's Fig. 5), the I-AUROC of each category in its
+# title. Overlap means images that no threshold separates.
 
-# %%
-fig, axes = plt.subplots(1, len(runs), figsize=(3 * len(runs), 2.6), squeeze=False)
-preds = {cat: run.predictions() for cat, run in runs.items()}
-for ax, (cat, p) in zip(axes[0], preds.items()):
+# %% tags=["hide-input"]
+fig, axes = panel_grid(len(preds), ncols=2, height=2.6)
+for ax, (cat, p) in zip(axes, preds.items()):
     score_histogram(ax, p.scores, p.labels, title=cat)
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **Anomaly maps** (the paper's Figs. 1, 6, 7): for each category, the highest- and the lowest-scoring defective
-# image with its map and the ground truth (green). Maps share one colour scale per category.
+# **Anomaly maps** (the paper's Figs. 1, 6, 7): for each category, the highest-scoring normal image (the worst
+# false alarm), then the highest- and the lowest-scoring defective image, each with its map and the ground truth
+# (green contour). The three maps of a row share one colour scale, shown by the bar on the right.
 
-# %%
-fig, axes = plt.subplots(len(runs), 4, figsize=(9, 2.3 * len(runs)), squeeze=False)
+# %% tags=["hide-input"]
+fig, axes = plt.subplots(len(preds), 3, figsize=(6.8, 2.2 * len(preds)), squeeze=False)
 for r, (cat, p) in enumerate(preds.items()):
     _, test = build_datasets(runs[cat].spec)
-    bad = np.flatnonzero(p.labels == 1)
-    pick = [bad[np.argmax(p.scores[bad])], bad[np.argmin(p.scores[bad])]]
+    good, bad = np.flatnonzero(p.labels == 0), np.flatnonzero(p.labels == 1)
+    pick = [("normal", good[np.argmax(p.scores[good])]), ("", bad[np.argmax(p.scores[bad])]),
+            ("", bad[np.argmin(p.scores[bad])])]
     vmin, vmax = float(p.maps.min()), float(p.maps.max())
-    for c, i in enumerate(pick):
-        img = test[i]["image"]
-        show(axes[r, 2 * c], img, mask=p.masks[i], title=f"{cat}: {p.defects[i]}")
-        show(axes[r, 2 * c + 1], img, p.maps[i].astype(np.float32), p.masks[i], vmin, vmax,
-             title=f"score {p.scores[i]:.3f}")
+    for c, (kind, i) in enumerate(pick):
+        show(axes[r, c], test[i]["image"], p.maps[i].astype(np.float32), p.masks[i], vmin, vmax,
+             title=f"{cat}: {kind or p.defects[i]}, score {p.scores[i]:.2f}", colorbar=c == 2)
 fig.tight_layout()
 plt.show()
 
@@ -304,7 +317,7 @@ pd.DataFrame({cat: per_defect_auroc(p) for cat, p in preds.items()}).T
 # *supported* when the whole interval of the paired difference lies on the paper's side, *contradicted* when it
 # lies on the other, *inconclusive* otherwise.
 
-# %%
+# %% tags=["hide-input"]
 glue("abl_cats", ", ".join(ABLATION_CATEGORIES) or "no categories (skipped in this profile)", display=False)
 glue("abl_seeds", str(len(ABLATION_SEEDS)), display=False)
 glue("abl_size", str(ABLATION_IMAGE_SIZE or IMAGE_SIZE), display=False)

@@ -63,8 +63,9 @@ from IPython.display import Markdown, display
 
 from rdlib.anomaly_map import AnomalyMap, cosine_distance_map, fused_map_reference, gaussian_blur, resolve_backend
 from rdlib.kernels import cosine_distance_triton, triton_supported
+from rdlib.viz import book_style
 
-pd.set_option("display.precision", 3)
+book_style(precision=3)
 device = "cuda" if torch.cuda.is_available() else "cpu"
 print("device:", torch.cuda.get_device_name(0) if device == "cuda" else "CPU (kernel runs in the Triton interpreter)")
 

@@ -81,3 +81,28 @@ def with_paper_columns(ours: pd.DataFrame, table_id: str, methods: list, metrics
         out[f"paper {METRIC_LABELS.get(col, col)}"] = [paper_row(df, table_id, m)[col] if m else float("nan")
                                                         for m in methods]
     return out
+
+
+def chance_levels(predictions) -> dict[str, float]:
+    """What a detector scoring at random reaches on this test set, in %: AUROC is 50 at chance; AP at chance is the
+    share of positives (anomalous images for I-AP, anomalous pixels for P-AP). ``predictions``: an ``EvalResult``."""
+    import numpy as np
+
+    labels = np.asarray(predictions.labels).astype(bool)
+    masks = np.asarray(predictions.masks).astype(bool)
+    return {"i_auroc": 50.0, "p_auroc": 50.0, "i_ap": 100.0 * labels.mean(), "p_ap": 100.0 * masks.mean()}
+
+
+def chance_sentence(predictions_by_category: dict) -> str:
+    """One sentence stating the chance levels of I-AP and P-AP over the given categories' test sets."""
+    levels = [chance_levels(p) for p in predictions_by_category.values()]
+    if not levels:
+        return ""
+    i_ap = [lv["i_ap"] for lv in levels]
+    p_ap = [lv["p_ap"] for lv in levels]
+
+    def span(v):
+        return f"{min(v):.1f}" if max(v) - min(v) < 0.05 else f"{min(v):.1f}–{max(v):.1f}"
+
+    return (f"Chance levels on these test sets: AUROC 50; I-AP {span(i_ap)} (the share of defective images); "
+            f"P-AP {span(p_ap)} (the share of defective pixels). An AP is judged against these, not against 0.")

@@ -78,23 +78,109 @@ def test_notebooks_execute_in_ci_profile(executed):
         assert not errors
 
 
-@pytest.mark.notebooks
-def test_book_builds_from_executed_notebooks_with_warnings_as_errors(executed, tmp_path):
-    book = tmp_path / "book_root"
-    book.mkdir()
+def _jupyter_book_build(book: Path, strict: bool = True):
+    jb = Path(sys.executable).with_name("jupyter-book")
+    flags = ["-W", "-n", "--keep-going"] if strict else []
+    proc = subprocess.run([str(jb), "build", str(book), *flags], capture_output=True, text=True, timeout=600)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def built_book(executed, tmp_path_factory):
+    """The book built from the ci-profile notebooks with warnings as errors; yields its html folder."""
+    book = tmp_path_factory.mktemp("book_root")
     for f in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / f, book / f)
     shutil.copytree(ROOT / "book", book / "book")
     shutil.copytree(ROOT / "rdlib", book / "rdlib", ignore=shutil.ignore_patterns("__pycache__"))   # literalinclude
     shutil.copytree(executed, book / "_executed" / "book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"], capture_output=True, text=True,
-                          timeout=600)
+    proc = _jupyter_book_build(book)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    html = book / "_build" / "html"
-    assert (html / "index.html").is_file()
+    return book / "_build" / "html"
+
+
+@pytest.mark.notebooks
+def test_book_builds_from_executed_notebooks_with_warnings_as_errors(built_book):
+    assert (built_book / "index.html").is_file()
     for name in NAMES:
-        assert (html / "_executed" / "book" / f"{name}.html").is_file()
+        assert (built_book / "_executed" / "book" / f"{name}.html").is_file()
+
+
+def _browser_or_skip():
+    from browser_check import chromium_path
+
+    if importlib.util.find_spec("playwright") is None:
+        pytest.skip("BROWSER TEST SKIPPED: playwright is not installed (pip install playwright)")
+    if chromium_path() is None:
+        pytest.skip("BROWSER TEST SKIPPED: no Chromium on this machine; install Debian's `chromium` "
+                    "(make test does so where apt-get runs as root)")
+
+
+@pytest.mark.notebooks
+def test_book_in_a_browser_at_desktop_and_phone_widths(built_book):
+    """Every page in headless Chromium at 1280 px and 390 px: no console error, no failed local request, no broken
+    image, no raw markdown table, no truncated cell, a phone table of contents that opens. Screenshots of every page
+    at both widths land in _build/screenshots/."""
+    _browser_or_skip()
+    from browser_check import check_site
+
+    shots = ROOT / "_build" / "screenshots"
+    if shots.exists():
+        shutil.rmtree(shots)
+    report = check_site(built_book, shots)
+    chapters = [p for p in report.pages if p.startswith("_executed/book/")]
+    assert len(chapters) == len(NAMES)
+    assert len(report.screenshots) == 2 * len(report.pages)
+    assert not report.problems, "\n".join(map(str, report.problems))
+
+
+TINY_NOTEBOOK = {
+    "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "# A broken page\n\n![a figure](missing.png)\n"},
+        {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "show()",
+         "outputs": [
+             {"output_type": "display_data", "metadata": {},
+              "data": {"text/markdown": "| metric | value |\n|---|---|\n| I-AUROC | 90.0 |\n",
+                       "text/plain": "<markdown>"}},
+             {"output_type": "display_data", "metadata": {},
+              "data": {"text/html": "<table><tr><th>source</th></tr><tr><td>camera, moon, astro...</td></tr></table>",
+                       "text/plain": "<table>"}},
+         ]},
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "nbformat": 4, "nbformat_minor": 5,
+}
+
+
+@pytest.mark.notebooks
+def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(tmp_path):
+    """The browser test can fail: a tiny book whose notebook renders markdown as CommonMark (the footer bug this
+    book once had), shows an image that does not exist and a pandas-truncated cell."""
+    _browser_or_skip()
+    import json
+
+    from browser_check import check_site
+
+    book = tmp_path / "tiny"
+    book.mkdir()
+    shutil.copytree(ROOT / "book" / "_ext", book / "_ext")          # the book's own fixes: the intro page is clean
+    shutil.copytree(ROOT / "book" / "_static", book / "_static")
+    (book / "_config.yml").write_text("title: tiny\nexecute:\n  execute_notebooks: 'off'\n"
+                                      "html:\n  favicon: _static/favicon.svg\n"
+                                      "sphinx:\n  local_extensions:\n    rdlib_book: _ext\n"
+                                      "  config:\n    html_context: {default_mode: auto}\n"
+                                      "    nb_render_markdown_format: commonmark\n")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: broken\n")
+    (book / "intro.md").write_text("# Tiny\n\nA clean page.\n")
+    (book / "broken.ipynb").write_text(json.dumps(TINY_NOTEBOOK))
+    proc = _jupyter_book_build(book, strict=False)   # -W would refuse the missing image
+    html = book / "_build" / "html"
+    assert (html / "broken.html").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = check_site(html, pages=["intro.html", "broken.html"])
+    kinds = {(p.page, p.kind) for p in report.problems}
+    for kind in ("broken image", "raw markdown table", "truncated cell", "failed request"):
+        assert ("broken.html", kind) in kinds, (kind, report.problems)
+    assert not [p for p in report.problems if p.page == "intro.html"], report.problems
 
 
 def test_sweep_survives_a_failing_value(tmp_path, monkeypatch, capsys):

@@ -1,0 +1,221 @@
+"""Open a built book the way a reader does: every page in headless Chromium, at desktop and phone widths.
+
+``check_site(html_dir)`` serves ``html_dir`` on localhost, loads each page and returns a list of ``Problem``s:
+a console error or uncaught exception, a local request that failed (or answered >= 400), a broken image,
+a markdown table left as text, a table cell truncated with "..." or "…", and, at phone width, a table of
+contents that does not open when its toggle is pressed. Screenshots of every page at both widths go to
+``screenshots``. Requests to other hosts (MathJax's CDN) cannot succeed on an offline machine: they are
+answered with an empty 200 so that the page does not wait, and listed in ``Report.external``.
+
+Chromium comes from Debian (``/usr/bin/chromium``), driven by Playwright from PyPI, with the flags that work on
+a closed network.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary to drive, or None when none is installed."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@dataclass(frozen=True)
+class Problem:
+    page: str
+    width: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.page} @ {self.width}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    pages: list[str] = field(default_factory=list)
+    screenshots: list[Path] = field(default_factory=list)
+    external: set[str] = field(default_factory=set)
+
+
+# Text a reader sees outside code blocks; a markdown table's separator row in it means it was not rendered.
+_VISIBLE_TEXT_JS = """() => {
+  const found = document.querySelector('main') || document.body;
+  if (!found) return '';
+  const root = found.cloneNode(true);
+  root.querySelectorAll('pre, code, script, style, .highlight').forEach(e => e.remove());
+  return root.innerText;
+}"""
+_BROKEN_IMAGES_JS = """() => Array.from(document.images)
+  .filter(img => !img.complete || img.naturalWidth === 0)
+  .map(img => img.src)"""
+_TRUNCATED_CELLS_JS = """() => Array.from(document.querySelectorAll('td, th'))
+  .map(c => c.innerText.trim())
+  .filter(t => /(\\.\\.\\.|\\u2026)$/.test(t))"""
+# a separator cell "|---|", or "|—|" once smart quotes have turned the dashes into an em dash
+_RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2014\u2013]+):?\s*\|")
+
+
+def _sidebar_visible_js(selector: str) -> str:
+    return f"""() => {{
+  const el = document.querySelector('{selector}');
+  if (!el) return null;
+  const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+  return s.visibility !== 'hidden' && s.display !== 'none' && r.width > 50 && r.right > 50 && r.left < window.innerWidth
+    && el.querySelectorAll('a[href]').length > 0;
+}}"""
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # noqa: D102 - keep pytest output clean
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # noqa: D102 - a browser that hangs up early is not an error
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
+@contextlib.contextmanager
+def serve(directory: Path):
+    """Serve ``directory`` on a free localhost port; yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+_REFRESH = re.compile(r'<meta http-equiv="refresh" content="0; url=([^"]+)"', re.I)
+
+
+def html_pages(html_dir: Path) -> list[str]:
+    """Every page of a built book, relative to its root (Sphinx's generated index and search pages included), except
+    redirect stubs (jupyter-book's index.html), which ``redirects`` lists."""
+    skip = {"_static", "_sources", "_images"}
+    pages = (p for p in html_dir.rglob("*.html") if not skip & set(p.parts))
+    return sorted(str(p.relative_to(html_dir)) for p in pages if not _REFRESH.search(p.read_text(errors="replace")))
+
+
+def redirects(html_dir: Path) -> dict[str, str]:
+    """{redirect page: its target}, both relative to ``html_dir``."""
+    out = {}
+    for p in html_dir.rglob("*.html"):
+        m = _REFRESH.search(p.read_text(errors="replace"))
+        if m:
+            out[str(p.relative_to(html_dir))] = str((p.parent / m.group(1).split("#")[0]).resolve().relative_to(html_dir.resolve()))
+    return out
+
+
+def check_site(html_dir: Path, screenshots: Path | None = None, pages: list[str] | None = None,
+               timeout_ms: int = 30_000) -> Report:
+    """Load every page at every width in WIDTHS and return what a reader would hit."""
+    from playwright.sync_api import sync_playwright
+
+    html_dir = Path(html_dir)
+    report = Report(pages=pages or html_pages(html_dir))
+    for page, target in redirects(html_dir).items():
+        if not (html_dir / target).is_file():
+            report.problems.append(Problem(page, "-", "broken redirect", target))
+    if screenshots is not None:
+        Path(screenshots).mkdir(parents=True, exist_ok=True)
+    exe = chromium_path()
+    if exe is None:
+        raise RuntimeError("no Chromium found (install Debian's `chromium` package)")
+    with serve(html_dir) as base, sync_playwright() as pw:
+        host = urlparse(base).netloc
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            for width, (w, h) in WIDTHS.items():
+                context = browser.new_context(viewport={"width": w, "height": h}, is_mobile=width == "phone",
+                                              has_touch=width == "phone")
+
+                def route(r):
+                    if urlparse(r.request.url).netloc in (host, ""):
+                        return r.continue_()
+                    report.external.add(urlparse(r.request.url).netloc)
+                    return r.fulfill(status=200, body="", content_type="application/javascript")
+
+                context.route("**/*", route)
+                for rel in report.pages:
+                    _check_page(context, base, rel, width, report, screenshots, timeout_ms, host)
+                context.close()
+        finally:
+            browser.close()
+    return report
+
+
+def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host):
+    page = context.new_page()
+    found: list[Problem] = []
+
+    def add(kind, detail):
+        found.append(Problem(rel, width, kind, detail))
+
+    page.on("console", lambda m: m.type == "error" and add("console error", m.text))
+    page.on("pageerror", lambda e: add("uncaught exception", str(e)))
+    page.on("requestfailed", lambda r: urlparse(r.url).netloc == host
+            and add("failed request", f"{r.url} ({r.failure})"))
+    page.on("response", lambda r: urlparse(r.url).netloc == host and r.status >= 400
+            and add("failed request", f"{r.url} (HTTP {r.status})"))
+    page.goto(base + rel, wait_until="load", timeout=timeout_ms)
+    page.wait_for_timeout(300)
+    for src in page.evaluate(_BROKEN_IMAGES_JS):
+        if urlparse(src).netloc in (host, ""):        # other hosts are unreachable offline by design
+            add("broken image", src)
+    text = page.evaluate(_VISIBLE_TEXT_JS)
+    for m in _RAW_TABLE.finditer(text):
+        add("raw markdown table", text[max(0, m.start() - 40):m.end() + 20].replace("\n", " "))
+    for cell in page.evaluate(_TRUNCATED_CELLS_JS):
+        add("truncated cell", cell[-80:])
+    if width == "phone":
+        _check_phone_toc(page, add)
+    if screenshots is not None:
+        shot = Path(screenshots) / f"{rel.replace('/', '__').removesuffix('.html')}-{context.pages[0].viewport_size['width']}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        report.screenshots.append(shot)
+    page.close()
+    report.problems.extend(found)
+
+
+def _check_phone_toc(page, add):
+    """At phone width the table of contents is hidden; pressing its toggle must show it."""
+    sidebar = "#pst-primary-sidebar"
+    shown = page.evaluate(_sidebar_visible_js(sidebar))
+    # pydata-sphinx-theme >= 0.16 opens the sidebar as a modal dialog holding the sidebar's items
+    modal = "dialog#pst-primary-sidebar-modal"
+    if shown is None:
+        return add("phone table of contents", f"no {sidebar} on the page")
+    if shown:
+        return add("phone table of contents", "the sidebar covers the page before the toggle is pressed")
+    toggle = page.locator(".primary-toggle:visible").first
+    if toggle.count() == 0:
+        return add("phone table of contents", "no visible toggle button for the sidebar")
+    toggle.click()
+    page.wait_for_timeout(500)
+    if not (page.evaluate(_sidebar_visible_js(sidebar)) or page.evaluate(_sidebar_visible_js(modal))):
+        add("phone table of contents", "pressing the toggle does not open the sidebar")
