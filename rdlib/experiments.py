@@ -107,3 +107,31 @@ def rescore(run: Run, scorings: dict[str, dict], device=None, pro: bool = True) 
 
 
 __all__ = ["CategoryRuns", "train_categories", "results_table", "long_table", "run_grid", "per_defect_auroc", "rescore"]
+
+
+def learning_curves(cr: CategoryRuns) -> pd.DataFrame:
+    """The test-set evaluations each run logged while training (``FitConfig.eval_every``), one row per
+    (category, step): loss and every logged metric (the ``test_`` prefix dropped)."""
+    rows = []
+    for cat, run in cr.runs.items():
+        for h in run.history:
+            metrics = {k.removeprefix("test_"): v for k, v in h.items() if k.startswith("test_")}
+            if metrics:
+                rows.append({"category": cat, "step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"], **metrics})
+    return pd.DataFrame(rows)
+
+
+def plateau_step(steps, values, tol: float = 2.0, tail: int = 3) -> int | None:
+    """The first evaluated step from which every later value stays within ``tol`` of the mean of the last ``tail``
+    evaluations (the level the curve settles at); None with fewer than ``tail`` + 1 evaluations."""
+    steps, values = np.asarray(steps), np.asarray(values, dtype=float)
+    if steps.size < tail + 1:
+        return None
+    order = np.argsort(steps)
+    steps, values = steps[order], values[order]
+    final = values[-tail:].mean()
+    inside = np.abs(values - final) <= tol
+    i = len(inside)
+    while i > 0 and inside[i - 1]:
+        i -= 1
+    return int(steps[i]) if i < len(steps) else int(steps[-1])

@@ -102,7 +102,13 @@ def chance_sentence(predictions_by_category: dict) -> str:
     p_ap = [lv["p_ap"] for lv in levels]
 
     def span(v):
-        return f"{min(v):.1f}" if max(v) - min(v) < 0.05 else f"{min(v):.1f}–{max(v):.1f}"
+        lo, hi = f"{min(v):.1f}", f"{max(v):.1f}"
+        return lo if lo == hi else f"{lo}–{hi}"
 
     return (f"Chance levels on these test sets: AUROC 50; I-AP {span(i_ap)} (the share of defective images); "
             f"P-AP {span(p_ap)} (the share of defective pixels). An AP is judged against these, not against 0.")
+
+
+def readable(df: pd.DataFrame) -> pd.DataFrame:
+    """Columns named as a reader knows them, with their unit: ``i_auroc`` → ``I-AUROC (%)``."""
+    return df.rename(columns={k: f"{v} (%)" for k, v in METRIC_LABELS.items()})

@@ -68,3 +68,25 @@ def test_long_table_feeds_compare_variants(tiny_benchmark, tmp_path):
     assert list(df.columns[:3]) == ["variant", "category", "seed"] and len(df) == 4
     c = compare_variants(df, "A", "B", "i_auroc")
     assert c.diff == 0 and c.verdict == "inconclusive"
+
+
+def test_plateau_step_by_hand():
+    from rdlib.experiments import plateau_step
+
+    steps = [50, 100, 150, 200, 250, 300]
+    assert plateau_step(steps, [60, 70, 79, 80, 81, 80], tol=2.0) == 150       # settles at 80 from step 150
+    assert plateau_step(steps, [80, 80, 80, 80, 80, 80]) == 50                  # flat from the first evaluation
+    assert plateau_step(steps, [50, 60, 70, 80, 90, 100], tol=2.0) == 300       # still rising: only the last step
+    assert plateau_step(steps[::-1], [80, 81, 80, 79, 70, 60]) == 150          # evaluations in any order
+    assert plateau_step([50, 100], [1, 2]) is None
+
+
+def test_learning_curves_read_what_the_loop_logged(tiny_benchmark, tmp_path):
+    from rdlib.experiments import learning_curves, train_categories
+
+    cr = train_categories("rd", "ci", tiny_benchmark, ["brick"], {"epochs": 2}, {"eval_every": 1, "batch_size": 3},
+                          runs_dir=tmp_path, progress=False)
+    lc = learning_curves(cr)
+    assert list(lc.step) == [2, 4] and set(lc.category) == {"brick"}      # 6 images, batch 3: 2 steps an epoch
+    assert {"i_auroc", "p_auroc", "loss"} <= set(lc.columns)
+    assert lc.i_auroc.between(0, 100).all()
