@@ -388,7 +388,7 @@ def judge(grid: pd.DataFrame, a: str, b: str, claim: str, metric: str = "i_auroc
 if ABLATION_CATEGORIES:
     g5 = ablation({"Pre": dict(bottleneck="pre"), "+OCE": dict(bottleneck="oce"), "+OCE+MFF": dict(bottleneck="oce+mff")})
     t5 = mean_interval_table(g5, ABL_METRICS)
-    display(with_paper_columns(t5, "rd_table5", ["rd_pre", "rd_pre_oce", "rd_pre_oce_mff"], df=paper))
+    display(readable(with_paper_columns(t5, "rd_table5", ["rd_pre", "rd_pre_oce", "rd_pre_oce_mff"], df=paper)))
     judge(g5, "+OCE+MFF", "Pre", "The full OCBE beats the pretrained-stage bottleneck (Table 5)")
     judge(g5, "+OCE+MFF", "+OCE", "Multi-scale fusion improves the one-class embedding (Table 5)")
 
@@ -405,7 +405,7 @@ if ABLATION_CATEGORIES:
                    "efficientnet_lite0 (ImageNet)": dict(teacher="efficientnet_lite0"),
                    "efficientnet_lite0 (random init)": dict(teacher="efficientnet_lite0", weights="random")})
     t6 = mean_interval_table(g6, ABL_METRICS)
-    display(with_paper_columns(t6, "rd_table6", ["rd_resnet18", "rd_resnet50", "rd_wrn50", None, None], df=paper))
+    display(readable(with_paper_columns(t6, "rd_table6", ["rd_resnet18", "rd_resnet50", "rd_wrn50", None, None], df=paper)))
     judge(g6, "efficientnet_lite0 (ImageNet)", "efficientnet_lite0 (random init)",
           "An ImageNet teacher beats a random one (the premise of Table 6)")
 
@@ -413,7 +413,7 @@ if ABLATION_CATEGORIES:
 # **Score-map levels (Table 7).** The same trained models (one per category and seed), scored with a subset of the
 # three maps (no retraining).
 
-# %%
+# %% tags=["hide-input"]
 if ABLATION_CATEGORIES:
     subsets = {"M1": (0,), "M2": (1,), "M3": (2,), "M2,3": (1, 2), "M1,2,3": (0, 1, 2)}
     rows7 = []
@@ -425,7 +425,7 @@ if ABLATION_CATEGORIES:
                 rows7.append({"variant": label, "category": cat, "seed": seed, **m})
     g7 = pd.DataFrame(rows7)
     t7 = mean_interval_table(g7, ABL_METRICS)
-    display(with_paper_columns(t7, "rd_table7", ["rd_m1", "rd_m2", "rd_m3", "rd_m23", "rd_m123"], df=paper))
+    display(readable(with_paper_columns(t7, "rd_table7", ["rd_m1", "rd_m2", "rd_m3", "rd_m23", "rd_m123"], df=paper)))
     judge(g7, "M1,2,3", "M2,3", "All three maps beat the two deeper ones (Table 7)")
     judge(g7, "M1,2,3", "M1", "All three maps beat the shallowest alone (Table 7)")
 
@@ -435,7 +435,7 @@ if ABLATION_CATEGORIES:
 # %%
 if ABLATION_CATEGORIES:
     gl = ablation({"flatten (official code)": dict(loss="flatten"), "pixel (paper Eq. 2)": dict(loss="pixel")})
-    display(mean_interval_table(gl, ABL_METRICS))
+    display(readable(mean_interval_table(gl, ABL_METRICS)))
     judge(gl, "flatten (official code)", "pixel (paper Eq. 2)",
           "The official flattened loss beats the paper's per-pixel loss (RD4AD #22)")
 
