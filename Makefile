@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make book   — install, generate the embedded benchmark, execute every notebook (book profile), build _build/html
+#                 (`make book BOOK_PROFILE=full` on a GPU: the same chapters at 256² with the longer schedules)
 #   make test   — install, unit tests + notebooks in the ci profile + book build (-W) + the book in headless Chromium
 #                 (desktop and phone widths, screenshots in _build/screenshots/) + nbval reproducibility check
 PY ?= python3
@@ -8,6 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PYTHONUNBUFFERED := 1
 export HF_HUB_OFFLINE := 1
+BOOK_PROFILE ?= book
 
 .PHONY: install book notebooks test unit nbval clean benchmark
 
@@ -55,7 +57,7 @@ $(BROWSER_STAMP): | $(STAMP)
 install: $(STAMP) $(TEXTURE_STAMP)
 
 notebooks: install
-	$(BIN)/python notebooks/_run.py --profile book --out _executed/book
+	$(BIN)/python notebooks/_run.py --profile $(BOOK_PROFILE) --out _executed/book
 
 book: notebooks
 	$(BIN)/jupyter-book build . -W -n --keep-going

@@ -24,7 +24,7 @@
 # layouts that `rdlib` reads, the embedded benchmark, and the texture sources for anomaly synthesis.
 
 # %% tags=["parameters"]
-PROFILE = "book"          # ci | book | paper (notebooks/params/<profile>.yaml)
+PROFILE = "book"          # ci | book | full | paper (notebooks/params/<profile>.yaml)
 DATA_ROOT = None          # real dataset root (MVTec AD, MPDD, BTAD or VisA), None for the embedded benchmark
 DATA_FORMAT = None        # mvtec | mpdd | btad | visa | None (detect)
 IMAGE_SIZE = 256          # embedded benchmark image side

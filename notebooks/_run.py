@@ -1,4 +1,4 @@
-"""Execute the book's notebooks with papermill in one profile (ci | book | paper).
+"""Execute the book's notebooks with papermill in one profile (ci | book | full | paper).
 
     python notebooks/_run.py --profile book --out _executed/book               # all notebooks, in order
     python notebooks/_run.py --profile paper --only 01_rd --sweep CATEGORIES=carpet,grid,leather
@@ -58,7 +58,7 @@ def execute(name: str, params: dict, out: Path, log_output: bool = False) -> Non
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default="book", help="ci | book | paper")
+    ap.add_argument("--profile", default="book", help="ci | book | full | paper")
     ap.add_argument("--out", default=None, help="output folder (default _executed/<profile>)")
     ap.add_argument("--only", nargs="*", default=None, help="notebook names (default: all, in order)")
     ap.add_argument("-p", "--param", action="append", default=[], help="NAME=YAML override, e.g. -p EPOCHS=5")

@@ -47,7 +47,7 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--data", required=required, help="dataset root, or 'embedded' for the embedded benchmark")
     p.add_argument("--category", required=required)
     p.add_argument("--format", default=None, choices=["mvtec", "mpdd", "btad", "visa"])
-    p.add_argument("--profile", default="book", help="hyper-parameter profile of the method: ci | book | paper")
+    p.add_argument("--profile", default="book", help="hyper-parameter profile of the method: ci | book | full | paper")
     p.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                    help="method option overriding the profile (repeatable), e.g. -o teacher=resnet18 -o epochs=5")
     p.add_argument("--seed", type=int, default=None)

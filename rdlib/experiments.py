@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import torch
 
 from rdlib.metrics import METRICS, auroc
 from rdlib.runs import Run, RunSpec, build_datasets, get_or_train
@@ -106,7 +107,6 @@ def rescore(run: Run, scorings: dict[str, dict], device=None, pro: bool = True) 
     return out
 
 
-__all__ = ["CategoryRuns", "train_categories", "results_table", "long_table", "run_grid", "per_defect_auroc", "rescore"]
 
 
 def learning_curves(cr: CategoryRuns) -> pd.DataFrame:
@@ -135,3 +135,26 @@ def plateau_step(steps, values, tol: float = 2.0, tail: int = 3) -> int | None:
     while i > 0 and inside[i - 1]:
         i -= 1
     return int(steps[i]) if i < len(steps) else int(steps[-1])
+
+
+def level_distance_table(run: Run, device=None, batch_size: int = 16) -> pd.DataFrame:
+    """How well a trained RD-family student rebuilds the teacher, level by level: the mean of the flattened loss term
+    1 − cos(vec f_E^k, vec f_D^k) over the training images, the normal and the defective test images (rows), one
+    column per level. A student that fits its training images leaves the first row near 0."""
+    train, test = build_datasets(run.spec)
+    method = run.load_method(device)
+    method.eval()
+    dev = next(method.parameters()).device
+    rows = {}
+    for label, ds, keep in (("training images", train, None), ("normal test images", test, 0),
+                            ("defective test images", test, 1)):
+        idx = [i for i in range(len(ds)) if keep is None or int(ds[i]["label"]) == keep]
+        dist = [method.model.level_distances(torch.stack([ds[j]["image"] for j in idx[i:i + batch_size]]).to(dev)).cpu()
+                for i in range(0, len(idx), batch_size)]
+        d = torch.cat(dist).mean(0) if dist else torch.full((len(method.model.teacher.channels),), float("nan"))
+        rows[label] = {f"level {k + 1}": float(v) for k, v in enumerate(d)}
+    return pd.DataFrame(rows).T
+
+
+__all__ = ["CategoryRuns", "learning_curves", "level_distance_table", "long_table", "per_defect_auroc", "plateau_step",
+           "rescore", "results_table", "run_grid", "train_categories"]

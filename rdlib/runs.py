@@ -61,7 +61,7 @@ class RunSpec:
     def from_profile(cls, method: str, profile: str, data_root: str | Path, category: str, options: dict | None = None,
                      fit: dict | None = None, data_format: str | None = None) -> "RunSpec":
         """The method's profile (its options and loop settings) with ``options`` / ``fit`` overriding entries."""
-        prof = method_profile(method, profile)
+        prof = method_profile(method, profile, category)
         spec = cls(str(data_root), category, method, {**prof["options"], **(options or {})},
                    {**prof["fit"], **(fit or {})}, data_format)
         spec.full_options()                                   # validate now, not after data generation

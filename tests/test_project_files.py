@@ -14,7 +14,7 @@ def test_environment_yml_parses_and_lists_the_package():
 
 def test_profiles_exist_for_every_notebook():
     names = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.py"))
-    for profile in ("ci", "book", "paper"):
+    for profile in ("ci", "book", "full", "paper"):
         data = yaml.safe_load((ROOT / "notebooks/params" / f"{profile}.yaml").read_text())
         assert set(names) <= set(data), f"{profile}.yaml lacks a section for {set(names) - set(data)}"
 
@@ -23,7 +23,7 @@ def test_profile_files_only_set_parameters_the_notebooks_have():
     """papermill only warns about an unknown parameter; a typo there would silently change nothing."""
     import jupytext
 
-    for profile in ("ci", "book", "paper"):
+    for profile in ("ci", "book", "full", "paper"):
         data = yaml.safe_load((ROOT / "notebooks/params" / f"{profile}.yaml").read_text())
         for name, section in data.items():
             if name == "common":

@@ -96,3 +96,47 @@ def test_a_training_step_changes_the_student_and_leaves_the_teacher_bitwise_unch
 def test_bad_variant():
     with pytest.raises(ValueError, match="bottleneck variant"):
         get_model("rd", bottleneck="big")
+
+
+def test_teacher_activation_relu_rectifies_what_the_student_and_the_map_see():
+    """'relu' applies max(0, ·) to each teacher map (Lite0's signed linear-bottleneck outputs) before the bottleneck,
+    the loss and the map; 'none' leaves the teacher's maps exactly as the teacher returns them."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    plain = get_model("rd", image_size=64).eval()
+    relu = get_model("rd", image_size=64, teacher_activation="relu").eval()
+    relu.load_state_dict(plain.state_dict())                      # same weights: only the activation differs
+    raw = plain.teacher(x)
+    assert any(bool((f < 0).any()) for f in raw)                  # Lite0's maps are signed
+    assert all(torch.equal(a, b) for a, b in zip(plain.encode(x), raw))
+    assert all(torch.equal(a, b.clamp_min(0)) for a, b in zip(relu.encode(x), raw))
+    t, s = relu.train()(x)
+    assert all(bool((f >= 0).all()) for f in t) and [a.shape for a in t] == [b.shape for b in s]
+
+
+def test_teacher_activation_is_validated_and_is_part_of_the_run_key(tiny_benchmark):
+    from rdlib.runs import RunSpec
+
+    with pytest.raises(ValueError, match="teacher_activation='gelu'"):
+        get_model("rd", image_size=64, teacher_activation="gelu")
+    a = RunSpec.from_profile("rd", "ci", str(tiny_benchmark), "brick")
+    b = RunSpec.from_profile("rd", "ci", str(tiny_benchmark), "brick", {"teacher_activation": "relu"})
+    assert a.key() != b.key()
+
+
+def test_level_distances_are_the_per_image_terms_of_the_flattened_loss():
+    """Their batch mean summed over levels is the official loss, computed independently from the feature lists."""
+    from rdlib.losses import cosine_loss_flatten
+
+    torch.manual_seed(1)
+    m = get_model("rd", image_size=64).eval()
+    x = torch.rand(3, 3, 64, 64)
+    d = m.level_distances(x)
+    assert d.shape == (3, 3) and bool((d >= -1e-6).all()) and bool((d <= 2 + 1e-6).all())
+    with torch.no_grad():
+        t = m.encode(x)
+        s = m.student(t)
+    assert torch.allclose(d.mean(0).sum(), cosine_loss_flatten(t, s), atol=1e-6)
+    for i in range(3):                                            # one image at a time gives the same row
+        ti, si = [f[i:i + 1] for f in t], [f[i:i + 1] for f in s]
+        assert torch.allclose(d[i].sum(), cosine_loss_flatten(ti, si), atol=1e-6)

@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from rdlib.stats import bootstrap_interval, compare_variants, mean_interval_table
 
@@ -90,3 +91,19 @@ def test_learning_curves_read_what_the_loop_logged(tiny_benchmark, tmp_path):
     assert list(lc.step) == [2, 4] and set(lc.category) == {"brick"}      # 6 images, batch 3: 2 steps an epoch
     assert {"i_auroc", "p_auroc", "loss"} <= set(lc.columns)
     assert lc.i_auroc.between(0, 100).all()
+
+
+def test_level_distance_table_splits_training_normal_and_defective_images(tiny_benchmark, tmp_path):
+    from rdlib.experiments import level_distance_table, train_categories
+    from rdlib.runs import build_datasets
+
+    run = train_categories("rd", "ci", tiny_benchmark, ["brick"], {"epochs": 1}, runs_dir=tmp_path).runs["brick"]
+    table = level_distance_table(run)
+    assert list(table.index) == ["training images", "normal test images", "defective test images"]
+    assert list(table.columns) == ["level 1", "level 2", "level 3"]
+    # the defective row, recomputed image by image from the trained model
+    _, test = build_datasets(run.spec)
+    model = run.load_method().model
+    bad = [test[i]["image"] for i in range(len(test)) if test[i]["label"] == 1]
+    expect = torch.cat([model.level_distances(b[None]) for b in bad]).mean(0)
+    assert np.allclose(table.loc["defective test images"].to_numpy(), expect.numpy(), atol=1e-5)

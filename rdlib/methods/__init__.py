@@ -24,7 +24,7 @@ from rdlib.methods.base import DataConfig, Method, OptionError, Stage
 class MethodEntry:
     name: str
     cls: type
-    profiles: dict = field(default_factory=dict)     # profile → {"options": {...}, "fit": {...}}
+    profiles: dict = field(default_factory=dict)     # profile → {"options", "fit"[, "category_options"]}
     summary: str = ""
 
 
@@ -40,10 +40,13 @@ def register_method(name: str, profiles: dict | None = None, summary: str = ""):
         if name in _REGISTRY and _REGISTRY[name].cls.__qualname__ != cls.__qualname__:
             raise ValueError(f"method name {name!r} is already registered by {_REGISTRY[name].cls.__module__}")
         for pname, prof in (profiles or {}).items():
-            extra = set(prof) - {"options", "fit"}
+            extra = set(prof) - {"options", "fit", "category_options"}
             if extra:
-                raise ValueError(f"{name} profile {pname!r}: unknown section(s) {sorted(extra)} (options, fit)")
+                raise ValueError(f"{name} profile {pname!r}: unknown section(s) {sorted(extra)} "
+                                 "(options, fit, category_options)")
             cls.validate_options(prof.get("options", {}))
+            for cat_opts in prof.get("category_options", {}).values():   # e.g. URD: 10k steps for cable
+                cls.validate_options({**prof.get("options", {}), **cat_opts})
         cls.name = name
         _REGISTRY[name] = MethodEntry(name, cls, dict(profiles or {}), summary or (cls.__doc__ or "").split("\n")[0])
         return cls
@@ -76,13 +79,16 @@ def method_class(name: str) -> type:
     return method_entry(name).cls
 
 
-def method_profile(name: str, profile: str) -> dict:
-    """``{"options": {...}, "fit": {...}}`` of a method's profile (copies; KeyError-free: a clear error instead)."""
+def method_profile(name: str, profile: str, category: str | None = None) -> dict:
+    """``{"options": {...}, "fit": {...}}`` of a method's profile (copies; KeyError-free: a clear error instead).
+    With ``category``, the profile's options for that category (e.g. URD's paper budget: 10k steps for cable and
+    transistor, 5k for the others) override the general ones."""
     entry = method_entry(name)
     if profile not in entry.profiles:
         raise OptionError(f"method {name!r} has no profile {profile!r}; choose from {sorted(entry.profiles)}")
     prof = entry.profiles[profile]
-    return {"options": dict(prof.get("options", {})), "fit": dict(prof.get("fit", {}))}
+    per_category = prof.get("category_options", {}).get(category, {}) if category is not None else {}
+    return {"options": {**prof.get("options", {}), **per_category}, "fit": dict(prof.get("fit", {}))}
 
 
 def create_method(name: str, **options) -> Method:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -119,17 +120,27 @@ def create_classifier(name: str = "efficientnet_lite0", weights: str | Path = "i
     return m.eval()
 
 
+# What the teacher's maps pass through before anyone uses them. RD's ResNet teachers end every stage with a ReLU, so
+# "relu" changes nothing for them; EfficientNet-Lite0's stages end in a linear bottleneck (signed maps, about half
+# negative), and "relu" gives them the non-negative range RD's design assumes (RD chapter: "Why RD trails ...").
+TEACHER_ACTIVATIONS = ("none", "relu")
+
+
 class TeacherEncoder(nn.Module):
     """Frozen multi-scale encoder. Input: B×3×H×W in [0,1]; output: list of K maps (stride 4, 8, 16 by default).
 
     Normalisation with the weights' mean/std happens inside, so datasets and anomaly synthesis stay in [0,1].
+    ``activation``: "none" (stage outputs as they are) or "relu" (see :data:`TEACHER_ACTIVATIONS`).
     """
 
     def __init__(self, name: str = "efficientnet_lite0", weights: str | Path = "imagenet",
-                 out_indices: tuple[int, ...] = (1, 2, 3), frozen: bool = True):
+                 out_indices: tuple[int, ...] = (1, 2, 3), frozen: bool = True, activation: str = "none"):
         super().__init__()
         if name not in TEACHERS:
             raise ValueError(f"unknown teacher {name!r}; choose from {sorted(TEACHERS)}")
+        if activation not in TEACHER_ACTIVATIONS:
+            raise ValueError(f"teacher_activation={activation!r}; choose from {list(TEACHER_ACTIVATIONS)}")
+        self.activation = activation
         spec = TEACHERS[name]
         self.name, self.weights = name, str(weights)
         self.body = timm.create_model(spec.timm_name, pretrained=False, features_only=True, out_indices=out_indices)
@@ -153,8 +164,13 @@ class TeacherEncoder(nn.Module):
         # A frozen teacher stays in eval mode (BN uses ImageNet running statistics), as in the official code.
         return super().train(False if self.frozen else mode)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def raw(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The network's stage outputs as they are (before ``activation``)."""
         return self.body((x - self.mean) / self.std)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.raw(x)
+        return [F.relu(f) for f in feats] if self.activation == "relu" else feats
 
 
 def create_teacher(name: str = "efficientnet_lite0", weights: str | Path = "imagenet", **kwargs) -> TeacherEncoder:
