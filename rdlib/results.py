@@ -71,14 +71,15 @@ def paper_value(table_id: str, method: str, metric: str, category: str = "mean",
 
 
 def with_paper_columns(ours: pd.DataFrame, table_id: str, methods: list, metrics=("i_auroc", "p_auroc", "pro"),
-                       df: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Add ``paper <metric>`` columns beside ours, row by row (``methods[i]`` names row i's paper row; None: none)."""
+                       df: pd.DataFrame | None = None, **match) -> pd.DataFrame:
+    """Add ``paper <metric>`` columns beside ours, row by row (``methods[i]`` names row i's paper row; None: none).
+    ``match`` narrows a table that holds several benchmarks, e.g. ``dataset="mvtec_ad"`` (URD Table 5)."""
     df = load_paper_numbers() if df is None else df
     out = ours.copy()
     if len(methods) != len(out):
         raise ValueError(f"{len(methods)} paper methods for {len(out)} rows of the table")
     for col in metrics:
-        out[f"paper {METRIC_LABELS.get(col, col)}"] = [paper_row(df, table_id, m)[col] if m else float("nan")
+        out[f"paper {METRIC_LABELS.get(col, col)}"] = [paper_row(df, table_id, m, **match)[col] if m else float("nan")
                                                         for m in methods]
     return out
 

@@ -1,0 +1,474 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # URD: reverse distillation with an expert (AAAI 2025)
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/03_urd.ipynb)
+#
+# Liu et al., *Unlocking the Power of Reverse Distillation with an Expert* (URD), AAAI 2025 (code: hito2448/URD).
+# In RD the teacher is frozen, so it describes an anomaly about as calmly as a normal pattern, and a student that
+# generalises well rebuilds both. URD adds a third network: a frozen **expert** $E$ (the pretrained encoder RD's
+# teacher was) guides a **trainable teacher** $T$ (same network, same initial weights) to stay with the expert on
+# normal images and to move away from it exactly where a synthetic anomaly is. The **student** $S$ — RD's OCBE and
+# decoder plus two **Guided Information Injection** (GII) modules that feed the teacher's features back into the
+# decoder — learns to rebuild the teacher's features of the *normal* image, also from the anomalous one. At test
+# time the expert is gone: $T$ and $S$ score an image exactly as RD does.
+#
+# Each equation below sits beside the `rdlib` code that computes it (`rdlib/methods/urd/`). The chapter trains URD
+# on the embedded benchmark, sets it beside RD (the runs of the RD chapter, reused) and the training-free
+# nearest-neighbour reference, reruns the paper's ablations (Tables 5–7) with seeds, and ends with the paper's
+# numbers next to ours.
+
+# %% tags=["parameters"]
+PROFILE = "book"                  # ci | book | full | paper: the methods' profiles (rdlib/methods/urd/method.py)
+DATA_ROOT = None                  # real dataset root, None for the embedded benchmark
+DATA_FORMAT = None                # mvtec | mpdd | btad | visa | None (detect)
+N_TRAIN = 80                      # embedded benchmark sizes (ignored with DATA_ROOT); as in the RD chapter
+N_TEST_GOOD = 80
+N_TEST_PER_DEFECT = 30
+CATEGORIES = ["brick", "grass", "gravel", "coins", "coffee"]
+OPTIONS = {}                      # URD options overriding the profile, e.g. {"gii": "sa"}
+FIT = {}                          # loop settings overriding the profile, e.g. {"selection": "best_on_test"}
+RD_EVAL_EVERY = 4                 # as the RD chapter's CURVE_EVAL_EVERY, so that its runs are reused, not retrained
+ABLATION_CATEGORIES = ["brick", "coffee"]
+ABLATION_SEEDS = [111, 112, 113]  # every ablation variant runs with each seed (≥ 3 for a verdict)
+ABLATION_IMAGE_SIZE = 64          # ablations at this size (None: the profile's), to fit the book's CPU budget
+ABLATION_STEPS = 60               # ... and this many optimizer steps (None: the profile's)
+RUNS_DIR = None                   # None: $RDLIB_RUNS or <repo>/runs
+PROGRESS = True
+REPO_URL = "https://github.com/rdlib/rdlib"   # the clone the Colab setup cell installs
+
+# %% [markdown]
+# Setup on Colab (the same cell in every chapter): clone rdlib, install it from the clone and work there.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
+    import subprocess
+
+    subprocess.run(["git", "clone", "-q", "--depth", "1", REPO_URL, "/content/rdlib"], check=False)
+    sys.path.insert(0, "/content/rdlib")
+    from rdlib.colab import setup
+
+    setup("/content/rdlib")
+
+# %%
+import logging
+import os
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from rdlib.cost import inference_cost
+from rdlib.data import EmbeddedConfig, generate_embedded
+from rdlib.experiments import long_table, results_table, run_grid, train_categories
+from rdlib.methods import get_model, method_profile
+from rdlib.methods.urd import level_masks
+from rdlib.metrics import auroc
+from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable, with_paper_columns
+from rdlib.runs import build_datasets
+from rdlib.stats import compare_variants, mean_interval_table
+from rdlib.viz import book_style, category_chart, show
+
+logging.basicConfig(level=logging.WARNING)
+logging.getLogger("rdlib.experiments").setLevel(logging.ERROR)   # a failed run is a row of the tables below instead
+logging.getLogger("rdlib.data.textures").setLevel(logging.ERROR)  # the texture source is in section 10's table
+book_style(precision=1)
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+device = "cuda" if torch.cuda.is_available() else "cpu"
+profile = method_profile("urd", PROFILE)
+options = {**profile["options"], **OPTIONS}
+fit = {**profile["fit"], **FIT}
+IMAGE_SIZE, TEACHER = options["image_size"], options["teacher"]
+if DATA_ROOT is None:
+    root = generate_embedded(cfg=EmbeddedConfig(size=IMAGE_SIZE, n_train=N_TRAIN, n_test_good=N_TEST_GOOD,
+                                                 n_test_per_defect=N_TEST_PER_DEFECT))
+    data_name = f"embedded benchmark ({root.name})"
+else:
+    root = DATA_ROOT
+    data_name = str(DATA_ROOT)
+print(f"data: {data_name}; profile {PROFILE!r}: {options}; loop {fit}; device: {device}")
+
+# %% [markdown]
+# ## 1. Three networks
+#
+# The expert is a frozen copy of the teacher's initial (ImageNet) network; the teacher trains; the student is RD's
+# (section 1 of the RD chapter) with a GII before each of its two shallower decoder stages:
+#
+# ```{literalinclude} ../../rdlib/methods/urd/model.py
+# :pyobject: URD.__init__
+# ```
+#
+# ```{literalinclude} ../../rdlib/methods/urd/model.py
+# :pyobject: URD.forward
+# ```
+#
+# Parameters per part for each teacher at 256² (random weights are enough to count them). Only the teacher and the
+# student run at test time.
+
+# %%
+rows = []
+for name in ("wide_resnet50_2", "resnet18", "efficientnet_lite0"):
+    m = get_model("urd", teacher=name, weights="random")
+    parts = {"expert E": m.expert, "teacher T": m.teacher, "OCBE": m.bottleneck,
+             "decoder (without GII)": [m.decoder.stage_a, m.decoder.stage_b, m.decoder.stage_c],
+             "GII ×2": [m.decoder.gii_b, m.decoder.gii_c]}
+    rows.append({"teacher": name, **{f"{k} (M)": sum(p.numel() for mod in (v if isinstance(v, list) else [v])
+                                                   for p in mod.parameters()) / 1e6 for k, v in parts.items()}})
+    del m
+pd.DataFrame(rows).set_index("teacher").round(2)
+
+# %% [markdown]
+# ## 2. The teacher learns where anomalies are (Eq. 1–3)
+#
+# Each training item is a normal image $I_n$, a synthetic anomaly $I_a$ made from it (Perlin-noise mask $M$, a
+# texture blended in: the `urd` preset of `rdlib.synthesis`) and $M$. With $D(a, b) = 1 - \cos(a, b)$ per pixel, at
+# each level $i$ the teacher is pulled towards the expert on the normal image and pushed to differ from the
+# expert's view of the *normal* image exactly on the mask:
+#
+# $$\mathcal{L}_{TE} = \sum_i \overline{D\big(T(I_n)_i, E(I_n)_i\big)} + \overline{\big|D\big(T(I_a)_i, E(I_n)_i\big) - M_i\big|}
+# \;\big[+\, d\big(T(I_a)_i, E(I_a)_i\big)\big]$$
+#
+# The bracketed term (the flattened distance between the teacher's and the expert's view of the anomalous image)
+# is in the released code only; `teacher_extra_term=True` keeps it (default, the code), `False` gives the paper's
+# Eq. 3. $M_i$ is the mask resized level by level (bilinear, `align_corners=True`) and binarised at 0.5, as the code
+# does:
+#
+# ```{literalinclude} ../../rdlib/methods/urd/loss.py
+# :pyobject: teacher_loss
+# ```
+#
+# ## 3. The student denoises (Eq. 4–6)
+#
+# After the teacher's step, the teacher is put in eval mode and run again without gradient; the student rebuilds
+# the teacher's and the expert's features of the **normal** image from both images ($d$: RD's flattened cosine
+# distance):
+#
+# $$\mathcal{L}_S = \sum_i \sum_{x \in \{I_n, I_a\}} d\big(S(T(x))_i, T(I_n)_i\big) + d\big(S(T(x))_i, E(I_n)_i\big)$$
+#
+# The paper's Eq. 5 writes the anomalous image's target with a superscript $a$; the code (and the paper's text)
+# use the normal image's features, as here.
+#
+# ```{literalinclude} ../../rdlib/methods/urd/loss.py
+# :pyobject: student_loss
+# ```
+#
+# ## 4. Guided Information Injection
+#
+# Before decoder stage $B$ (and likewise $C$), the teacher's features of two neighbouring levels are fused and
+# injected into the student's: with similarity attention (**SA**, the paper) the fused teacher feature is mixed in
+# where the student already agrees with the teacher ($\mathrm{Sim} = \cos(F_S, F_T)$, no gradient), the student's
+# own feature where it does not; with a plain skip connection (**SC**) the fused feature is concatenated as it is.
+#
+# ```{literalinclude} ../../rdlib/methods/urd/gii.py
+# :pyobject: GII.forward
+# ```
+#
+# **Paper vs code.** The released `train.py` calls the student in the mode that concatenates (SC) — the "GII + SC"
+# row of the paper's Table 7, not its full model (SA). Following this book's rule (the code's behaviour is the
+# default, the paper's an option), `gii="sc"` is the default and `gii="sa"` the paper's model; section 7 runs both.
+
+# %% [markdown]
+# ## 5. Training
+#
+# Per batch, one teacher step (Adam, lr 1e-4, teacher in train mode) and then one student step (Adam, lr 0.005),
+# β = (0.5, 0.999) for both; the budget is counted in optimizer steps (the code: 5,000; 10,000 for cable and
+# transistor, which the `paper` profile sets per category) and the last checkpoint is kept. URD's own practice —
+# reporting the test-set epoch with the best P-AUROC + PRO — is available, labelled, as
+# `FIT={"selection": "best_on_test", "selection_metric": "p_auroc+pro_rd", "eval_every": ...}`.
+#
+# ```{literalinclude} ../../rdlib/methods/urd/method.py
+# :pyobject: URDMethod.training_step
+# ```
+#
+# The teacher cannot be cached as RD's can (it changes every step) and the expert runs on both images, so a URD
+# step costs about ten cached RD steps on this CPU (the cost table in section 9); the `book` profile therefore
+# trains URD for fewer steps than RD and compares the two at the same step count. RD's runs are those of the RD
+# chapter, reused by key.
+
+# %%
+trained = train_categories("urd", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS)
+rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device)
+knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device)
+runs = trained.runs
+print(f"URD runs: {len(runs)}, failed: {sorted(trained.failed) or 'none'}; RD runs: {len(rd.runs)}; kNN runs: {len(knn.runs)}")
+
+# %% [markdown]
+# ## 6. Results per category
+#
+# All metrics in %, as in the RD chapter (PRO (RD per-image) is the PRO the URD code computes).
+
+# %%
+results = results_table(trained)
+display(readable(results))
+preds = {cat: run.predictions() for cat, run in runs.items()}
+display(Markdown(chance_sentence(preds)))
+rd_table, knn_table = results_table(rd), results_table(knn)
+side = pd.DataFrame({"RD I-AUROC": rd_table["i_auroc"], "URD I-AUROC": results["i_auroc"],
+                     "kNN I-AUROC": knn_table["i_auroc"], "RD P-AUROC": rd_table["p_auroc"],
+                     "URD P-AUROC": results["p_auroc"], "kNN P-AUROC": knn_table["p_auroc"]})
+display(side)
+fig, ax = plt.subplots(figsize=(6.8, 2.8))
+category_chart(ax, side, ["RD I-AUROC", "URD I-AUROC", "kNN I-AUROC"])
+ax.set_title("I-AUROC per category: RD, URD and the training-free reference")
+fig.tight_layout()
+plt.show()
+urd_steps = {cat: run.history[-1]["step"] for cat, run in runs.items() if run.history}
+rd_rows = []                                            # RD at URD's step count, from RD's learning curve when it has one
+for cat, run in rd.runs.items():
+    at = [h for h in run.history if h.get("step") == urd_steps.get(cat) and "test_i_auroc" in h]
+    final = run.history[-1]["step"] if run.history else None
+    if at and final != urd_steps.get(cat):
+        rd_rows.append({"variant": "RD", "category": cat, "seed": 0, "i_auroc": at[0]["test_i_auroc"],
+                        "p_auroc": at[0]["test_p_auroc"]})
+    elif final == urd_steps.get(cat):
+        rd_rows.append({"variant": "RD", "category": cat, "seed": 0, **run.metrics})
+same_steps = pd.concat([long_table(trained, "URD"), pd.DataFrame(rd_rows)], ignore_index=True)
+if len(rd_rows) > 1:
+    display(Markdown(f"URD trains {sorted(set(urd_steps.values()))} steps, RD {sorted({r.history[-1]['step'] for r in rd.runs.values() if r.history})}; "
+                     "the verdicts compare them at the same step count (RD's test metrics at that step, from its learning "
+                     "curve):"))
+    for metric, label in (("i_auroc", "I-AUROC"), ("p_auroc", "P-AUROC")):
+        display(Markdown(compare_variants(same_steps, "URD", "RD", metric).sentence(
+            f"URD beats RD on {label} at the same number of optimizer steps")))
+
+# %% [markdown]
+# ## 7. What the trained teacher learned
+#
+# The premise of URD: after training, the teacher departs from the expert on anomalous regions and not on normal
+# ones. Below, for every test image of one category, the per-patch distance $D(T(x), E(x))$ at each level, split
+# into patches inside a real defect (the embedded benchmark's defects, not the synthetic training anomalies) and
+# normal patches. Before training $T = E$ and every distance is 0. The AUROC of this distance as a patch-level
+# detector is a number that does not depend on a picture.
+
+# %% tags=["hide-input"]
+cat0 = next(iter(runs), None)
+if cat0 is not None:
+    method = runs[cat0].load_method(device)
+    _, test = build_datasets(runs[cat0].spec)
+    expert = get_model("urd", teacher=TEACHER, weights=options.get("weights", "imagenet"),
+                       teacher_activation=options.get("teacher_activation", "none"), image_size=IMAGE_SIZE).expert.to(device)
+    dist = {k: {"normal": [], "defect": []} for k in range(3)}
+    for i in range(len(test)):
+        item = test[i]
+        x = item["image"][None].to(device)
+        with torch.no_grad():
+            t, e = method.model.teacher(x), expert(x)
+        masks = level_masks(item["mask"][None].to(device), [f.shape[-2:] for f in t])
+        for k, (a, b, m) in enumerate(zip(t, e, masks)):
+            d = (1 - F.cosine_similarity(a, b, dim=1)).flatten().cpu().numpy()
+            m = m.flatten().cpu().numpy() > 0.5
+            dist[k]["defect"].append(d[m])
+            dist[k]["normal"].append(d[~m])
+    fig, axes = plt.subplots(1, 3, figsize=(6.8, 2.4))
+    rows = {}
+    for k, ax in enumerate(axes):
+        normal, defect = np.concatenate(dist[k]["normal"]), np.concatenate(dist[k]["defect"])
+        bins = np.linspace(0, max(normal.max(), defect.max() if defect.size else 0) + 1e-6, 40)
+        ax.hist(normal, bins, density=True, alpha=0.6, label="normal patches")
+        ax.hist(defect, bins, density=True, alpha=0.6, label="defect patches")
+        ax.set_title(f"level {k + 1}")
+        ax.set_xlabel("D(T(x), E(x))")
+        rows[f"level {k + 1}"] = {"normal patches": normal.size, "defect patches": defect.size,
+                                  "mean D normal": normal.mean(), "mean D defect": defect.mean() if defect.size else np.nan,
+                                  "patch AUROC (%)": 100 * auroc(np.r_[normal, defect],
+                                                                 np.r_[np.zeros(normal.size), np.ones(defect.size)])
+                                  if defect.size and normal.size else np.nan}
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{cat0}: teacher vs expert after training, per test patch", fontsize=10)
+    fig.tight_layout()
+    plt.show()
+    display(pd.DataFrame(rows).T.round(3))
+
+# %% [markdown]
+# ## 8. Ablations on the embedded benchmark (Tables 5–7)
+#
+# Six variants, each trained on {glue:text}`urd_abl_cats` with {glue:text}`urd_abl_seeds` seeds for
+# {glue:text}`urd_abl_steps` steps at {glue:text}`urd_abl_size` (smaller and shorter than the main runs: a URD step
+# costs several RD steps on this CPU; the `full` profile runs them at the main size on a GPU). *T–S* is RD inside
+# URD's code (frozen teacher, no synthetic images); *+ denoising* adds the anomalous image to the student's inputs
+# with the normal image's features as targets; *E–T–S* adds the expert and trains the teacher. Each cell: mean over
+# categories and seeds ± the half-width of a 95 % bootstrap interval; each verdict: `rdlib.stats.compare_variants`
+# on the paired differences.
+
+# %%
+abl_size = ABLATION_IMAGE_SIZE or IMAGE_SIZE
+abl_steps = ABLATION_STEPS or options["steps"]
+abl_root = root if (DATA_ROOT is not None or abl_size == IMAGE_SIZE) else generate_embedded(cfg=EmbeddedConfig(
+    size=abl_size, n_train=N_TRAIN, n_test_good=N_TEST_GOOD, n_test_per_defect=N_TEST_PER_DEFECT))
+glue("urd_abl_cats", ", ".join(ABLATION_CATEGORIES) or "no categories (skipped in this profile)", display=False)
+glue("urd_abl_seeds", str(len(ABLATION_SEEDS)), display=False)
+glue("urd_abl_steps", str(abl_steps), display=False)
+glue("urd_abl_size", f"{abl_size}²", display=False)
+VARIANTS = {
+    "T–S (= RD)": dict(expert=False, denoising=False, gii="none"),
+    "T–S + denoising": dict(expert=False, denoising=True, gii="none"),
+    "T–S + GII (SA)": dict(expert=False, denoising=False, gii="sa"),
+    "E–T–S (RD-E)": dict(expert=True, denoising=True, gii="none"),
+    "E–T–S + GII (SC, code)": dict(expert=True, denoising=True, gii="sc"),
+    "E–T–S + GII (SA, paper)": dict(expert=True, denoising=True, gii="sa"),
+}
+METRICS = ["i_auroc", "p_auroc", "p_ap", "pro_rd"]
+paper = load_paper_numbers()
+verdicts = []
+grid = run_grid("urd", PROFILE, abl_root, ABLATION_CATEGORIES,
+                {k: {"options": {**OPTIONS, **v, "image_size": abl_size, "steps": abl_steps}, "fit": FIT}
+                 for k, v in VARIANTS.items()}, seeds=ABLATION_SEEDS, data_format=DATA_FORMAT, runs_dir=RUNS_DIR,
+                device=device, progress=PROGRESS) if ABLATION_CATEGORIES else pd.DataFrame()
+
+
+def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match) -> None:
+    """The variants ``rows`` (mean ± interval) beside the paper's rows of ``table_id``."""
+    if grid.empty:
+        return
+    t = mean_interval_table(grid[grid.variant.isin(rows)], METRICS).loc[rows]
+    display(readable(with_paper_columns(t, table_id, paper_methods, metrics, df=paper, **match)))
+
+
+def judge(a: str, b: str, claim: str, metric: str) -> None:
+    try:
+        verdicts.append(compare_variants(grid, a, b, metric).sentence(claim))
+    except (ValueError, AttributeError) as e:
+        verdicts.append(f"{claim}: not judged ({e}).")
+
+
+# %% [markdown]
+# **Table 5 (network composition).** The expert and GII, each on and off (the paper's GII here is SA; its numbers
+# are localisation metrics on MVTec AD).
+
+# %%
+table(["T–S (= RD)", "E–T–S (RD-E)", "T–S + GII (SA)", "E–T–S + GII (SA, paper)"], "urd_table5",
+      ["urd_base", "urd_expert", "urd_gii", "urd_expert_gii"], ("p_auroc", "p_ap", "pro"), dataset="mvtec_ad")
+if not grid.empty:
+    judge("E–T–S (RD-E)", "T–S (= RD)", "The expert improves localisation, P-AP (Table 5)", "p_ap")
+    judge("E–T–S (RD-E)", "T–S (= RD)", "The expert improves localisation, PRO (Table 5)", "pro_rd")
+    judge("E–T–S + GII (SA, paper)", "E–T–S (RD-E)", "GII improves the expert model, P-AP (Table 5)", "p_ap")
+
+# %% [markdown]
+# **Table 6 (what the expert adds).** Denoising alone (the student sees the anomalous image, the teacher stays
+# frozen) against the expert-guided teacher.
+
+# %%
+table(["T–S (= RD)", "T–S + denoising", "E–T–S (RD-E)"], "urd_table6", ["urd_ts", "urd_ts_den", "urd_ets_den_sen"],
+      ("i_auroc", "p_auroc", "p_ap", "pro"))
+if not grid.empty:
+    judge("T–S + denoising", "T–S (= RD)", "Denoising alone improves localisation, P-AUROC (Table 6)", "p_auroc")
+    judge("E–T–S (RD-E)", "T–S + denoising", "The expert improves on denoising alone, P-AP (Table 6)", "p_ap")
+
+# %% [markdown]
+# **Table 7 (GII).** Without GII, with the plain skip connection (the released code) and with similarity
+# attention (the paper).
+
+# %%
+table(["E–T–S (RD-E)", "E–T–S + GII (SC, code)", "E–T–S + GII (SA, paper)"], "urd_table7",
+      ["urd_wo_gii", "urd_gii_sc", "urd_gii_sa"], ("i_auroc", "p_auroc", "p_ap", "pro"))
+if not grid.empty:
+    judge("E–T–S + GII (SC, code)", "E–T–S (RD-E)", "GII with a skip connection beats no GII, I-AUROC (Table 7)", "i_auroc")
+    judge("E–T–S + GII (SA, paper)", "E–T–S + GII (SC, code)", "Similarity attention beats the skip connection, I-AUROC (Table 7)",
+          "i_auroc")
+display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
+
+# %% [markdown]
+# **Anomaly maps** of the same test images from three ablation models of the first seed (the paper's Figs. 1 and
+# 6): RD (T–S), RD with the expert (E–T–S) and URD (E–T–S + GII, the default mode), the ground truth as a green
+# contour; one colour scale per row.
+
+# %% tags=["hide-input"]
+if not grid.empty and ABLATION_CATEGORIES:
+    from rdlib.runs import RunSpec, get_or_train
+
+    cat = ABLATION_CATEGORIES[0]
+    shown = {"RD (T–S)": "T–S (= RD)", "RD + expert": "E–T–S (RD-E)", f"URD (GII {options.get('gii', 'sc').upper()})":
+             "E–T–S + GII (SC, code)" if options.get("gii", "sc") == "sc" else "E–T–S + GII (SA, paper)"}
+    models = {}
+    for label, variant in shown.items():
+        spec = RunSpec.from_profile("urd", PROFILE, abl_root, cat, {**OPTIONS, **VARIANTS[variant], "image_size": abl_size,
+                                                                    "steps": abl_steps}, {**FIT, "seed": ABLATION_SEEDS[0]},
+                                    DATA_FORMAT)
+        models[label] = get_or_train(spec, RUNS_DIR, device=device, progress=False)
+    p0 = next(iter(models.values())).predictions()
+    bad = np.flatnonzero(p0.labels == 1)
+    picks = bad[np.linspace(0, len(bad) - 1, min(3, len(bad))).astype(int)]
+    _, test_abl = build_datasets(next(iter(models.values())).spec)
+    fig, axes = plt.subplots(len(picks), len(models), figsize=(6.8, 2.3 * len(picks)), squeeze=False)
+    for r, i in enumerate(picks):
+        preds_i = {label: run.predictions() for label, run in models.items()}
+        vmin = min(float(p.maps[i].min()) for p in preds_i.values())
+        vmax = max(float(p.maps[i].max()) for p in preds_i.values())
+        for c, (label, p) in enumerate(preds_i.items()):
+            show(axes[r, c], test_abl[int(i)]["image"], p.maps[i].astype(np.float32), p.masks[i], vmin, vmax,
+                 title=f"{label}: {p.defects[i]}", colorbar=c == len(models) - 1)
+    fig.tight_layout()
+    plt.show()
+
+# %% [markdown]
+# ## 9. Cost beside RD
+#
+# At inference URD runs the teacher and the student (the expert only trains): RD's networks plus the two GII
+# modules. Parameters that run, FLOPs (`torch.utils.flop_counter`, multiply-add = 2) and the median CPU latency of
+# one image at the main size, measured now by `rdlib.cost.inference_cost`; training time per step from the main
+# runs (measured when they were trained, under that build's load).
+
+# %% tags=["nbval-ignore-output"]
+cost = {}
+for label, cr in (("RD", rd), ("URD", trained)):
+    if cr.runs:
+        run = next(iter(cr.runs.values()))
+        steps = max(1, run.history[-1].get("step", 1)) if run.history else 1
+        cost[label] = {**inference_cost(run.load_method(device), IMAGE_SIZE, device=device, repeats=5),
+                       "train ms/step": 1e3 * np.mean([r.info["train_seconds"] / max(1, r.history[-1].get("step", 1))
+                                                       for r in cr.runs.values() if r.history])}
+pd.DataFrame(cost).T
+
+# %% [markdown]
+# ## 10. Paper vs ours
+#
+# The paper's MVTec AD means (Tables 1–2, URD row) next to our mean over the embedded categories. **Not the same
+# experiment**: Δ only says how far apart the two settings are.
+
+# %%
+ours = results.loc["mean"].to_dict()
+r1 = paper_row(paper, "urd_table1", "urd", dataset="mvtec_ad")
+r2 = paper_row(paper, "urd_table2", "urd", dataset="mvtec_ad")
+display(compare({"i_auroc": r1.i_auroc, "i_ap": r1.i_ap, "p_auroc": r2.p_auroc, "p_ap": r2.p_ap, "pro": r2.pro}, ours))
+pd.DataFrame([
+    ("data", "MVTec AD, 15 categories", data_name + f", {len(runs)} categories"),
+    ("teacher / expert", "WideResNet50-2, torchvision IMAGENET1K_V1",
+     f"{TEACHER} ({options.get('weights', 'imagenet')}), teacher_activation={options.get('teacher_activation', 'none')!r}"),
+    ("input", "256×256", f"{IMAGE_SIZE}×{IMAGE_SIZE}"),
+    ("schedule", "5,000 steps (10,000 for cable, transistor), batch 16",
+     f"{options['steps']} steps, batch {fit['batch_size']}"),
+    ("GII", "similarity attention in the paper; the released train.py runs SC", options.get("gii", "sc")),
+    ("checkpoint", "best test-set epoch by P-AUROC + PRO", fit.get("selection", "last")),
+    ("synthesis", "DTD textures, Perlin masks, GrabCut/Otsu foregrounds",
+     "the `urd` preset; textures: " + ", ".join(sorted({str(r.info.get("texture_source")) for r in runs.values()}))
+     + "; the embedded categories' own foreground rule"),
+    ("PRO", "per-image RD-code PRO", "the same (column PRO (RD per-image))"),
+], columns=["", "paper", "ours"]).set_index("")
+
+# %% [markdown]
+# ## Environment
+
+# %% tags=["nbval-ignore-output"]
+from rdlib.utils import environment_footer
+
+display(Markdown(environment_footer()))

@@ -1,0 +1,74 @@
+"""What a method costs at inference: parameters it touches, FLOPs, latency (one place, every chapter uses it).
+
+    inference_cost(method, image_size=128)   # {"params (M)": ..., "GFLOPs": ..., "latency ms (batch 1)": ...}
+
+Parameters are counted over the modules that actually run during :meth:`Method.predict` (found with forward hooks), so
+a network used only while training (URD's expert) is not counted. FLOPs come from ``torch.utils.flop_counter``
+(a multiply-add counts 2; convolutions and matrix products only, elementwise work is not counted).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def modules_run(module: nn.Module, fn) -> list[nn.Module]:
+    """The leaf modules of ``module`` that ``fn()`` calls (each once, in call order)."""
+    seen: dict[int, nn.Module] = {}
+
+    def note(mod, _args):                               # a pre-hook that returned a value would replace the inputs
+        seen.setdefault(id(mod), mod)
+
+    hooks = [m.register_forward_pre_hook(note) for m in module.modules() if not list(m.children())]
+    try:
+        fn()
+    finally:
+        for h in hooks:
+            h.remove()
+    return list(seen.values())
+
+
+def parameters_run(module: nn.Module, fn) -> int:
+    """Number of parameters held by the leaf modules ``fn()`` runs."""
+    return sum(p.numel() for m in modules_run(module, fn) for p in m.parameters(recurse=False))
+
+
+def flops(fn) -> int:
+    """FLOPs of ``fn()`` as ``torch.utils.flop_counter`` counts them."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def latency_ms(fn, repeats: int = 10, warmup: int = 2, device: torch.device | None = None) -> float:
+    """Median wall time of ``fn()`` in milliseconds (CUDA synchronised when ``device`` is a GPU)."""
+    sync = (lambda: torch.cuda.synchronize(device)) if device is not None and device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(1e3 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def inference_cost(method, image_size: int, batch: int = 1, device=None, repeats: int = 10) -> dict[str, float]:
+    """Parameters run, GFLOPs and median latency of ``method.predict`` on a batch of ``batch`` random images."""
+    device = torch.device(device) if device is not None else next(method.parameters()).device
+    method.to(device).eval()
+    x = torch.rand(batch, 3, image_size, image_size, device=device)
+    run = lambda: method.predict(x)                                            # noqa: E731
+    return {"params run (M)": parameters_run(method, run) / 1e6,
+            "params held (M)": sum(p.numel() for p in method.parameters()) / 1e6,
+            "GFLOPs": flops(run) / 1e9 / batch,
+            f"latency ms (batch {batch})": latency_ms(run, repeats, device=device)}
+
+
+__all__ = ["flops", "inference_cost", "latency_ms", "modules_run", "parameters_run"]

@@ -1,0 +1,36 @@
+"""Inference cost: parameters of the modules that run, FLOPs against a hand count."""
+import torch
+from torch import nn
+
+from rdlib.cost import flops, inference_cost, parameters_run
+
+
+def test_flops_of_a_convolution_and_a_linear_layer_by_hand():
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    x = torch.rand(2, 3, 10, 10)
+    assert flops(lambda: conv(x)) == 2 * (2 * 8 * 10 * 10) * (3 * 3 * 3)         # 2 · outputs · (C_in · k²)
+    lin = nn.Linear(5, 7)
+    assert flops(lambda: lin(torch.rand(4, 5))) == 2 * 4 * 5 * 7
+
+
+def test_only_the_modules_that_run_are_counted():
+    class TwoBranches(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Linear(4, 3), nn.Linear(4, 100)
+
+        def forward(self, x):
+            return self.used(x)
+
+    m = TwoBranches()
+    assert parameters_run(m, lambda: m(torch.rand(1, 4))) == 4 * 3 + 3
+
+
+def test_urd_inference_leaves_the_expert_out_of_the_count():
+    from rdlib.methods import create_method
+
+    method = create_method("urd", image_size=64)
+    cost = inference_cost(method, 64, repeats=1)
+    expert = sum(p.numel() for p in method.model.expert.parameters())
+    assert abs(cost["params held (M)"] - cost["params run (M)"] - expert / 1e6) < 1e-9
+    assert cost["GFLOPs"] > 0 and cost["latency ms (batch 1)"] > 0
