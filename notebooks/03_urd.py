@@ -285,7 +285,8 @@ if cat0 is not None:
         normal, defect = np.concatenate(dist[k]["normal"]), np.concatenate(dist[k]["defect"])
         bins = np.linspace(0, max(normal.max(), defect.max() if defect.size else 0) + 1e-6, 40)
         ax.hist(normal, bins, density=True, alpha=0.6, label="normal patches")
-        ax.hist(defect, bins, density=True, alpha=0.6, label="defect patches")
+        if defect.size:
+            ax.hist(defect, bins, density=True, alpha=0.6, label="defect patches")
         ax.set_title(f"level {k + 1}")
         ax.set_xlabel("D(T(x), E(x))")
         rows[f"level {k + 1}"] = {"normal patches": normal.size, "defect patches": defect.size,

@@ -17,13 +17,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def modules_run(module: nn.Module, fn) -> list[nn.Module]:
-    """The leaf modules of ``module`` that ``fn()`` calls (each once, in call order)."""
+    """The modules inside ``module`` whose forward ``fn()`` calls (each once, in call order; containers included:
+    some hold parameters of their own beside their children, e.g. timm's BatchNormAct2d)."""
     seen: dict[int, nn.Module] = {}
 
     def note(mod, _args):                               # a pre-hook that returned a value would replace the inputs
         seen.setdefault(id(mod), mod)
 
-    hooks = [m.register_forward_pre_hook(note) for m in module.modules() if not list(m.children())]
+    hooks = [m.register_forward_pre_hook(note) for m in module.modules()]
     try:
         fn()
     finally:
@@ -33,8 +34,9 @@ def modules_run(module: nn.Module, fn) -> list[nn.Module]:
 
 
 def parameters_run(module: nn.Module, fn) -> int:
-    """Number of parameters held by the leaf modules ``fn()`` runs."""
-    return sum(p.numel() for m in modules_run(module, fn) for p in m.parameters(recurse=False))
+    """Number of parameters held directly by the modules ``fn()`` runs (each parameter counted once)."""
+    params = {id(p): p for m in modules_run(module, fn) for p in m.parameters(recurse=False)}
+    return sum(p.numel() for p in params.values())
 
 
 def flops(fn) -> int:

@@ -34,3 +34,17 @@ def test_urd_inference_leaves_the_expert_out_of_the_count():
     expert = sum(p.numel() for p in method.model.expert.parameters())
     assert abs(cost["params held (M)"] - cost["params run (M)"] - expert / 1e6) < 1e-9
     assert cost["GFLOPs"] > 0 and cost["latency ms (batch 1)"] > 0
+
+
+def test_a_container_with_its_own_parameters_is_counted():
+    """timm's BatchNormAct2d holds weight and bias and has children (act, drop): its parameters run too."""
+    class NormAct(nn.BatchNorm2d):
+        def __init__(self, c):
+            super().__init__(c)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(super().forward(x))
+
+    m = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), NormAct(4)).eval()
+    assert parameters_run(m, lambda: m(torch.rand(1, 3, 2, 2))) == 3 * 4 + 2 * 4
