@@ -389,7 +389,8 @@ def judge(grid: pd.DataFrame, a: str, b: str, claim: str, metric: str = "i_auroc
 
 # %% [markdown]
 # **Bottleneck (Table 5).** *Pre*: the teacher's own pretrained next stage as the bottleneck, fed $f_E^3$ only
-# (for EfficientNet-Lite0, its stride-32 blocks). *+OCE*: a fresh one-class embedding stage instead, still without
+# (for EfficientNet-Lite0, its stride-32 blocks, here fed the ReLU'd map like every other part, although they were
+# pretrained on the signed one). *+OCE*: a fresh one-class embedding stage instead, still without
 # MFF. *+OCE+MFF*: the full model.
 
 # %%

@@ -301,6 +301,33 @@ if cat0 is not None:
     display(pd.DataFrame(rows).T.round(3))
 
 # %% [markdown]
+# **Per-level teacher–student maps** (the paper's Fig. 4a): $1 - \cos(T(x)_k, S(T(x))_k)$ at each level for one
+# defective test image, RD's (frozen teacher) above URD's; each row on its own colour scale, the defect as a green
+# contour.
+
+# %% tags=["hide-input"]
+if cat0 is not None and cat0 in rd.runs:
+    from rdlib.anomaly_map import cosine_distance_map
+
+    rd_method = rd.runs[cat0].load_method(device)
+    area = [float(test[i]["mask"].sum()) for i in range(len(test))]
+    i = int(np.argmax(area))
+    x = test[i]["image"][None].to(device)
+    fig, axes = plt.subplots(2, 4, figsize=(6.8, 3.6))
+    for r, (label, model) in enumerate((("RD", rd_method.model), ("URD", method.model))):
+        with torch.no_grad():
+            t = model.teacher(x)
+            maps = [cosine_distance_map(a, b)[0, 0].cpu().numpy() for a, b in zip(t, model.student(t))]
+        show(axes[r, 0], test[i]["image"], None, test[i]["mask"][0].numpy() > 0.5, title=f"{label}: {test.table.defect.iloc[i]}")
+        vmax = max(float(m.max()) for m in maps)
+        for k, m in enumerate(maps):
+            axes[r, k + 1].imshow(m, cmap="jet", vmin=0, vmax=vmax)
+            axes[r, k + 1].set_title(f"{label} level {k + 1}", fontsize=9)
+            axes[r, k + 1].axis("off")
+    fig.tight_layout()
+    plt.show()
+
+# %% [markdown]
 # ## 8. Ablations on the embedded benchmark (Tables 5–7)
 #
 # Six variants, each trained on {glue:text}`urd_abl_cats` with {glue:text}`urd_abl_seeds` seeds for

@@ -144,6 +144,10 @@ def test_paper_profile_gives_cable_and_transistor_their_longer_budget(tiny_bench
     assert method_profile("urd", "paper", "transistor")["options"]["steps"] == 10000
     assert method_profile("urd", "paper", "bottle")["options"]["steps"] == 5000
     assert method_profile("urd", "paper")["options"]["steps"] == 5000
+    from rdlib.runs import RunSpec                                            # what runs and the CLI build from
+
+    assert RunSpec.from_profile("urd", "paper", str(tiny_benchmark), "cable").options["steps"] == 10000
+    assert RunSpec.from_profile("urd", "paper", str(tiny_benchmark), "cable", {"steps": 7}).options["steps"] == 7
 
 
 class CrashingURD(__import__("rdlib.methods.urd", fromlist=["URDMethod"]).URDMethod):
