@@ -244,7 +244,9 @@ for cat, run in rd.runs.items():
         rd_rows.append({"variant": "RD", "category": cat, "seed": 0, **run.metrics})
 same_steps = pd.concat([long_table(trained, "URD"), pd.DataFrame(rd_rows)], ignore_index=True)
 if len(rd_rows) > 1:
-    display(Markdown(f"URD trains {sorted(set(urd_steps.values()))} steps, RD {sorted({r.history[-1]['step'] for r in rd.runs.values() if r.history})}; "
+    steps_text = lambda steps: " / ".join(str(v) for v in sorted(set(steps)))          # noqa: E731
+    display(Markdown(f"URD trains {steps_text(urd_steps.values())} steps, RD "
+                     f"{steps_text(r.history[-1]['step'] for r in rd.runs.values() if r.history)}; "
                      "the verdicts compare them at the same step count (RD's test metrics at that step, from its learning "
                      "curve):"))
     for metric, label in (("i_auroc", "I-AUROC"), ("p_auroc", "P-AUROC")):
