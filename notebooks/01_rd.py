@@ -75,8 +75,8 @@ import torch
 from IPython.display import Markdown, display
 
 from rdlib.data import EmbeddedConfig, generate_embedded
-from rdlib.experiments import (learning_curves, level_distance_table, long_table, per_defect_auroc, plateau_step,
-                               rescore, results_table, run_grid, train_categories)
+from rdlib.experiments import (chapter_setup, learning_curves, level_distance_table, long_table, per_defect_auroc,
+                               plateau_step, rescore, results_table, run_grid, train_categories)
 from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel
 from rdlib.methods import get_model, method_profile
 from rdlib.models import TEACHERS
@@ -90,18 +90,9 @@ logging.basicConfig(level=logging.WARNING)
 logging.getLogger("rdlib.experiments").setLevel(logging.ERROR)   # a failed run is a row of the tables below instead
 book_style(precision=1)
 torch.set_num_threads(max(1, os.cpu_count() or 1))
-device = "cuda" if torch.cuda.is_available() else "cpu"
-profile = method_profile("rd", PROFILE)
-options = {**profile["options"], **OPTIONS}
-fit = {**profile["fit"], **FIT}
+setup = chapter_setup("rd", PROFILE, OPTIONS, FIT, DATA_ROOT, N_TRAIN, N_TEST_GOOD, N_TEST_PER_DEFECT)
+options, fit, root, data_name, device = setup.options, setup.fit, setup.root, setup.data_name, setup.device
 IMAGE_SIZE, TEACHER = options["image_size"], options["teacher"]
-if DATA_ROOT is None:
-    root = generate_embedded(cfg=EmbeddedConfig(size=IMAGE_SIZE, n_train=N_TRAIN, n_test_good=N_TEST_GOOD,
-                                                 n_test_per_defect=N_TEST_PER_DEFECT))
-    data_name = f"embedded benchmark ({root.name})"
-else:
-    root = DATA_ROOT
-    data_name = str(DATA_ROOT)
 print(f"data: {data_name}; profile {PROFILE!r}: {options}; loop {fit}; device: {device}")
 
 # %% [markdown]

@@ -80,8 +80,8 @@ from myst_nb import glue
 
 from rdlib.cost import inference_cost
 from rdlib.data import EmbeddedConfig, generate_embedded
-from rdlib.experiments import long_table, results_table, run_grid, train_categories
-from rdlib.methods import get_model, method_profile
+from rdlib.experiments import chapter_setup, long_table, results_table, run_grid, train_categories
+from rdlib.methods import get_model
 from rdlib.methods.urd import level_masks
 from rdlib.metrics import auroc
 from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable, with_paper_columns
@@ -94,18 +94,9 @@ logging.getLogger("rdlib.experiments").setLevel(logging.ERROR)   # a failed run 
 logging.getLogger("rdlib.data.textures").setLevel(logging.ERROR)  # the texture source is in section 10's table
 book_style(precision=1)
 torch.set_num_threads(max(1, os.cpu_count() or 1))
-device = "cuda" if torch.cuda.is_available() else "cpu"
-profile = method_profile("urd", PROFILE)
-options = {**profile["options"], **OPTIONS}
-fit = {**profile["fit"], **FIT}
+setup = chapter_setup("urd", PROFILE, OPTIONS, FIT, DATA_ROOT, N_TRAIN, N_TEST_GOOD, N_TEST_PER_DEFECT)
+options, fit, root, data_name, device = setup.options, setup.fit, setup.root, setup.data_name, setup.device
 IMAGE_SIZE, TEACHER = options["image_size"], options["teacher"]
-if DATA_ROOT is None:
-    root = generate_embedded(cfg=EmbeddedConfig(size=IMAGE_SIZE, n_train=N_TRAIN, n_test_good=N_TEST_GOOD,
-                                                 n_test_per_defect=N_TEST_PER_DEFECT))
-    data_name = f"embedded benchmark ({root.name})"
-else:
-    root = DATA_ROOT
-    data_name = str(DATA_ROOT)
 print(f"data: {data_name}; profile {PROFILE!r}: {options}; loop {fit}; device: {device}")
 
 # %% [markdown]

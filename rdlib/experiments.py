@@ -156,5 +156,38 @@ def level_distance_table(run: Run, device=None, batch_size: int = 16) -> pd.Data
     return pd.DataFrame(rows).T
 
 
-__all__ = ["CategoryRuns", "learning_curves", "level_distance_table", "long_table", "per_defect_auroc", "plateau_step",
+@dataclass
+class ChapterSetup:
+    """What the first cell of a paper chapter needs: the method's profile with the chapter's overrides, the data
+    root (the embedded benchmark at the profile's image size, or the reader's dataset) and the device."""
+
+    options: dict
+    fit: dict
+    root: object
+    data_name: str
+    device: str
+
+    def __str__(self) -> str:
+        return f"data: {self.data_name}; options {self.options}; loop {self.fit}; device: {self.device}"
+
+
+def chapter_setup(method: str, profile: str, options: dict | None = None, fit: dict | None = None, data_root=None,
+                  n_train: int = 80, n_test_good: int = 80, n_test_per_defect: int = 30) -> ChapterSetup:
+    """The profile's options and loop settings with ``options`` / ``fit`` overriding them; with ``data_root=None``
+    the embedded benchmark generated (or reused) at the options' image size with the given split sizes."""
+    from rdlib.data import EmbeddedConfig, generate_embedded
+    from rdlib.methods import method_profile
+
+    prof = method_profile(method, profile)
+    opts, loop = {**prof["options"], **(options or {})}, {**prof["fit"], **(fit or {})}
+    if data_root is None:
+        root = generate_embedded(cfg=EmbeddedConfig(size=int(opts["image_size"]), n_train=n_train,
+                                                    n_test_good=n_test_good, n_test_per_defect=n_test_per_defect))
+        name = f"embedded benchmark ({root.name})"
+    else:
+        root, name = data_root, str(data_root)
+    return ChapterSetup(opts, loop, root, name, "cuda" if torch.cuda.is_available() else "cpu")
+
+
+__all__ = ["CategoryRuns", "ChapterSetup", "chapter_setup", "learning_curves", "level_distance_table", "long_table", "per_defect_auroc", "plateau_step",
            "rescore", "results_table", "run_grid", "train_categories"]

@@ -107,3 +107,18 @@ def test_level_distance_table_splits_training_normal_and_defective_images(tiny_b
     bad = [test[i]["image"] for i in range(len(test)) if test[i]["label"] == 1]
     expect = torch.cat([model.level_distances(b[None]) for b in bad]).mean(0)
     assert np.allclose(table.loc["defective test images"].to_numpy(), expect.numpy(), atol=1e-5)
+
+
+def test_chapter_setup_merges_the_profile_and_generates_the_embedded_data_at_its_size(tmp_path, monkeypatch):
+    from rdlib.experiments import chapter_setup
+    from rdlib.methods import method_profile
+
+    monkeypatch.setenv("RDLIB_DATA", str(tmp_path / "data"))
+    s = chapter_setup("rd", "ci", {"epochs": 1}, {"seed": 5}, None, n_train=2, n_test_good=1, n_test_per_defect=1)
+    assert s.options == {**method_profile("rd", "ci")["options"], "epochs": 1}
+    assert s.fit == {**method_profile("rd", "ci")["fit"], "seed": 5}
+    assert s.root.parent == tmp_path / "data" and f"{s.options['image_size']}px" in s.root.name
+    assert s.device in ("cpu", "cuda") and s.data_name.endswith(f"({s.root.name})")
+    given = chapter_setup("urd", "ci", data_root="/some/mvtec")
+    assert given.root == "/some/mvtec" and given.data_name == "/some/mvtec"
+    assert given.options == method_profile("urd", "ci")["options"]
