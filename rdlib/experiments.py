@@ -167,9 +167,6 @@ class ChapterSetup:
     data_name: str
     device: str
 
-    def __str__(self) -> str:
-        return f"data: {self.data_name}; options {self.options}; loop {self.fit}; device: {self.device}"
-
 
 def chapter_setup(method: str, profile: str, options: dict | None = None, fit: dict | None = None, data_root=None,
                   n_train: int = 80, n_test_good: int = 80, n_test_per_defect: int = 30) -> ChapterSetup:
@@ -189,5 +186,5 @@ def chapter_setup(method: str, profile: str, options: dict | None = None, fit: d
     return ChapterSetup(opts, loop, root, name, "cuda" if torch.cuda.is_available() else "cpu")
 
 
-__all__ = ["CategoryRuns", "ChapterSetup", "chapter_setup", "learning_curves", "level_distance_table", "long_table", "per_defect_auroc", "plateau_step",
-           "rescore", "results_table", "run_grid", "train_categories"]
+__all__ = ["CategoryRuns", "ChapterSetup", "chapter_setup", "learning_curves", "level_distance_table", "long_table",
+           "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "train_categories"]
