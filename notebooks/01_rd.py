@@ -83,7 +83,7 @@ from rdlib.models import TEACHERS
 from rdlib.results import (METRIC_LABELS, chance_sentence, compare, load_paper_numbers, paper_row, paper_value,
                            protocol_note, readable, with_paper_columns)
 from rdlib.runs import RunSpec, build_datasets
-from rdlib.stats import compare_variants, mean_interval_table
+from rdlib.stats import claim_sentence, compare_variants, mean_interval_table
 from rdlib.viz import book_style, category_chart, panel_grid, score_histogram, show
 
 logging.basicConfig(level=logging.WARNING)
@@ -373,10 +373,7 @@ def ablation(variants: dict) -> pd.DataFrame:
 
 def judge(grid: pd.DataFrame, a: str, b: str, claim: str, metric: str = "i_auroc") -> None:
     """Record the verdict on 'a beats b' (the paper's claim) from the runs in ``grid``."""
-    try:
-        verdicts.append(compare_variants(grid, a, b, metric).sentence(claim))
-    except ValueError as e:                                   # e.g. every run of a variant failed
-        verdicts.append(f"{claim}: not judged ({e}).")
+    verdicts.append(claim_sentence(grid, a, b, metric, claim))
 
 
 # %% [markdown]

@@ -148,7 +148,8 @@ def level_distance_table(run: Run, device=None, batch_size: int = 16) -> pd.Data
     rows = {}
     for label, ds, keep in (("training images", train, None), ("normal test images", test, 0),
                             ("defective test images", test, 1)):
-        idx = [i for i in range(len(ds)) if keep is None or int(ds[i]["label"]) == keep]
+        labels = ds.table["label"].astype(int).to_numpy()          # from the index: no image is read twice
+        idx = [i for i in range(len(ds)) if keep is None or labels[i] == keep]
         dist = [method.model.level_distances(torch.stack([ds[j]["image"] for j in idx[i:i + batch_size]]).to(dev)).cpu()
                 for i in range(0, len(idx), batch_size)]
         d = torch.cat(dist).mean(0) if dist else torch.full((len(method.model.teacher.channels),), float("nan"))

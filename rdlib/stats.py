@@ -10,7 +10,8 @@ Verdict for the claim "A is better than B by more than ``margin`` points":
 
 * *supported* — the whole interval lies above ``+margin``;
 * *contradicted* — the whole interval lies below ``−margin`` (B is better);
-* *inconclusive* — otherwise (the data cannot tell, or the difference is within ±margin).
+* *inconclusive* — otherwise (the data cannot tell, or the difference is within ±margin), and always when fewer
+  than ``MIN_CELLS`` paired cells back it (one or two runs per variant have no interval worth the name).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 VERDICTS = ("supported", "contradicted", "inconclusive")
+MIN_CELLS = 3                   # paired (category, seed) cells below which no claim is supported or contradicted
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ class Comparison:
         return (f"{claim}: **{self.verdict}** (Δ = {f(self.diff)} points, 95 % interval [{f(self.low)}, "
                 f"{f(self.high)}], {self.categories} categor{'y' if self.categories == 1 else 'ies'} × "
                 f"{self.seeds} seed{'' if self.seeds == 1 else 's'}"
-                + (f", margin ±{self.margin:g}" if self.margin else "") + ").")
+                + (f", margin ±{self.margin:g}" if self.margin else "")
+                + (f"; fewer than {MIN_CELLS} paired runs: no verdict" if self.cells < MIN_CELLS else "") + ").")
 
 
 def bootstrap_interval(diffs: np.ndarray, reps: int = 4000, seed: int = 0) -> tuple[float, float]:
@@ -91,8 +94,18 @@ def compare_variants(results: pd.DataFrame, a: str, b: str, metric: str, margin:
         raise ValueError(f"no (category, seed) cell has results for both {a!r} and {b!r}")
     d = (wide[a] - wide[b]).unstack("seed")                            # categories × seeds
     low, high = bootstrap_interval(d.to_numpy(), reps, seed)
+    judged = verdict(low, high, margin) if len(wide) >= MIN_CELLS else "inconclusive"
     return Comparison(metric, a, b, float(wide[a].mean()), float(wide[b].mean()), float((wide[a] - wide[b]).mean()),
-                      low, high, len(wide), d.shape[0], d.shape[1], verdict(low, high, margin), margin)
+                      low, high, len(wide), d.shape[0], d.shape[1], judged, margin)
+
+
+def claim_sentence(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, margin: float = 0.0) -> str:
+    """The verdict sentence on the claim "``a`` beats ``b`` on ``metric``", or, when it cannot be judged (a variant
+    missing, every run of one failed), a sentence that says so and why: a chapter never drops a claim silently."""
+    try:
+        return compare_variants(results, a, b, metric, margin).sentence(claim)
+    except ValueError as e:
+        return f"{claim}: not judged ({e})."
 
 
 def mean_interval_table(results: pd.DataFrame, metrics, reps: int = 4000, seed: int = 0) -> pd.DataFrame:
@@ -113,4 +126,5 @@ def mean_interval_table(results: pd.DataFrame, metrics, reps: int = 4000, seed: 
     return pd.DataFrame(rows).T
 
 
-__all__ = ["Comparison", "VERDICTS", "bootstrap_interval", "compare_variants", "mean_interval_table", "verdict"]
+__all__ = ["Comparison", "MIN_CELLS", "VERDICTS", "bootstrap_interval", "claim_sentence", "compare_variants",
+           "mean_interval_table", "verdict"]

@@ -122,3 +122,24 @@ def test_chapter_setup_merges_the_profile_and_generates_the_embedded_data_at_its
     given = chapter_setup("urd", "ci", data_root="/some/mvtec")
     assert given.root == "/some/mvtec" and given.data_name == "/some/mvtec"
     assert given.options == method_profile("urd", "ci")["options"]
+
+
+def test_too_few_paired_runs_give_no_verdict_however_large_the_difference():
+    """One or two (category, seed) cells have a degenerate interval: never supported or contradicted."""
+    from rdlib.stats import MIN_CELLS
+
+    df = grid(shift=20.0, noise=0.1, cats=1, seeds=MIN_CELLS - 1)
+    c = compare_variants(df, "A", "B", "i_auroc")
+    assert c.cells == MIN_CELLS - 1 and c.diff > 15 and c.verdict == "inconclusive"
+    assert "no verdict" in c.sentence()
+    enough = compare_variants(grid(shift=20.0, noise=0.1, cats=1, seeds=MIN_CELLS), "A", "B", "i_auroc")
+    assert enough.verdict == "supported" and "no verdict" not in enough.sentence()
+
+
+def test_claim_sentence_says_why_a_claim_was_not_judged():
+    from rdlib.stats import claim_sentence
+
+    df = grid(shift=5.0)
+    assert claim_sentence(df, "A", "B", "i_auroc", "A wins").startswith("A wins: **supported**")
+    missing = claim_sentence(df, "A", "C", "i_auroc", "A beats C")
+    assert missing.startswith("A beats C: not judged (") and "variant 'C'" in missing

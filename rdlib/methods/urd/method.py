@@ -25,7 +25,7 @@ PROFILES = {
     # the book's chapter on a GPU: the embedded benchmark at 256², 1000 steps
     "full": {"options": dict(teacher="efficientnet_lite0", image_size=256, steps=1000, teacher_activation="relu", **_ADAM),
              "fit": dict(batch_size=16, seed=111)},
-    # the book on a 2-core CPU: 128², 100 steps (a URD step costs ~1.1 s here, about 10 cached RD steps; the chapter
+    # the book on a 2-core CPU: 128², 100 steps (a URD step costs 1.1–1.3 s here, 6–10 cached RD steps; the chapter
     # compares it with RD at the same step count, read from RD's learning curve)
     "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, steps=100, teacher_activation="relu", **_ADAM),
              "fit": dict(batch_size=16, seed=111)},
