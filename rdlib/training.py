@@ -272,14 +272,14 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
     seed_everything(cfg.seed)
     ckpt_path = Path(run_dir) / "checkpoint.pt" if run_dir else None
     pos = {"stage_index": 0, "epoch": 0, "batch": 0, "step": 0}
-    state = {"history": [], "best": {}, "sums": {}, "n": 0, "stale": 0}
+    state = {"history": [], "best": {}, "sums": {}, "counts": {}, "n": 0, "stale": 0}
     resumed = None
     if resume and ckpt_path is not None and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, device)
         method.load_checkpoint_state(ck["method"])
         pos = {k: int(ck.get(k, 0)) for k in pos}
-        state = {"history": ck["history"], "best": ck["best"] or {}, "sums": ck.get("sums", {}), "n": ck.get("n", 0),
-                 "stale": ck.get("stale", 0)}
+        state = {"history": ck["history"], "best": ck["best"] or {}, "sums": ck.get("sums", {}),
+                 "counts": ck.get("counts", {}), "n": ck.get("n", 0), "stale": ck.get("stale", 0)}
         resumed = ck
         log.info("resuming %s at stage %d, epoch %d, step %d", ckpt_path, pos["stage_index"], pos["epoch"], pos["step"])
     from tqdm.auto import tqdm
@@ -301,7 +301,7 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
                            "optimizers": {k: o.state_dict() for k, o in optimizers.items()} if same_stage else {},
                            "schedulers": {k: s.state_dict() for k, s in schedulers.items()} if same_stage else {},
                            **next_pos, "history": state["history"], "best": state["best"], "sums": state["sums"],
-                           "n": state["n"], "stale": state["stale"]}, ckpt_path)
+                           "counts": state["counts"], "n": state["n"], "stale": state["stale"]}, ckpt_path)
 
     for si in range(pos["stage_index"], len(plans)):
         plan = plans[si]
@@ -321,7 +321,7 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
                 sch.load_state_dict(resumed.get("schedulers", {})[name])
         if si != pos["stage_index"]:
             pos = {"stage_index": si, "epoch": 0, "batch": 0, "step": 0}
-            state.update(sums={}, n=0, stale=0)
+            state.update(sums={}, counts={}, n=0, stale=0)
         bar.set_description(f"{method.name}:{stage.name} (setup)")
         method.setup_training(train_set, stage, device)
         bar.set_description(f"{method.name}:{stage.name}")
@@ -361,9 +361,9 @@ def _run_stage(method, plan: StagePlan, trains, train_set, test_set, cfg: FitCon
 
     def record(extra: dict | None = None) -> dict:
         rec = {"stage": stage.name, "epoch": epoch + (0 if not by_step else 1), "step": step,
-               **{k: v / max(state["n"], 1) for k, v in state["sums"].items()}, **(extra or {})}
+               **{k: v / max(state["counts"].get(k, state["n"]), 1) for k, v in state["sums"].items()}, **(extra or {})}
         state["history"].append(rec)
-        state["sums"], state["n"] = {}, 0
+        state["sums"], state["n"], state["counts"] = {}, 0, {}
         return rec
 
     def maybe_evaluate(units: int) -> bool:
@@ -407,8 +407,9 @@ def _run_stage(method, plan: StagePlan, trains, train_set, test_set, cfg: FitCon
             torch.manual_seed(stable_seed(cfg.seed, stage.name, "step", step))
             logs = method.training_step(batch, optimizers, stage)
             step += 1
-            for k, v in logs.items():
+            for k, v in logs.items():              # a log a step leaves out does not count in that key's mean
                 state["sums"][k] = state["sums"].get(k, 0.0) + float(v)
+                state["counts"][k] = state["counts"].get(k, 0) + 1
             state["n"] += 1
             if not by_step:
                 continue

@@ -20,7 +20,8 @@ from rdlib.synthesis.presets import SynthesisPreset, get_preset
 
 class SyntheticAnomalies(SeededItems, Dataset):
     """Items ``{"image": normal 3×S×S, "synthetic": 3×S×S, "mask": 1×S×S, "label": 0/1, "index": i}`` (no
-    ``mask`` for presets that train without one, e.g. RD++).
+    ``mask`` for presets that train without one, e.g. RD++), plus ``"foreground": 1×S×S`` (1 = object; all ones
+    where the category has no rule) for presets with a foreground rule (AAND's L_A draws its normal patches there).
 
     Args:
         base: the normal training images.
@@ -71,4 +72,7 @@ class SyntheticAnomalies(SeededItems, Dataset):
         out = {"image": item["image"], "synthetic": synthetic[0], "label": int(mask.any()), "index": i}
         if self.preset.returns_mask:                          # RD++ trains without it
             out["mask"] = mask[0]
+            if self.preset.foreground != "none":
+                fg = self.foreground_mask(i)
+                out["foreground"] = fg[0] if fg is not None else torch.ones_like(mask[0])
         return out
