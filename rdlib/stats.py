@@ -108,23 +108,32 @@ def claim_sentence(results: pd.DataFrame, a: str, b: str, metric: str, claim: st
         return f"{claim}: not judged ({e})."
 
 
-def mean_interval_table(results: pd.DataFrame, metrics, reps: int = 4000, seed: int = 0) -> pd.DataFrame:
-    """Per variant: mean ± half-width of the bootstrap 95 % interval (categories, then seeds) for each metric."""
-    rows = {}
+def mean_intervals(results: pd.DataFrame, metrics, reps: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Per (variant, metric): the mean over categories and seeds and its bootstrap 95 % interval (categories, then
+    seeds), as numbers — columns variant, metric, mean, low, high, runs, of (NaN where every run failed)."""
+    rows = []
     for variant, g in results.groupby("variant", sort=False):
-        row = {}
         for m in metrics:
             grid = g.pivot_table(index="category", columns="seed", values=m, aggfunc="mean", dropna=False)
             grid = grid.dropna(how="all")                              # a category whose every run failed
-            if grid.empty:
-                row[m] = "failed"
-                continue
-            lo, hi = bootstrap_interval(grid.to_numpy(), reps, seed)
-            row[m] = f"{np.nanmean(grid.to_numpy()):.1f} ± {(hi - lo) / 2:.1f}"
-        row["runs"] = f"{int(g[metrics[0]].notna().sum())}/{len(g)}"
+            lo, hi = bootstrap_interval(grid.to_numpy(), reps, seed) if not grid.empty else (np.nan, np.nan)
+            rows.append({"variant": variant, "metric": m, "mean": np.nanmean(grid.to_numpy()) if not grid.empty else np.nan,
+                         "low": lo, "high": hi, "runs": int(g[m].notna().sum()), "of": len(g)})
+    return pd.DataFrame(rows)
+
+
+def mean_interval_table(results: pd.DataFrame, metrics, reps: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Per variant: mean ± half-width of the bootstrap 95 % interval (categories, then seeds) for each metric."""
+    values = mean_intervals(results, metrics, reps, seed)
+    rows = {}
+    for variant, g in values.groupby("variant", sort=False):
+        row = {r.metric: "failed" if np.isnan(r["mean"]) else f"{r['mean']:.1f} ± {(r.high - r.low) / 2:.1f}"
+               for _, r in g.iterrows()}
+        first = g.iloc[0]
+        row["runs"] = f"{first.runs}/{first['of']}"
         rows[variant] = row
     return pd.DataFrame(rows).T
 
 
 __all__ = ["Comparison", "MIN_CELLS", "VERDICTS", "bootstrap_interval", "claim_sentence", "compare_variants",
-           "mean_interval_table", "verdict"]
+           "mean_interval_table", "mean_intervals", "verdict"]

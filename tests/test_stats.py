@@ -143,3 +143,16 @@ def test_claim_sentence_says_why_a_claim_was_not_judged():
     assert claim_sentence(df, "A", "B", "i_auroc", "A wins").startswith("A wins: **supported**")
     missing = claim_sentence(df, "A", "C", "i_auroc", "A beats C")
     assert missing.startswith("A beats C: not judged (") and "variant 'C'" in missing
+
+
+def test_mean_intervals_are_the_numbers_behind_the_table():
+    from rdlib.stats import mean_intervals
+
+    df = grid()
+    v = mean_intervals(df, ["i_auroc"]).set_index("variant")
+    for variant in ("A", "B"):
+        cells = df[df.variant == variant].pivot_table(index="category", columns="seed", values="i_auroc").to_numpy()
+        assert v.loc[variant, "mean"] == pytest.approx(cells.mean())
+        lo, hi = bootstrap_interval(cells)
+        assert (v.loc[variant, "low"], v.loc[variant, "high"]) == pytest.approx((lo, hi))
+        assert mean_interval_table(df, ["i_auroc"]).loc[variant, "i_auroc"] == f"{cells.mean():.1f} ± {(hi - lo) / 2:.1f}"

@@ -33,8 +33,8 @@ PROFILES = {
     "full": {"options": dict(teacher="efficientnet_lite0", image_size=256, raa_epochs=100, distill_epochs=120,
                              teacher_activation="relu", **_ADAM),
              "fit": dict(batch_size=16, seed=111)},
-    # the book on a 2-core CPU: 128², 20 + 50 epochs (100 + 250 steps at 80 images; stage 2 as long as RD's book runs)
-    "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, raa_epochs=20, distill_epochs=50,
+    # the book on a 2-core CPU: 128², 10 + 50 epochs (50 + 250 steps at 80 images; stage 2 as long as RD's book runs)
+    "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, raa_epochs=10, distill_epochs=50,
                              teacher_activation="relu", **_ADAM),
              "fit": dict(batch_size=16, seed=111)},
     "ci": {"options": dict(teacher="efficientnet_lite0", image_size=64, raa_epochs=1, distill_epochs=2,
