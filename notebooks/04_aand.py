@@ -45,6 +45,8 @@ FIT = {}                          # loop settings overriding the profile
 RD_EVAL_EVERY = 5                 # as the RD chapter's CURVE_EVAL_EVERY, so that its runs are reused, not retrained
 FEATURE_CATEGORY = "coffee"       # Fig. 6 (feature distributions) on this category (the first main one if absent)
 MAX_PROJECTED = 1500              # patches per t-SNE / UMAP panel
+MAX_SEPARATION = 20000            # test patches (every defect patch while they are fewer than half) and ...
+MAX_REFERENCE = 8000              # ... normal training patches drawn at random for the separation AUROC
 ABLATION_CATEGORIES = ["brick", "coffee"]
 ABLATION_SEEDS = [111, 112, 113]  # every ablation variant runs with each seed (≥ 3 for a verdict)
 ABLATION_IMAGE_SIZE = None        # ablations at this size (None: the profile's)
@@ -285,9 +287,13 @@ if not curves.empty:
 # measurement (t-SNE and UMAP can both make clusters that are not there and hide ones that are), so each panel is
 # paired with a number that needs no projection: the AUROC of each test patch's distance to its nearest **normal
 # training** patch in the same feature space (100: every defect patch is farther from the normal set than every
-# normal patch).
+# normal patch). At the finest level there are far more patches than that computation needs, so
+# {glue:text}`aand_max_sep` test patches (all defect patches when they are fewer than half of them) and
+# {glue:text}`aand_max_ref` training patches are drawn at random.
 
 # %%
+glue("aand_max_sep", f"{MAX_SEPARATION:,}", display=False)
+glue("aand_max_ref", f"{MAX_REFERENCE:,}", display=False)
 feature_cat = FEATURE_CATEGORY if FEATURE_CATEGORY in runs else next(iter(runs), None)
 separation = {}
 if feature_cat is not None:
@@ -298,8 +304,8 @@ if feature_cat is not None:
     spaces = {"vanilla F_T": model.teacher, "advanced F_A": model.encode}
     for level in range(len(model.teacher.channels)):
         for label, fn in spaces.items():
-            ref, _ = patch_features(fn, train_plain, level, device=device)
-            x, y = patch_features(fn, test, level, device=device)
+            ref, _ = patch_features(fn, train_plain, level, max_patches=MAX_REFERENCE, seed=0, device=device)
+            x, y = patch_features(fn, test, level, max_patches=MAX_SEPARATION, seed=0, device=device)
             separation[(f"level {level + 1}", label)] = {"defect patches": int(y.sum()), "normal patches": int((1 - y).sum()),
                                                          "separation AUROC (%)": separation_auroc(ref, x, y)}
     sep = pd.DataFrame(separation).T

@@ -56,6 +56,8 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--selection", default=None, choices=["last", "best_on_test"],
                    help="checkpoint rule; best_on_test selects on the TEST set (URD/AAND/RD++ practice)")
     p.add_argument("--selection-metric", default=None, help="metric or sum for best_on_test, e.g. p_auroc+pro_rd")
+    p.add_argument("--stage-selection", action="append", default=[], metavar="STAGE=METRIC",
+                   help="best-on-TEST selection for an earlier stage (repeatable), e.g. raa=gate_precision (AAND's code)")
     p.add_argument("--runs-dir", default=None)
 
 
@@ -76,6 +78,11 @@ def _spec(args):
     options = dict(_parse_option(o) for o in args.option)
     fit = {k: v for k, v in (("seed", args.seed), ("batch_size", args.batch_size), ("eval_every", args.eval_every),
                              ("selection", args.selection), ("selection_metric", args.selection_metric)) if v is not None}
+    for item in getattr(args, "stage_selection", []):
+        stage, sep, metric = item.partition("=")
+        if not sep or not stage or not metric:
+            raise CLIError(f"--stage-selection {item!r}: expected STAGE=METRIC, e.g. raa=gate_precision")
+        fit.setdefault("stage_selection", {})[stage] = {"selection": "best_on_test", "metric": metric}
     probe = RunSpec.from_profile(args.method, args.profile, "", args.category, options, fit, args.format)
     if args.data == "embedded":
         root = generate_embedded(cfg=EmbeddedConfig(size=probe.data_config().image_size))

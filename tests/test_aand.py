@@ -271,3 +271,12 @@ def test_cli_trains_and_evaluates_aand(tiny_benchmark, tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", *common, "--out", str(tmp_path / "eval")]) == 0
     assert {"i_auroc", "p_auroc", "pro_rd"} <= set(json.loads((tmp_path / "eval/metrics.json").read_text())["metrics"])
+    # AAND's code practice, labelled: stage 1 kept at its best test-set gate precision
+    assert main(["train", *common, "--no-progress", "--stage-selection", "raa=gate_precision"]) == 0
+    run_dir = capsys.readouterr().out.split("run: ")[1].split("\n")[0]
+    config = json.loads((__import__("pathlib").Path(run_dir) / "config.json").read_text())
+    assert config["spec"]["fit"]["stage_selection"] == {"raa": {"selection": "best_on_test", "metric": "gate_precision"}}
+    assert "raa" in json.loads((__import__("pathlib").Path(run_dir) / "config.json").read_text()).get("best", {}) or \
+        (__import__("pathlib").Path(run_dir) / "best-raa.pt").is_file()
+    assert main(["train", *common, "--no-progress", "--stage-selection", "raa"]) == 2
+    assert "STAGE=METRIC" in capsys.readouterr().err
