@@ -79,6 +79,7 @@ class RDRE(nn.Module):
         student_weights: "random" (DeSTSeg; the paper does not say) or "imagenet" for the student encoder.
         fuse, lda, caams, lda_windows, window, heads: the decoder's fusion (Tables 5–7, Fig. 10).
         seg, ca, aspp: the segmentation sub-network and its coordinate attention / ASPP (Table 5).
+        seg_width: the head's channels (DeSTSeg: 256; its ASPP is most of a CPU step, the book uses 64).
         image_size, top_k: the map's size and the image score (mean of the top-k pixels, DeSTSeg's rule).
     """
 
@@ -86,7 +87,7 @@ class RDRE(nn.Module):
                  fuse: tuple[int, ...] = (2, 3), lda: bool = True, caams: bool = True,
                  lda_windows: tuple[int, int, int] = (8, 4, 2), window: int = 8, heads: int = 4, seg: bool = True,
                  ca: bool = True, aspp: bool = True, image_size: int = 256, top_k: int = 100,
-                 teacher_activation: str = "none", map_backend: str | None = None):
+                 teacher_activation: str = "none", map_backend: str | None = None, seg_width: int = 256):
         super().__init__()
         self.teacher = create_teacher(teacher, weights, activation=teacher_activation)
         self.student_encoder = create_teacher(teacher, student_weights, out_indices=(1, 2, 3, 4), frozen=False)
@@ -95,7 +96,7 @@ class RDRE(nn.Module):
         if channels[:3] != list(self.teacher.channels):
             raise ValueError(f"student encoder channels {channels[:3]} differ from the teacher's {self.teacher.channels}")
         self.decoder = FusionDecoder(channels, sizes, fuse, lda, caams, lda_windows, window, heads)
-        self.seg = SegmentationHead(sum(self.teacher.channels), ca=ca, aspp=aspp) if seg else None
+        self.seg = SegmentationHead(sum(self.teacher.channels), seg_width, ca=ca, aspp=aspp) if seg else None
         self.anomaly_map = AnomalyMap(image_size, sigma=0.0, score="topk", top_k=top_k, backend=map_backend)
 
     def student(self, x: torch.Tensor) -> list[torch.Tensor]:
