@@ -85,9 +85,9 @@ from rdlib.methods import get_model
 from rdlib.models import create_teacher
 from rdlib.methods.urd import level_masks
 from rdlib.metrics import auroc
-from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable, with_paper_columns
+from rdlib.results import ablation_table, chance_sentence, compare, load_paper_numbers, paper_row, readable
 from rdlib.runs import build_datasets
-from rdlib.stats import claim_sentence, compare_variants, mean_interval_table
+from rdlib.stats import claim_sentence, compare_variants
 from rdlib.viz import book_style, category_chart, show
 
 logging.basicConfig(level=logging.WARNING)
@@ -357,10 +357,8 @@ grid = run_grid("urd", PROFILE, abl_root, ABLATION_CATEGORIES,
 
 def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match) -> None:
     """The variants ``rows`` (mean ± interval) beside the paper's rows of ``table_id``."""
-    if grid.empty:
-        return
-    t = mean_interval_table(grid[grid.variant.isin(rows)], METRICS).loc[rows]
-    display(readable(with_paper_columns(t, table_id, paper_methods, metrics, df=paper, **match)))
+    if not grid.empty:
+        display(ablation_table(grid, rows, METRICS, table_id, paper_methods, metrics, df=paper, **match))
 
 
 def judge(a: str, b: str, claim: str, metric: str) -> None:

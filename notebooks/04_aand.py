@@ -88,9 +88,9 @@ from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import chapter_setup, long_table, rescore, results_table, run_grid, train_categories
 from rdlib.methods import get_model
 from rdlib.projection import patch_features, project_2d, separation_auroc
-from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable, with_paper_columns
+from rdlib.results import ablation_table, chance_sentence, compare, load_paper_numbers, paper_row, readable
 from rdlib.runs import RunSpec, build_datasets, get_or_train
-from rdlib.stats import claim_sentence, compare_variants, mean_interval_table, mean_intervals
+from rdlib.stats import claim_sentence, compare_variants, mean_intervals
 from rdlib.viz import book_style, category_chart, show
 
 logging.basicConfig(level=logging.WARNING)
@@ -395,10 +395,8 @@ verdicts = []
 
 def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match) -> None:
     """The variants ``rows`` (mean ± interval) beside the paper's rows of ``table_id``."""
-    if grid.empty:
-        return
-    t = mean_interval_table(grid[grid.variant.isin(rows)], METRICS).loc[rows]
-    display(readable(with_paper_columns(t, table_id, paper_methods, metrics, df=paper, **match)))
+    if not grid.empty:
+        display(ablation_table(grid, rows, METRICS, table_id, paper_methods, metrics, df=paper, **match))
 
 
 def judge(a: str, b: str, claim: str, metric: str) -> None:

@@ -84,6 +84,16 @@ def with_paper_columns(ours: pd.DataFrame, table_id: str, methods: list, metrics
     return out
 
 
+def ablation_table(grid: pd.DataFrame, rows: list, metrics, table_id: str, paper_methods: list,
+                   paper_metrics=("i_auroc", "p_auroc", "pro"), df: pd.DataFrame | None = None, **match) -> pd.DataFrame:
+    """The ablation variants ``rows`` of a run grid (mean ± 95 % interval over categories × seeds, in that order)
+    with the paper's ``table_id`` rows beside them (``paper_methods[i]`` for row i; None: none); readable labels."""
+    from rdlib.stats import mean_interval_table
+
+    t = mean_interval_table(grid[grid.variant.isin(rows)], list(metrics)).loc[list(rows)]
+    return readable(with_paper_columns(t, table_id, paper_methods, paper_metrics, df=df, **match))
+
+
 def chance_levels(predictions) -> dict[str, float]:
     """What a detector scoring at random reaches on this test set, in %: AUROC is 50 at chance; AP at chance is the
     share of positives (anomalous images for I-AP, anomalous pixels for P-AP). ``predictions``: an ``EvalResult``."""

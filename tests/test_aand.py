@@ -7,14 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from rdlib.methods import create_method, get_model
-from rdlib.methods.aand import (RAA, amplification_loss, focal_loss, hard_kd_loss, pooled_masks,
+from rdlib.methods.aand import (AANDMethod, RAA, amplification_loss, focal_loss, hard_kd_loss, pooled_masks,
                                 positional_encoding_2d, residual_intensity)
 from rdlib.runs import RunSpec, build_datasets
 from rdlib.training import FitConfig, fit
-
-
-class Interrupted(Exception):
-    pass
+from recording import Interrupted, recording
 
 
 @pytest.mark.parametrize("name,channels", [("wide_resnet50_2", (256, 512, 1024)), ("resnet18", (64, 128, 256)),
@@ -160,22 +157,7 @@ def _aand_data(tiny_benchmark, **options):
     return spec, *build_datasets(spec)
 
 
-class RecordingAAND(__import__("rdlib.methods.aand", fromlist=["AANDMethod"]).AANDMethod):
-    """Keeps a copy of the state at the end of each stage; optionally crashes at a given training step."""
-
-    def __init__(self, crash_at=0, **kw):
-        super().__init__(**kw)
-        self.crash_at, self.calls, self.after = crash_at, 0, {}
-
-    def training_step(self, batch, optimizers, stage):
-        self.calls += 1
-        if self.calls == self.crash_at:
-            raise Interrupted
-        return super().training_step(batch, optimizers, stage)
-
-    def teardown_training(self, stage):
-        super().teardown_training(stage)
-        self.after[stage.name] = {k: v.clone() for k, v in self.state_dict().items()}
+RecordingAAND = recording(AANDMethod)
 
 
 def test_stage_one_trains_only_raa_and_stage_two_only_the_student(tiny_benchmark):

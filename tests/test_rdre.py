@@ -8,13 +8,10 @@ import torch.nn.functional as F
 
 from rdlib.anomaly_map import AnomalyMap
 from rdlib.methods import create_method, get_model
-from rdlib.methods.rdre import ASSA, ASSUMPTIONS, CAAMSFF, LDA, focal_loss, segmentation_loss
+from rdlib.methods.rdre import ASSA, RDREMethod, ASSUMPTIONS, CAAMSFF, LDA, focal_loss, segmentation_loss
 from rdlib.runs import RunSpec, build_datasets
 from rdlib.training import FitConfig, fit
-
-
-class Interrupted(Exception):
-    pass
+from recording import Interrupted, recording
 
 
 @pytest.mark.parametrize("teacher,channels", [("resnet18", (64, 128, 256, 512)), ("efficientnet_lite0", (24, 40, 112, 320))])
@@ -118,19 +115,7 @@ def _rdre_data(tiny_benchmark, **options):
     return spec, *build_datasets(spec)
 
 
-class RecordingRDRE(__import__("rdlib.methods.rdre", fromlist=["RDREMethod"]).RDREMethod):
-    def __init__(self, crash_at=0, **kw):
-        super().__init__(**kw)
-        self.crash_at, self.calls, self.after = crash_at, 0, {}
-
-    def training_step(self, batch, optimizers, stage):
-        self.calls += 1
-        if self.calls == self.crash_at:
-            raise Interrupted
-        return super().training_step(batch, optimizers, stage)
-
-    def teardown_training(self, stage):
-        self.after[stage.name] = {k: v.clone() for k, v in self.state_dict().items()}
+RecordingRDRE = recording(RDREMethod)
 
 
 def test_stage_one_trains_the_student_and_stage_two_only_the_head(tiny_benchmark):

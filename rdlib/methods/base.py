@@ -84,6 +84,25 @@ class DataConfig:
     synthesis: str | None = None
 
 
+def encode_dataset(dataset: Dataset, encode, device: torch.device, batch: int = 16) -> list[torch.Tensor]:
+    """``encode`` (images B×3×S×S → list of B×C×h×w maps) over every item's ``"image"``, concatenated per level: the
+    feature cache of a method whose frozen inputs do not change between epochs (RD, AAND's stage 2)."""
+    chunks = []
+    for i in range(0, len(dataset), batch):
+        x = torch.stack([dataset[j]["image"] for j in range(i, min(i + batch, len(dataset)))]).to(device)
+        chunks.append(encode(x))
+    return [torch.cat(level) for level in zip(*chunks)]
+
+
+def cached_batches(cache: list[torch.Tensor], generator: torch.Generator, batch_size: int) -> Iterable[dict]:
+    """Batches ``{"teacher_features": [...]}`` of a feature cache, in the order the uncached path draws
+    (``torch.randperm`` from the same generator), so a cached and an uncached run see the same batches."""
+    order = torch.randperm(cache[0].shape[0], generator=generator)
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size].to(cache[0].device)
+        yield {"teacher_features": [f.index_select(0, idx) for f in cache]}
+
+
 class OptionError(ValueError):
     """An option a method does not have, or a value it cannot take; the message lists the valid options."""
 

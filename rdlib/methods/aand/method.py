@@ -22,7 +22,7 @@ from rdlib.losses import cosine_loss_flatten
 from rdlib.methods import register_method
 from rdlib.methods.aand.loss import amplification_loss, focal_loss, hard_kd_loss, pooled_masks, residual_intensity
 from rdlib.methods.aand.model import AAND
-from rdlib.methods.base import DataConfig, Method, Stage
+from rdlib.methods.base import DataConfig, Method, Stage, cached_batches, encode_dataset
 
 _ADAM = dict(lr=0.005, betas=(0.5, 0.999))
 PROFILES = {
@@ -105,14 +105,9 @@ class AANDMethod(Method):
 
     # ---------------------------------------------------------------------------------- stage 2: cached F_A
     def setup_training(self, dataset: Dataset, stage: Stage, device: torch.device) -> None:
-        if stage.name != "distill" or not self.cache_features:
-            return
-        self.model.eval()                                             # gates predicted, as at test time
-        chunks = []
-        for i in range(0, len(dataset), 16):
-            x = torch.stack([dataset[j]["image"] for j in range(i, min(i + 16, len(dataset)))]).to(device)
-            chunks.append(self.model.encode(x))
-        self._cache = [torch.cat(level) for level in zip(*chunks)]
+        if stage.name == "distill" and self.cache_features:
+            self.model.eval()                                         # gates predicted, as at test time
+            self._cache = encode_dataset(dataset, self.model.encode, device)
 
     def teardown_training(self, stage: Stage) -> None:
         self._cache = None
@@ -120,11 +115,8 @@ class AANDMethod(Method):
     def train_batches(self, dataset, stage, batch_size, generator, device, num_workers=0) -> Iterable[dict]:
         if stage.name != "distill" or self._cache is None:
             yield from super().train_batches(dataset, stage, batch_size, generator, device, num_workers)
-            return
-        order = torch.randperm(len(dataset), generator=generator)    # the order the uncached path draws
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size].to(self._cache[0].device)
-            yield {"teacher_features": [f.index_select(0, idx) for f in self._cache]}
+        else:
+            yield from cached_batches(self._cache, generator, batch_size)
 
     # ------------------------------------------------------------------------------------------ the steps
     def training_step(self, batch, optimizers, stage) -> dict[str, float]:

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rdlib.methods import register_method
-from rdlib.methods.base import Method, Stage
+from rdlib.methods.base import Method, Stage, cached_batches, encode_dataset
 from rdlib.methods.rd.loss import check_loss, rd_loss
 from rdlib.methods.rd.model import ReverseDistillation
 
@@ -68,13 +68,8 @@ class RDMethod(Method):
         return {"student": torch.optim.Adam(params, lr=self.lr, betas=self.betas)}
 
     def setup_training(self, dataset: Dataset, stage: Stage, device: torch.device) -> None:
-        if not self.cache_features:
-            return
-        chunks = []
-        for i in range(0, len(dataset), 16):
-            x = torch.stack([dataset[j]["image"] for j in range(i, min(i + 16, len(dataset)))]).to(device)
-            chunks.append(self.model.encode(x))
-        self._cache = [torch.cat(level) for level in zip(*chunks)]
+        if self.cache_features:
+            self._cache = encode_dataset(dataset, self.model.encode, device)
 
     def teardown_training(self, stage: Stage) -> None:
         self._cache = None                                      # WRN50-2 at paper scale: ~1.5 GB of features
@@ -82,11 +77,8 @@ class RDMethod(Method):
     def train_batches(self, dataset, stage, batch_size, generator, device, num_workers=0) -> Iterable[dict]:
         if self._cache is None:
             yield from super().train_batches(dataset, stage, batch_size, generator, device, num_workers)
-            return
-        order = torch.randperm(len(dataset), generator=generator)   # the same order the uncached path draws
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size].to(self._cache[0].device)
-            yield {"teacher_features": [f.index_select(0, idx) for f in self._cache]}
+        else:
+            yield from cached_batches(self._cache, generator, batch_size)
 
     def training_step(self, batch, optimizers, stage) -> dict[str, float]:
         t, s = self.model(batch.get("image"), teacher_features=batch.get("teacher_features"))
