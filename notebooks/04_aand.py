@@ -197,7 +197,8 @@ pd.DataFrame(rows).set_index("teacher").round(2)
 # precise **on the test set** and the stage-2 epoch with the best test I-AUROC + P-AUROC, and stops early once
 # the test I-AUROC passes 99.9; here the last epoch of each stage is kept, and the code's rule is the labelled
 # option `FIT={"stage_selection": {"raa": {"selection": "best_on_test", "metric": "gate_precision"}},
-# "selection": "best_on_test", "selection_metric": "i_auroc+p_auroc"}`. The test-set early stop is not built.
+# "selection": "best_on_test", "selection_metric": "i_auroc+p_auroc"}`, and the early stop is
+# `FIT={"stage_selection": {"distill": {"selection": "best_on_test", "metric": "i_auroc", "stop_above": 99.9}}}`.
 #
 # ## 4. Training
 #

@@ -14,7 +14,8 @@ The loop owns, for every stage a method declares (:class:`rdlib.methods.Stage`):
 * **evaluation** on the test set every ``eval_every`` units (cheap metrics, logged in the history: learning curves)
   and **checkpoint selection** per stage: ``"last"`` (default; RD reports its last epoch) or ``"best_on_test"`` on
   any reported metric, a sum of them (URD: ``p_auroc+pro_rd``) or a method's own metric (AAND: gate precision),
-  with an optional early stop. Best-on-test looks at the test set, so every table that uses it says so.
+  with an optional early stop (after evaluations without improvement, or once the metric passes a threshold, AAND's
+  rule). Best-on-test looks at the test set, so every table that uses it says so.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class FitConfig:
     selection: str = "last"
     selection_metric: str = "i_auroc"
     early_stop: int = 0                 # evaluations without improvement before a stage stops (0: never)
+    stop_above: float | None = None     # ... or once the selection metric exceeds this value (AAND: I-AUROC > 99.9)
     stage_selection: dict = field(default_factory=dict)
     eval_pro: bool = False              # PRO metrics in evaluations during training (slow; on when selection uses them)
     checkpoint_every: int = 200         # steps between checkpoints in step-budget stages
@@ -71,9 +73,10 @@ class FitConfig:
             raise ValueError("num_workers, log_every and early_stop must be >= 0 and checkpoint_every >= 1")
         _check_rule(self.selection, "selection")
         for name, rule in self.stage_selection.items():
-            extra = set(rule) - {"selection", "metric", "early_stop"}
+            extra = set(rule) - {"selection", "metric", "early_stop", "stop_above"}
             if extra:
-                raise ValueError(f"stage_selection[{name!r}]: unknown key(s) {sorted(extra)}; use selection, metric, early_stop")
+                raise ValueError(f"stage_selection[{name!r}]: unknown key(s) {sorted(extra)}; use selection, metric, "
+                                 "early_stop, stop_above")
             _check_rule(rule.get("selection", "last"), f"stage_selection[{name!r}].selection")
 
     def key_dict(self) -> dict:
@@ -98,6 +101,7 @@ class StagePlan:
     metric: str
     early_stop: int
     eval_pro: bool
+    stop_above: float | None = None
 
 
 def metric_terms(expr: str) -> list[str]:
@@ -117,25 +121,27 @@ def plan_stages(method: Method, cfg: FitConfig, has_test_set: bool) -> list[Stag
     for i, st in enumerate(stages):
         last = i == len(stages) - 1
         rule = cfg.stage_selection.get(st.name, dict(selection=cfg.selection, metric=cfg.selection_metric,
-                                                         early_stop=cfg.early_stop) if last else {})
+                                                         early_stop=cfg.early_stop, stop_above=cfg.stop_above)
+                                                    if last else {})
         selection = rule.get("selection", "last")
         metric = rule.get("metric", "i_auroc")
         early = int(rule.get("early_stop", 0))
+        above = rule.get("stop_above")
         every = st.eval_every if cfg.eval_every is None else cfg.eval_every
         valid = list(METRICS) + list(method.extra_metric_names(st))
         bad = [t for t in metric_terms(metric) if t not in valid]
         if bad or not metric_terms(metric):
             raise ValueError(f"stage {st.name!r}: selection metric {metric!r} has unknown term(s) {bad}; valid: "
                              f"{valid} (or a sum such as 'p_auroc+pro_rd')")
-        if selection == "best_on_test" or early:
+        if selection == "best_on_test" or early or above is not None:
             if selection != "best_on_test":
-                raise ValueError(f"stage {st.name!r}: early_stop needs selection='best_on_test'")
+                raise ValueError(f"stage {st.name!r}: early_stop / stop_above need selection='best_on_test'")
             if every < 1:
                 every = 1                                       # best-on-test needs evaluations: every unit
             if not has_test_set:
                 raise ValueError(f"stage {st.name!r}: selection 'best_on_test' needs a test set")
         pro = cfg.eval_pro or any(t in ("pro_rd", "aupro") for t in metric_terms(metric))
-        plans.append(StagePlan(st, every, selection, metric, early, pro))
+        plans.append(StagePlan(st, every, selection, metric, early, pro, None if above is None else float(above)))
     return plans
 
 
@@ -389,6 +395,8 @@ def _run_stage(method, plan: StagePlan, trains, train_set, test_set, cfg: FitCon
             state["stale"] = 0
         else:
             state["stale"] += 1
+        if plan.stop_above is not None and value > plan.stop_above:         # AAND's rule: good enough, stop
+            return True
         return bool(plan.early_stop and state["stale"] >= plan.early_stop)
 
     stopped = False

@@ -359,3 +359,17 @@ def test_a_failed_category_is_a_visible_row(tiny_benchmark, tmp_path):
     assert table.loc["no_such_category", "status"].startswith("FAILED: DataError")
     assert table.loc["mean", "status"] == "mean of 1 of 2 categories"
     assert table.loc["mean", "i_auroc"] == pytest.approx(table.loc["brick", "i_auroc"])
+
+
+def test_stop_above_ends_a_stage_once_its_metric_passes_the_threshold(tiny_benchmark):
+    """AAND's rule (stop once the test I-AUROC passes 99.9): a threshold below every value stops at the first
+    evaluation, one above every value never stops; without best-on-test the rule is refused."""
+    train = load_split(tiny_benchmark, "brick", "train", 32)
+    test = load_split(tiny_benchmark, "brick", "test", 32)
+    for threshold, expected in ((-1e9, 1), (1e9, 4)):
+        out = fit(ToyTwoStage(head_eval_every=1), train, test, FitConfig(**CFG, stage_selection={
+            "segment": {"selection": "best_on_test", "metric": "head_bias", "stop_above": threshold}}))
+        seg = [h for h in out["history"] if h["stage"] == "segment" and "test_head_bias" in h]
+        assert len(seg) == expected and out["best"]["segment"]["early_stopped"] == (expected == 1)
+    with pytest.raises(ValueError, match="stop_above need selection='best_on_test'"):
+        fit(ToyTwoStage(), train, test, FitConfig(**CFG, stage_selection={"segment": {"stop_above": 0.5}}))

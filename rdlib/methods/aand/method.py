@@ -7,8 +7,8 @@ Both stages: Adam(lr 0.005, β = (0.5, 0.999)) and MultiStepLR ×0.2 at 80 % and
 teacher's features of the training images are computed once (as RD's cache). The last checkpoint of each stage is
 kept by default; AAND's code selects stage 1 by the gate's precision on the test set and stage 2 by I-AUROC + P-AUROC
 on the test set, available as labelled options: ``FitConfig(stage_selection={"raa": {"selection": "best_on_test",
-"metric": "gate_precision"}}, selection="best_on_test", selection_metric="i_auroc+p_auroc")``.
-"""
+"metric": "gate_precision"}}, selection="best_on_test", selection_metric="i_auroc+p_auroc")``; its early stop
+(test I-AUROC above 99.9) is ``stop_above=99.9`` in a stage's selection rule."""
 from __future__ import annotations
 
 import contextlib
