@@ -80,7 +80,8 @@ from myst_nb import glue
 from rdlib.anomaly_map import cosine_distance_map
 from rdlib.cost import inference_cost
 from rdlib.data import EmbeddedConfig, generate_embedded
-from rdlib.experiments import chapter_setup, long_table, results_table, run_grid, train_categories
+from rdlib.experiments import (chapter_setup, long_table, results_table, run_grid, side_by_side, train_categories,
+                                train_ms_per_step)
 from rdlib.methods import get_model
 from rdlib.models import create_teacher
 from rdlib.methods.urd import level_masks
@@ -215,9 +216,7 @@ display(readable(results))
 preds = {cat: run.predictions() for cat, run in runs.items()}
 display(Markdown(chance_sentence(preds)))
 rd_table, knn_table = results_table(rd), results_table(knn)
-side = pd.DataFrame({"RD I-AUROC": rd_table["i_auroc"], "URD I-AUROC": results["i_auroc"],
-                     "kNN I-AUROC": knn_table["i_auroc"], "RD P-AUROC": rd_table["p_auroc"],
-                     "URD P-AUROC": results["p_auroc"], "kNN P-AUROC": knn_table["p_auroc"]})
+side = side_by_side({"RD": rd_table, "URD": results, "kNN": knn_table})
 display(side)
 fig, ax = plt.subplots(figsize=(6.8, 2.8))
 category_chart(ax, side, ["RD I-AUROC", "URD I-AUROC", "kNN I-AUROC"])
@@ -449,8 +448,7 @@ for label, cr in (("RD", rd), ("URD", trained)):
     if cr.runs:
         run = next(iter(cr.runs.values()))
         cost[label] = {**inference_cost(run.load_method(device), IMAGE_SIZE, device=device, repeats=5),
-                       "train ms/step": 1e3 * np.mean([r.info["train_seconds"] / max(1, r.history[-1].get("step", 1))
-                                                       for r in cr.runs.values() if r.history])}
+                       "train ms/step": train_ms_per_step(cr)}
 pd.DataFrame(cost).T
 
 # %% [markdown]

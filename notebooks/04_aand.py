@@ -85,7 +85,8 @@ from myst_nb import glue
 
 from rdlib.cost import inference_cost
 from rdlib.data import EmbeddedConfig, generate_embedded
-from rdlib.experiments import chapter_setup, long_table, rescore, results_table, run_grid, train_categories
+from rdlib.experiments import (chapter_setup, long_table, rescore, results_table, run_grid, side_by_side,
+                                train_categories, train_ms_per_step)
 from rdlib.methods import get_model
 from rdlib.projection import patch_features, project_2d, separation_auroc
 from rdlib.results import ablation_table, chance_sentence, compare, load_paper_numbers, paper_row, readable
@@ -226,9 +227,7 @@ display(readable(results))
 preds = {cat: run.predictions() for cat, run in runs.items()}
 display(Markdown(chance_sentence(preds)))
 rd_table, knn_table = results_table(rd), results_table(knn)
-side = pd.DataFrame({"RD I-AUROC": rd_table["i_auroc"], "AAND I-AUROC": results["i_auroc"],
-                     "kNN I-AUROC": knn_table["i_auroc"], "RD P-AUROC": rd_table["p_auroc"],
-                     "AAND P-AUROC": results["p_auroc"], "kNN P-AUROC": knn_table["p_auroc"]})
+side = side_by_side({"RD": rd_table, "AAND": results, "kNN": knn_table})
 display(side)
 fig, ax = plt.subplots(figsize=(6.8, 2.8))
 category_chart(ax, side, ["RD I-AUROC", "AAND I-AUROC", "kNN I-AUROC"])
@@ -501,21 +500,12 @@ if cat is not None and cat in rd.runs:
 # together, measured when they were trained, under that build's load).
 
 # %% tags=["nbval-ignore-output"]
-def optimizer_steps(run) -> int:
-    """Steps over all stages: the last logged step of each stage."""
-    last = {}
-    for h in run.history:
-        last[h["stage"]] = h["step"]
-    return max(1, sum(last.values()))
-
-
 cost = {}
 for label, cr in (("RD", rd), ("AAND", trained)):
     if cr.runs:
         run = next(iter(cr.runs.values()))
         cost[label] = {**inference_cost(run.load_method(device), IMAGE_SIZE, device=device, repeats=5),
-                       "train ms/step": 1e3 * np.mean([r.info["train_seconds"] / optimizer_steps(r)
-                                                       for r in cr.runs.values() if r.history])}
+                       "train ms/step": train_ms_per_step(cr)}
 pd.DataFrame(cost).T
 
 # %% [markdown]

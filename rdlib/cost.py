@@ -1,14 +1,21 @@
-"""What a method costs at inference: parameters it touches, FLOPs, latency (one place, every chapter uses it).
+"""What a method costs at inference: parameters it touches, FLOPs, memory, latency (one place, every chapter uses it).
 
-    inference_cost(method, image_size=128)   # {"params (M)": ..., "GFLOPs": ..., "latency ms (batch 1)": ...}
+    inference_cost(method, image_size=128)   # {"params run (M)": ..., "GFLOPs": ..., "latency ms (batch 1)": ...}
 
 Parameters are counted over the modules that actually run during :meth:`Method.predict` (found with forward hooks), so
 a network used only while training (URD's expert) is not counted. FLOPs come from ``torch.utils.flop_counter``
-(a multiply-add counts 2; convolutions and matrix products only, elementwise work is not counted).
+(a multiply-add counts 2; convolutions and matrix products only, elementwise work is not counted). Peak memory is
+the largest amount of tensor memory alive at once during the call beyond what existed before it (activations and
+temporaries; the weights are reported apart): ``torch.cuda.max_memory_allocated`` on a GPU, and on a CPU the
+allocation and free events ``torch.profiler`` records, summed in time order.
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
 import statistics
+import sys
 import time
 
 import torch
@@ -46,6 +53,45 @@ def flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Discard what C++ code writes to file descriptor 2 meanwhile: the CPU profiler's tracing backend logs a
+    start/stop line (and a failed GPU count on machines without one) per use, which notebooks would show."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def peak_memory_mb(fn, device: torch.device | None = None) -> float:
+    """Peak tensor memory (MB, 10⁶ bytes) that ``fn()`` allocates on top of what is already allocated."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 1e6
+    from torch.profiler import ProfilerActivity, profile
+
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # An op's *self* allocation (its children report their own); "[memory]" records are frees outside any op.
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    deltas = [e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage for e in events]
+    return max(itertools.accumulate(deltas, initial=0)) / 1e6
+
+
+def weights_mb(module: nn.Module) -> float:
+    """Parameters and buffers of ``module`` in MB (10⁶ bytes)."""
+    return sum(t.numel() * t.element_size() for t in itertools.chain(module.parameters(), module.buffers())) / 1e6
+
+
 def latency_ms(fn, repeats: int = 10, warmup: int = 2, device: torch.device | None = None) -> float:
     """Median wall time of ``fn()`` in milliseconds (CUDA synchronised when ``device`` is a GPU)."""
     sync = (lambda: torch.cuda.synchronize(device)) if device is not None and device.type == "cuda" else (lambda: None)
@@ -62,7 +108,8 @@ def latency_ms(fn, repeats: int = 10, warmup: int = 2, device: torch.device | No
 
 
 def inference_cost(method, image_size: int, batch: int = 1, device=None, repeats: int = 10) -> dict[str, float]:
-    """Parameters run, GFLOPs and median latency of ``method.predict`` on a batch of ``batch`` random images."""
+    """Parameters run and held, GFLOPs, weights and peak activation memory, and the median latency of
+    ``method.predict`` on a batch of ``batch`` random images."""
     device = torch.device(device) if device is not None else next(method.parameters()).device
     method.to(device).eval()
     x = torch.rand(batch, 3, image_size, image_size, device=device)
@@ -70,7 +117,9 @@ def inference_cost(method, image_size: int, batch: int = 1, device=None, repeats
     return {"params run (M)": parameters_run(method, run) / 1e6,
             "params held (M)": sum(p.numel() for p in method.parameters()) / 1e6,
             "GFLOPs": flops(run) / 1e9 / batch,
+            "weights MB": weights_mb(method),
+            f"peak activations MB (batch {batch})": peak_memory_mb(run, device),
             f"latency ms (batch {batch})": latency_ms(run, repeats, device=device)}
 
 
-__all__ = ["flops", "inference_cost", "latency_ms", "modules_run", "parameters_run"]
+__all__ = ["flops", "inference_cost", "latency_ms", "modules_run", "parameters_run", "peak_memory_mb", "weights_mb"]

@@ -88,6 +88,28 @@ def run_grid(method: str, profile: str, data_root, categories, variants: dict[st
     return pd.DataFrame(rows)
 
 
+def side_by_side(tables: dict[str, pd.DataFrame], metrics=("i_auroc", "p_auroc")) -> pd.DataFrame:
+    """Several methods' :func:`results_table` as one table: a column "<label> <METRIC>" per metric and method (e.g.
+    "RD I-AUROC"), rows = categories and the mean (a category one method lacks is empty)."""
+    return pd.DataFrame({f"{label} {metric.replace('_', '-').upper()}": t[metric]
+                         for metric in metrics for label, t in tables.items()})
+
+
+def optimizer_steps(run: Run) -> int:
+    """Optimizer steps a run took over all its stages (the last logged step of each stage; 1 without a history)."""
+    last = {}
+    for h in run.history:
+        last[h.get("stage")] = h["step"]
+    return max(1, sum(last.values()))
+
+
+def train_ms_per_step(cr: CategoryRuns) -> float:
+    """Mean training milliseconds per optimizer step over the runs (measured when they trained, under that load)."""
+    vals = [1e3 * r.info["train_seconds"] / optimizer_steps(r) for r in cr.runs.values()
+            if r.history and "train_seconds" in r.info]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def per_defect_auroc(pred: EvalResult) -> dict[str, float]:
     """I-AUROC (%) of each defect type against all normal test images."""
     d = np.asarray(pred.defects)
@@ -188,4 +210,5 @@ def chapter_setup(method: str, profile: str, options: dict | None = None, fit: d
 
 
 __all__ = ["CategoryRuns", "ChapterSetup", "chapter_setup", "learning_curves", "level_distance_table", "long_table",
-           "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "train_categories"]
+           "optimizer_steps", "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "side_by_side",
+           "train_categories", "train_ms_per_step"]

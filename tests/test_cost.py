@@ -48,3 +48,35 @@ def test_a_container_with_its_own_parameters_is_counted():
 
     m = nn.Sequential(nn.Conv2d(3, 4, 1, bias=False), NormAct(4)).eval()
     assert parameters_run(m, lambda: m(torch.rand(1, 3, 2, 2))) == 3 * 4 + 2 * 4
+
+
+def test_peak_memory_counts_tensors_alive_together_not_the_sum_of_all_allocations():
+    from rdlib.cost import peak_memory_mb
+
+    def fn():
+        a = torch.empty(1_000_000)                  # 4 MB
+        b = torch.empty(500_000)                    # + 2 MB alive together: 6 MB
+        del a
+        c = torch.empty(250_000)                    # 2 + 1 MB: below the peak
+        return b, c
+
+    assert abs(peak_memory_mb(fn) - 6.0) < 0.01
+
+
+def test_peak_memory_of_a_small_network_by_hand():
+    """conv → relu → conv on 1×3×64×64, 16 channels: at most two 16×64×64 float maps are alive at once."""
+    from rdlib.cost import peak_memory_mb
+
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1)).eval()
+    x = torch.rand(1, 3, 64, 64)
+    one_map = 16 * 64 * 64 * 4 / 1e6
+    with torch.no_grad():
+        peak = peak_memory_mb(lambda: net(x))
+    assert 2 * one_map - 1e-6 <= peak < 2 * one_map + 0.1
+
+
+def test_weights_mb_counts_parameters_and_buffers():
+    from rdlib.cost import weights_mb
+
+    m = nn.BatchNorm2d(10)                          # weight, bias, running mean/var (float32) + num_batches (int64)
+    assert weights_mb(m) == (4 * 10 * 4 + 8) / 1e6

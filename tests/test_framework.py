@@ -373,3 +373,23 @@ def test_stop_above_ends_a_stage_once_its_metric_passes_the_threshold(tiny_bench
         assert len(seg) == expected and out["best"]["segment"]["early_stopped"] == (expected == 1)
     with pytest.raises(ValueError, match="stop_above need selection='best_on_test'"):
         fit(ToyTwoStage(), train, test, FitConfig(**CFG, stage_selection={"segment": {"stop_above": 0.5}}))
+
+
+def test_side_by_side_and_training_cost_per_optimizer_step_by_hand():
+    import numpy as np
+    import pandas as pd
+
+    from rdlib.experiments import CategoryRuns, optimizer_steps, side_by_side, train_ms_per_step
+    from rdlib.runs import Run
+
+    a = pd.DataFrame({"i_auroc": [80.0, 60.0, 70.0], "p_auroc": [90.0, 70.0, 80.0]}, index=["brick", "coffee", "mean"])
+    b = pd.DataFrame({"i_auroc": [50.0, 50.0], "p_auroc": [55.0, 55.0]}, index=["brick", "mean"])
+    t = side_by_side({"RD": a, "kNN": b})
+    assert list(t.columns) == ["RD I-AUROC", "kNN I-AUROC", "RD P-AUROC", "kNN P-AUROC"]
+    assert t.loc["coffee", "RD P-AUROC"] == 70.0 and np.isnan(t.loc["coffee", "kNN I-AUROC"])
+    # two stages of 10 and 30 steps in 8 s → 200 ms per step; a single-stage run of 40 steps in 2 s → 50 ms
+    two = Run(None, None, {}, [{"stage": "a", "step": 5}, {"stage": "a", "step": 10}, {"stage": "b", "step": 30}],
+              {"train_seconds": 8.0})
+    one = Run(None, None, {}, [{"stage": "main", "step": 40}], {"train_seconds": 2.0})
+    assert optimizer_steps(two) == 40 and optimizer_steps(one) == 40
+    assert train_ms_per_step(CategoryRuns(runs={"x": two, "y": one})) == pytest.approx(125.0)

@@ -191,3 +191,37 @@ def test_cli_trains_and_evaluates_rdre(tiny_benchmark, tmp_path, capsys):
     assert main(["train", *common, "--no-progress"]) == 0
     assert main(["evaluate", *common, "--out", str(tmp_path / "eval")]) == 0
     assert {"i_auroc", "p_auroc", "aupro"} <= set(json.loads((tmp_path / "eval/metrics.json").read_text())["metrics"])
+
+
+def test_without_the_head_is_the_full_run_scored_by_the_cosine_map(tiny_benchmark):
+    """Table 5's rows without Seg are re-scorings: stage 1 never sees the head, so the student a run with ``seg=True``
+    ends stage 1 with is bitwise the student of a run with ``seg=False``, and ``scoring(source="distill")`` of the
+    first gives the second's maps."""
+    spec, train, test = _rdre_data(tiny_benchmark)
+    cfg = FitConfig(batch_size=3, seed=5, progress=False, device="cpu")
+    torch.manual_seed(0)
+    with_head = create_method("rdre", **spec.options)
+    fit(with_head, train, cfg=cfg)
+    torch.manual_seed(0)
+    without = create_method("rdre", **{**spec.options, "seg": False})
+    fit(without, train, cfg=cfg)
+    x = torch.stack([test[i]["image"] for i in range(4)])
+    seg_map, _ = with_head.predict(x)
+    with with_head.scoring(source="distill"):
+        a_map, a_score = with_head.predict(x)
+    b_map, b_score = without.predict(x)
+    assert torch.equal(a_map, b_map) and torch.equal(a_score, b_score)
+    assert not torch.allclose(seg_map, a_map)
+    assert with_head.predict(x)[0].equal(seg_map)                  # the context restores the head's map
+    with pytest.raises(ValueError, match="segmentation head"):
+        with without.scoring(source="seg"):
+            pass
+
+
+def test_window_zero_is_global_attention_over_each_fused_map():
+    m = get_model("rdre", teacher="resnet18", weights="random", image_size=64, window=0)
+    sizes = {k: f.lda.size for k, f in m.decoder.fusions.items()}          # layers 2, 3: 8² and 4² at 64²
+    assert {k: f.caams.attention.window for k, f in m.decoder.fusions.items()} == sizes
+    m.eval()
+    amap, _ = m(torch.rand(1, 3, 64, 64))
+    assert amap.shape == (1, 1, 64, 64)

@@ -33,7 +33,8 @@ class Fusion(nn.Module):
         super().__init__()
         self.proj = conv1x1(deeper_channels, channels)
         self.lda = LDA(channels, size, lda_window) if lda else nn.Identity()
-        self.caams = CAAMSFF(channels, window, heads) if caams else nn.Identity()
+        # window 0: no partition, one window the size of the map (our reading of Table 7's "0")
+        self.caams = CAAMSFF(channels, window or size, heads) if caams else nn.Identity()
 
     def forward(self, encoder: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(self.proj(deeper), size=encoder.shape[-2:], mode="bilinear", align_corners=False)
@@ -69,15 +70,19 @@ class FusionDecoder(nn.Module):
         return outs[::-1]                                                   # shallow first, as the teacher's levels
 
 
+MAP_SOURCES = ("seg", "distill")
+
+
 class RDRE(nn.Module):
     """RD-RE model. Train mode: :meth:`distill` (stage 1) and :meth:`segment` (stage 2); eval mode ``forward(x)`` →
-    (anomaly map B×1×S×S, score B) from the segmentation head (``seg=True``) or from the teacher–student cosine
-    distance (``seg=False``).
+    (anomaly map B×1×S×S, score B) from the segmentation head (``map_source="seg"``, needs ``seg=True``) or from
+    the teacher–student cosine distance Σ_k up(1 − cos) (``map_source="distill"``: Table 5's rows without Seg).
 
     Args:
         teacher, weights, teacher_activation: the frozen teacher (paper: ResNet18, ImageNet).
         student_weights: "random" (DeSTSeg; the paper does not say) or "imagenet" for the student encoder.
-        fuse, lda, caams, lda_windows, window, heads: the decoder's fusion (Tables 5–7, Fig. 10).
+        fuse, lda, caams, lda_windows, window, heads: the decoder's fusion (Tables 5–7, Fig. 10); ``window=0``: no
+            window partition (global attention over each fused map).
         seg, ca, aspp: the segmentation sub-network and its coordinate attention / ASPP (Table 5).
         seg_width: the head's channels (DeSTSeg: 256; its ASPP is most of a CPU step, the book uses 64).
         image_size, top_k: the map's size and the image score (mean of the top-k pixels, DeSTSeg's rule).
@@ -87,7 +92,8 @@ class RDRE(nn.Module):
                  fuse: tuple[int, ...] = (2, 3), lda: bool = True, caams: bool = True,
                  lda_windows: tuple[int, int, int] = (8, 4, 2), window: int = 8, heads: int = 4, seg: bool = True,
                  ca: bool = True, aspp: bool = True, image_size: int = 256, top_k: int = 100,
-                 teacher_activation: str = "none", map_backend: str | None = None, seg_width: int = 256):
+                 teacher_activation: str = "none", map_backend: str | None = None, seg_width: int = 256,
+                 map_source: str | None = None):
         super().__init__()
         self.teacher = create_teacher(teacher, weights, activation=teacher_activation)
         self.student_encoder = create_teacher(teacher, student_weights, out_indices=(1, 2, 3, 4), frozen=False)
@@ -98,6 +104,14 @@ class RDRE(nn.Module):
         self.decoder = FusionDecoder(channels, sizes, fuse, lda, caams, lda_windows, window, heads)
         self.seg = SegmentationHead(sum(self.teacher.channels), seg_width, ca=ca, aspp=aspp) if seg else None
         self.anomaly_map = AnomalyMap(image_size, sigma=0.0, score="topk", top_k=top_k, backend=map_backend)
+        self.map_source = self.check_map_source(map_source or ("seg" if seg else "distill"))
+
+    def check_map_source(self, source: str) -> str:
+        if source not in MAP_SOURCES:
+            raise ValueError(f"map_source={source!r}; choose from {list(MAP_SOURCES)}")
+        if source == "seg" and self.seg is None:
+            raise ValueError("map_source='seg' needs the segmentation head (seg=True)")
+        return source
 
     def student(self, x: torch.Tensor) -> list[torch.Tensor]:
         """[d₄, d₃, d₂]: the student's features of ``x`` (the teacher's levels 1–3)."""
@@ -119,6 +133,6 @@ class RDRE(nn.Module):
         if self.training:
             raise RuntimeError("RD-RE trains through distill() and segment(); call forward in eval mode")
         with torch.no_grad():
-            if self.seg is not None:
+            if self.map_source == "seg":
                 return self.anomaly_map.from_map(self.segment(x))            # map upsampled to S, top-k score
             return self.anomaly_map(self.teacher(x), self.student(x))         # Σ_k up(1 − cos), top-k score
