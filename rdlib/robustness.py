@@ -45,13 +45,13 @@ class GaussianNoise(Dataset):
 
 def noise_robustness(run: Run, sigmas, device=None, seed: int = 0, pro: bool = False,
                      metrics=("i_auroc", "p_auroc", "p_ap")) -> pd.DataFrame:
-    """``metrics`` of a trained run on its test set with noise of each σ in ``sigmas`` (plus σ = 0, the clean set):
-    a table with columns sigma and the metrics. The model is loaded once; PRO is off by default (slow, and Fig. 8
-    shows AUROC)."""
+    """``metrics`` of a trained run on its test set with noise of each σ in ``sigmas`` (plus σ = 0, the clean set,
+    read from the run's own evaluation: the same function on the same images): a table with columns sigma and the
+    metrics. The model is loaded once; PRO is off by default (slow, and Fig. 8 shows AUROC)."""
     method = run.load_method(device)
     _, test = build_datasets(run.spec)
-    rows = []
-    for sigma in sorted({0.0, *map(float, sigmas)}):
+    rows = [{"sigma": 0.0, **{k: run.metrics.get(k, float("nan")) for k in metrics}}]
+    for sigma in sorted({float(s) for s in sigmas} - {0.0}):
         m = evaluate(method, GaussianNoise(test, sigma, seed), device=device, pro=pro).metrics
         rows.append({"sigma": sigma, **{k: m.get(k, float("nan")) for k in metrics}})
     return pd.DataFrame(rows)
