@@ -393,3 +393,15 @@ def test_side_by_side_and_training_cost_per_optimizer_step_by_hand():
     one = Run(None, None, {}, [{"stage": "main", "step": 40}], {"train_seconds": 2.0})
     assert optimizer_steps(two) == 40 and optimizer_steps(one) == 40
     assert train_ms_per_step(CategoryRuns(runs={"x": two, "y": one})) == pytest.approx(125.0)
+
+
+def test_scoring_source_is_refused_by_a_method_with_one_map_and_restored_after_a_bad_option():
+    rd = create_method("rd", image_size=64, weights="random")
+    with pytest.raises(ValueError, match="one map only"):
+        with rd.scoring(source="gate"):
+            pass
+    rdre = create_method("rdre", image_size=64, weights="random", teacher="resnet18")
+    with pytest.raises(Exception):
+        with rdre.scoring(source="distill", no_such_option=1):
+            pass
+    assert rdre.model.map_source == "seg"                  # a failed call leaves the model as it was

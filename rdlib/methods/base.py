@@ -193,15 +193,30 @@ class Method(nn.Module):
         return self.model.anomaly_map
 
     @contextlib.contextmanager
-    def scoring(self, **options):
+    def scoring(self, source: str | None = None, **options):
         """Temporarily change how maps are scored, e.g. ``with method.scoring(levels=(1, 2)): evaluate(...)``
-        (RD Table 7) or ``scoring(score="topk", top_k=100)``; options of :class:`rdlib.anomaly_map.AnomalyMap`."""
+        (RD Table 7) or ``scoring(score="topk", top_k=100)``; options of :class:`rdlib.anomaly_map.AnomalyMap`.
+        ``source`` picks which map a model with several scores with (its ``map_source``, checked by its
+        ``check_map_source``): AAND's ``"gate"`` (Table V (a)), RD-RE's ``"distill"`` (Table 5 without Seg)."""
+        model = getattr(self, "model", None)
+        old_source = getattr(model, "map_source", None)
+        if source is not None:
+            if not hasattr(model, "check_map_source"):
+                raise ValueError(f"source={source!r}: {type(self).__name__} scores with one map only")
+            model.map_source = model.check_map_source(source)
         module = self.anomaly_map_module()
-        old = module.configure(**options)
+        try:
+            old = module.configure(**options)
+        except Exception:
+            if source is not None:
+                model.map_source = old_source
+            raise
         try:
             yield self
         finally:
             module.configure(**old)
+            if source is not None:
+                model.map_source = old_source
 
     # -------------------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict:

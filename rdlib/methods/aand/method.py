@@ -11,7 +11,6 @@ on the test set, available as labelled options: ``FitConfig(stage_selection={"ra
 (test I-AUROC above 99.9) is ``stop_above=99.9`` in a stage's selection rule."""
 from __future__ import annotations
 
-import contextlib
 from typing import Iterable
 
 import numpy as np
@@ -186,15 +185,3 @@ class AANDMethod(Method):
                 hit += int((pred & (mk > 0.5)).sum())
         return {"gate_precision": 100.0 * hit / fired if fired else 0.0}
 
-    # ----------------------------------------------------------------------------------------- inference
-    @contextlib.contextmanager
-    def scoring(self, source: str | None = None, **options):
-        """As :meth:`Method.scoring`, plus ``source="gate"``: score with the MRG gate alone (Table V (a))."""
-        old = self.model.map_source
-        if source is not None:
-            self.model.map_source = self.model.check_map_source(source)
-        try:
-            with super().scoring(**options):
-                yield self
-        finally:
-            self.model.map_source = old

@@ -8,8 +8,6 @@ student steps then 4,000 segmentation steps. The last checkpoint is kept. Every 
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from rdlib.losses import cosine_loss_pixel
@@ -106,20 +104,6 @@ class RDREMethod(Method):
 
     def frozen_prefixes(self) -> tuple[str, ...]:
         return ("model.teacher.",)
-
-    @contextlib.contextmanager
-    def scoring(self, source: str | None = None, **options):
-        """As :meth:`Method.scoring`, plus ``source="distill"``: score with the teacher–student cosine map instead
-        of the segmentation head (Table 5 without Seg; stage 1 does not depend on the head, so this is exactly the
-        model trained without it)."""
-        old = self.model.map_source
-        if source is not None:
-            self.model.map_source = self.model.check_map_source(source)
-        try:
-            with super().scoring(**options):
-                yield self
-        finally:
-            self.model.map_source = old
 
     def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
         """Stage-1 parameters by learning-rate group: LDA, CAAMS-FF, and the rest of the student."""
