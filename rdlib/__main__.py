@@ -1,4 +1,4 @@
-"""Command line: ``python -m rdlib {methods,data,train,evaluate,predict} ...``
+"""Command line: ``python -m rdlib {methods,data,train,evaluate,predict,sweep} ...``
 
     python -m rdlib methods                                             # methods, their options and profiles
     python -m rdlib data generate [--size 256]                          # the embedded benchmark (prints its root)
@@ -6,6 +6,8 @@
     python -m rdlib train    --method rd --data <root|embedded> --category <c> [--profile book] [-o key=value ...]
     python -m rdlib evaluate --run <run dir> [--out DIR]                 # or the same arguments as train
     python -m rdlib predict  --run <run dir> --images a.png b.png [--out DIR]
+    python -m rdlib sweep    --methods rd,rdpp --categories brick,coffee --seeds 0,1,2 [--profile book]
+                             [--table runs/sweep-book.csv] [--workers 2 | --address tcp://scheduler:8786]
 
 Method options come from the method's profile (``ci``, ``book``, ``paper``) and ``-o key=value`` overrides them
 (values are YAML: ``-o epochs=5 -o levels=[1,2]``); the method validates them. ``train`` stores the run under
@@ -236,6 +238,43 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from rdlib.data import list_categories
+    from rdlib.runs import default_runs_dir
+    from rdlib.sweep import plan, run_sweep
+
+    def items(text: str, what: str) -> list[str]:
+        out = [t.strip() for t in text.split(",") if t.strip()]
+        if not out:
+            raise CLIError(f"--{what} {text!r}: expected a comma-separated list")
+        return out
+
+    try:
+        seeds = [int(s) for s in items(args.seeds, "seeds")]
+    except ValueError:
+        raise CLIError(f"--seeds {args.seeds!r}: expected integers, e.g. 0,1,2") from None
+    options = dict(_parse_option(o) for o in args.option)
+    categories = items(args.categories, "categories")
+    if categories == ["all"]:
+        if args.data == "embedded":
+            from rdlib.data.embedded import EmbeddedConfig
+
+            categories = list(EmbeddedConfig().categories)
+        else:
+            categories = list_categories(args.data, args.format)
+    try:
+        tasks = plan(items(args.methods, "methods"), categories, seeds, args.profile, args.data, options, args.format)
+    except (ValueError, FileNotFoundError) as e:
+        raise CLIError(str(e)) from None
+    table = args.table or str(Path(args.runs_dir or default_runs_dir()) / f"sweep-{args.profile}.csv")
+    print(f"sweep: {len(tasks)} task(s) on " + (f"the cluster at {args.address}" if args.address else
+                                                f"a local cluster of {args.workers} worker(s)"), flush=True)
+    result = run_sweep(tasks, table, args.runs_dir, args.address, args.workers, args.threads,
+                       True if args.gpu else None)
+    print(result.report())
+    return 0 if result.ok else EXIT_FAILURE
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m rdlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-v", "--verbose", action="store_true", help="log at INFO and show tracebacks")
@@ -271,6 +310,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--images", nargs="+", required=True)
     pr.add_argument("--out", default=None)
     _add_machine_args(pr)
+    sw = sub.add_parser("sweep", help="train method × category × seed runs as tasks on Dask (local or a cluster)")
+    sw.add_argument("--methods", required=True, help="comma-separated methods, e.g. rd,rdpp,aand")
+    sw.add_argument("--categories", required=True, help="comma-separated categories, or 'all'")
+    sw.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    sw.add_argument("--data", default="embedded", help="dataset root, or 'embedded' (default)")
+    sw.add_argument("--format", default=None, choices=["mvtec", "mpdd", "btad", "visa"])
+    sw.add_argument("--profile", default="book", help="hyper-parameter profile of every method: ci | book | full | paper")
+    sw.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="option for every method of the sweep (repeatable)")
+    sw.add_argument("--table", default=None, help="results table, .csv or .parquet (default <runs>/sweep-<profile>.csv)")
+    sw.add_argument("--runs-dir", default=None)
+    sw.add_argument("--address", default=None, help="join an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    sw.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
+    sw.add_argument("--threads", type=int, default=None, help="torch threads per task (default: cores / workers)")
+    sw.add_argument("--gpu", action="store_true", help="ask one GPU per task even if none is seen from here")
     return ap
 
 
@@ -282,12 +336,12 @@ def main(argv=None) -> int:
     from rdlib.models import TeacherWeightsError
     from rdlib.runs import RunError
 
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) and args.cmd != "sweep":
         import torch
 
         torch.set_num_threads(args.threads)
     commands = {"methods": cmd_methods, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "data": cmd_data}
+                "data": cmd_data, "sweep": cmd_sweep}
     try:
         return commands[args.cmd](args)
     except (CLIError, DataError, TeacherWeightsError, OptionError, RunError) as e:

@@ -1,0 +1,283 @@
+"""Sweeps of training runs (method × category × seed) as tasks on **Dask distributed**.
+
+    tasks = plan(["rd", "rdpp"], ["brick", "coffee"], seeds=[0, 1, 2], profile="book", data_root="embedded")
+    result = run_sweep(tasks, table="runs/sweep-book.csv")                  # a local cluster, 2 worker processes
+    result = run_sweep(tasks, table=..., address="tcp://scheduler:8786")    # an existing Dask cluster
+    print(result.report())                                                 # failures with their tracebacks
+
+Each task is one :func:`rdlib.runs.get_or_train` call, so a task's result is a run folder keyed by its full
+configuration: a task whose run has finished is not submitted again (an interrupted sweep resumes; a run that was
+cut off mid-training resumes from its checkpoint). A failing task does not stop the others: its exception and
+traceback are collected and reported at the end, and it gets a ``failed`` row. Every row (finished, skipped,
+failed) lands in one CSV or Parquet table, merged by run key with the rows already there, which the comparison
+chapter reads.
+
+Where GPUs exist every task asks the scheduler for one (Dask resource ``GPU``): a local cluster's workers each
+declare one GPU (and use ``cuda:<worker index mod GPU count>``); on an existing cluster, start the workers with
+``dask worker --resources GPU=1`` (one per GPU, ``CUDA_VISIBLE_DEVICES`` set) and tasks request it when any worker
+advertises it. Dask was chosen over Ray for being pure Python (no raylet or object-store daemons to start on a
+2-core machine), for ``LocalCluster`` needing no server, and for futures that carry their remote traceback.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+ROW_KEYS = ("method", "category", "seed", "profile", "task", "key", "status")
+
+
+@dataclass
+class SweepTask:
+    """One training run of a sweep: a method's profile on one category with one seed (plus option overrides)."""
+
+    method: str
+    category: str
+    seed: int
+    profile: str = "book"
+    data_root: str = "embedded"
+    options: dict = field(default_factory=dict)
+    data_format: str | None = None
+
+    def spec(self):
+        from rdlib.runs import RunSpec
+
+        return RunSpec.from_profile(self.method, self.profile, self.data_root, self.category, self.options,
+                                    {"seed": int(self.seed)}, self.data_format)
+
+    @property
+    def id(self) -> str:
+        """What the task asks for (not the data's bytes): a failed row is replaced by the task's next result even
+        when repairing the data changed the run key."""
+        from rdlib.utils import stable_hash
+
+        return stable_hash(asdict(self))
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.category}/seed {self.seed}"
+
+
+def plan(methods, categories, seeds, profile: str = "book", data_root: str | Path = "embedded",
+         options: dict | None = None, data_format: str | None = None) -> list[SweepTask]:
+    """The tasks of a sweep, every combination of ``methods × categories × seeds``, checked before anything runs:
+    unknown methods, profiles, options or categories raise with the valid choices. ``data_root="embedded"``
+    generates (or finds) the embedded benchmark at each method's image size here, once, not in the workers."""
+    from rdlib.data import generate_embedded, list_categories
+    from rdlib.data.embedded import EmbeddedConfig
+    from rdlib.runs import RunSpec
+
+    methods, categories, seeds = list(methods), list(categories), [int(s) for s in seeds]
+    if not methods or not categories or not seeds:
+        raise ValueError(f"a sweep needs at least one method, category and seed (got methods={methods}, "
+                         f"categories={categories}, seeds={seeds})")
+    tasks = []
+    for method in methods:
+        probe = RunSpec.from_profile(method, profile, "", categories[0], options, data_format=data_format)
+        if str(data_root) == "embedded":
+            root = Path(generate_embedded(cfg=EmbeddedConfig(size=probe.data_config().image_size)))
+        else:
+            root = Path(data_root)
+            if not root.is_dir():
+                raise FileNotFoundError(f"data root {root}: no such folder; pass a dataset root (MVTec layout) or "
+                                        "'embedded'")
+        available = list_categories(root, data_format)
+        missing = [c for c in categories if c not in available]
+        if missing:
+            raise ValueError(f"categories {missing} not found under {root}; available: {available}")
+        for category in categories:
+            for seed in seeds:
+                task = SweepTask(method, category, seed, profile, str(root), dict(options or {}), data_format)
+                task.spec()                                       # validates the options for this category
+                tasks.append(task)
+    return tasks
+
+
+def _worker_device(use_gpu: bool) -> str:
+    import torch
+
+    if not use_gpu or not torch.cuda.is_available():
+        return "cpu"
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+        index = int(name) if str(name).isdigit() else 0           # LocalCluster names its workers 0, 1, ...
+    except (ImportError, ValueError):
+        index = 0
+    return f"cuda:{index % torch.cuda.device_count()}"
+
+
+def train_task(task: dict, runs_root: str | None, threads: int | None, use_gpu: bool) -> dict:
+    """Run one task (in a worker): train or reuse its run and return its table row."""
+    import torch
+
+    from rdlib.runs import RunSpec, get_or_train
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    task = SweepTask(**task)
+    spec: RunSpec = task.spec()
+    finished = (spec.dir(runs_root) / "metrics.json").is_file()
+    run = get_or_train(spec, runs_root, device=_worker_device(use_gpu), progress=False)
+    return _row(task, run, "reused" if finished else "trained")
+
+
+def _row(task: SweepTask, run, status: str) -> dict:
+    return {"method": task.method, "category": task.category, "seed": int(task.seed), "profile": task.profile,
+            "task": task.id, "key": run.spec.key(), "status": status, **{k: v for k, v in run.metrics.items() if v is not None},
+            "train_seconds": run.info.get("train_seconds"), "device": run.info.get("device"),
+            "worker_pid": os.getpid(), "run_dir": str(run.dir), "error": ""}
+
+
+@dataclass
+class SweepFailure:
+    task: SweepTask
+    key: str
+    error: str
+    traceback: str
+
+
+@dataclass
+class SweepResult:
+    rows: pd.DataFrame                   # this sweep's rows (finished, skipped and failed tasks)
+    failures: list[SweepFailure]
+    table: Path | None
+    n_workers: int = 0
+    submitted: int = 0
+    resources: dict | None = None        # what each submitted task asked the scheduler for
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def report(self) -> str:
+        counts = self.rows.status.value_counts().to_dict() if len(self.rows) else {}
+        lines = [f"sweep: {len(self.rows)} task(s) " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                 + f"; {self.submitted} submitted to {self.n_workers} worker(s)"
+                 + (f"; table {self.table}" if self.table else "")]
+        for f in self.failures:
+            lines += [f"FAILED {f.task.label} (run key {f.key}): {f.error}", f.traceback.rstrip()]
+        return "\n".join(lines)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A sweep table (CSV or Parquet by suffix); an empty frame when it does not exist yet."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=list(ROW_KEYS))
+    try:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, keep_default_na=False,
+                                                                                     na_values=[""])
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(f"{path}: unreadable sweep table ({type(e).__name__}: {e}); move it away to start a new "
+                         "one") from None
+    missing = [c for c in ROW_KEYS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: unreadable sweep table (columns {missing} missing); move it away to start a new "
+                         "one")
+    return frame
+
+
+def write_table(path: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
+    """Merge ``rows`` into the table at ``path`` (a row per task, the newest wins) and write it atomically."""
+    path = Path(path)
+    old = read_table(path)
+    merged = pd.concat([old[~old.task.isin(rows.task)], rows], ignore_index=True) if len(old) else rows
+    merged = merged.sort_values(["method", "category", "seed"], kind="stable").reset_index(drop=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix == ".parquet":
+        try:
+            merged.to_parquet(tmp, index=False)
+        except ImportError as e:
+            raise ImportError(f"{path}: Parquet needs pyarrow (pip install pyarrow), or name the table .csv") from e
+    else:
+        merged.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+    return merged
+
+
+def _client(address: str | None, workers: int, threads: int, use_gpu: bool):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as e:
+        raise ImportError("sweeps run on Dask distributed: pip install 'rdlib[sweep]' (dask[distributed])") from e
+    if not log.isEnabledFor(logging.INFO):                    # the scheduler's chatter only under -v
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if address:
+        return Client(address), None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           resources={"GPU": 1} if use_gpu else None, silence_logs=logging.ERROR,
+                           env={"OMP_NUM_THREADS": str(threads)})
+    return Client(cluster), cluster
+
+
+def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root: str | Path | None = None,
+              address: str | None = None, workers: int = 2, threads: int | None = None,
+              gpus: bool | None = None) -> SweepResult:
+    """Run ``tasks`` on Dask: a :class:`distributed.LocalCluster` of ``workers`` processes (``threads`` torch threads
+    each, default the cores shared out) or the cluster at ``address``. Finished runs are skipped; failures are
+    collected, not raised. ``gpus``: ask one GPU per task (default: when this machine, or a worker of the cluster,
+    has one)."""
+    from rdlib.runs import default_runs_dir, load_run
+
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    runs_root = str(runs_root or default_runs_dir())
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    rows, failures, todo = [], [], []
+    for task in tasks:
+        spec = task.spec()
+        d = spec.dir(runs_root)
+        if (d / "metrics.json").is_file() and (d / "checkpoint.pt").is_file():
+            rows.append(_row(task, load_run(spec, runs_root), "skipped"))     # finished earlier: not submitted
+        else:
+            todo.append((task, spec.key()))
+    n_workers, resources = 0, None
+    if todo:
+        import torch
+
+        local_gpu = bool(gpus if gpus is not None else torch.cuda.is_available())
+        client, cluster = _client(address, workers, threads, local_gpu)
+        try:
+            info = client.scheduler_info()["workers"]
+            n_workers = len(info)
+            advertised = any(w.get("resources", {}).get("GPU", 0) >= 1 for w in info.values())
+            use_gpu = gpus if gpus is not None else (advertised if address else local_gpu)
+            if use_gpu and not advertised:                   # the scheduler would hold every task forever
+                raise RuntimeError(f"tasks ask for a GPU but no worker of {address or 'the local cluster'} declares "
+                                   "one: start workers with `dask worker <scheduler> --resources GPU=1`, or drop --gpu")
+            resources = {"GPU": 1} if use_gpu else None
+            from distributed import as_completed
+
+            futures = {client.submit(train_task, asdict(task), runs_root, threads, bool(use_gpu), key=f"rdlib-run-{key}",
+                                     pure=False, resources=resources, retries=0): (task, key) for task, key in todo}
+            for fut in as_completed(futures):
+                task, key = futures[fut]
+                if fut.status == "error":
+                    exc = fut.exception()
+                    tb = "".join(traceback.format_exception(type(exc), exc, fut.traceback()))
+                    failures.append(SweepFailure(task, key, f"{type(exc).__name__}: {exc}", tb))
+                    rows.append({"method": task.method, "category": task.category, "seed": int(task.seed),
+                                 "profile": task.profile, "task": task.id, "key": key, "status": "failed",
+                                 "error": f"{type(exc).__name__}: {exc}"})
+                    log.warning("sweep task %s failed: %s: %s", task.label, type(exc).__name__, exc)
+                else:
+                    rows.append(fut.result())
+                if table is not None:                              # keep what finished, even if the sweep is cut off
+                    write_table(table, pd.DataFrame([rows[-1]]))
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    frame = pd.DataFrame(rows)
+    if table is not None and len(frame):
+        write_table(table, frame)
+    return SweepResult(frame, failures, Path(table) if table is not None else None, n_workers, len(todo), resources)

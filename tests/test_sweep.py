@@ -1,0 +1,104 @@
+"""Sweeps on Dask distributed: two local worker processes, one deliberately failing task (a corrupt image in one
+category), the failure reported with its traceback, the others finished, one table, and a rerun that skips what
+finished and retrains only what failed once the image is repaired."""
+import shutil
+
+import pandas as pd
+import pytest
+
+from rdlib.sweep import SweepTask, plan, read_table, run_sweep, write_table
+
+pytest.importorskip("distributed")
+
+
+def test_sweep_on_two_local_workers_survives_a_failing_task_and_resumes(tiny_benchmark, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_benchmark, data)
+    bad = data / "coffee" / "train" / "good" / "000.png"
+    good_bytes = bad.read_bytes()
+    bad.write_bytes(good_bytes[:40])                                   # truncated PNG: coffee's run must fail
+    runs, table = tmp_path / "runs", tmp_path / "sweep.csv"
+    tasks = plan(["rd"], ["brick", "coffee"], seeds=[0, 1], profile="ci", data_root=data) \
+        + plan(["patch_knn"], ["brick"], seeds=[0], profile="ci", data_root=data)
+    assert len(tasks) == 5
+
+    result = run_sweep(tasks, table=table, runs_root=runs, workers=2, threads=1)
+    assert result.n_workers == 2 and result.submitted == 5
+    rows = result.rows.set_index(["method", "category", "seed"])
+    assert set(rows.status) == {"trained", "failed"}
+    assert (rows.loc[("rd", "brick", 0), "status"], rows.loc[("patch_knn", "brick", 0), "status"]) == ("trained", "trained")
+    assert len(result.failures) == 2 and {f.task.category for f in result.failures} == {"coffee"}
+    report = result.report()
+    assert "FAILED rd/coffee/seed 0" in report and "000.png" in report and "Traceback" in report
+    on_disk = read_table(table)
+    assert len(on_disk) == 5 and set(on_disk.key) == set(result.rows.key)
+    assert on_disk[on_disk.status == "failed"].error.str.contains("000.png").all()
+    assert on_disk[on_disk.status == "trained"].i_auroc.notna().all()
+    finished_dirs = list(on_disk[on_disk.status == "trained"].run_dir)
+    stamps = {d: (tmp_path / d / "checkpoint.pt").stat().st_mtime_ns for d in finished_dirs}
+
+    bad.write_bytes(good_bytes)                                        # repaired: the rerun trains only coffee
+    again = run_sweep(tasks, table=table, runs_root=runs, workers=2, threads=1)
+    assert again.ok and again.submitted == 2
+    status = again.rows.set_index(["method", "category", "seed"]).sort_index().status
+    assert (status.loc[("rd", "brick")] == "skipped").all() and status.loc[("patch_knn", "brick", 0)] == "skipped"
+    assert (status.loc[("rd", "coffee")] == "trained").all()
+    assert {d: (tmp_path / d / "checkpoint.pt").stat().st_mtime_ns for d in finished_dirs} == stamps
+    final = read_table(table)
+    assert len(final) == 5 and (final.status != "failed").all() and final.i_auroc.notna().all()
+
+
+def test_plan_checks_everything_before_running(tiny_benchmark):
+    with pytest.raises(ValueError, match=r"categories \['carpet'\] not found.*available: \['brick', 'coffee'\]"):
+        plan(["rd"], ["brick", "carpet"], seeds=[0], profile="ci", data_root=tiny_benchmark)
+    with pytest.raises(Exception, match="unknown method 'rdx'"):
+        plan(["rdx"], ["brick"], seeds=[0], profile="ci", data_root=tiny_benchmark)
+    with pytest.raises(Exception, match="epochz"):
+        plan(["rd"], ["brick"], seeds=[0], profile="ci", data_root=tiny_benchmark, options={"epochz": 3})
+    with pytest.raises(ValueError, match="at least one"):
+        plan(["rd"], ["brick"], seeds=[], profile="ci", data_root=tiny_benchmark)
+    tasks = plan(["rd", "rdpp"], ["brick", "coffee"], seeds=[0, 1, 2], profile="ci", data_root=tiny_benchmark)
+    assert len(tasks) == 12 and len({t.spec().key() for t in tasks}) == 12     # seeds and methods give distinct runs
+    assert isinstance(tasks[0], SweepTask) and tasks[0].spec().fit["seed"] == 0
+
+
+def test_table_merges_by_task_and_the_newest_row_wins(tmp_path):
+    path = tmp_path / "t.csv"
+    write_table(path, pd.DataFrame([{"method": "rd", "category": "a", "seed": 0, "profile": "ci", "task": "t1", "key": "k1",
+                                     "status": "failed"},
+                                    {"method": "rd", "category": "b", "seed": 0, "profile": "ci", "task": "t2", "key": "k2",
+                                     "status": "trained"}]))
+    merged = write_table(path, pd.DataFrame([{"method": "rd", "category": "a", "seed": 0, "profile": "ci", "task": "t1", "key": "k3",
+                                              "status": "trained", "i_auroc": 90.0}]))
+    assert list(merged.key) == ["k3", "k2"] and list(merged.status) == ["trained", "trained"]
+    assert read_table(path).i_auroc.iloc[0] == 90.0
+    path.write_text("\x00\x01garbage")
+    with pytest.raises(ValueError, match="unreadable sweep table"):
+        read_table(path)
+
+
+def test_cli_refuses_bad_sweep_arguments_before_starting_a_cluster(tiny_benchmark, capsys):
+    from rdlib.__main__ import main
+
+    base = ["sweep", "--data", str(tiny_benchmark), "--profile", "ci"]
+    assert main([*base, "--methods", "rd", "--categories", "brick,carpet"]) == 2
+    assert "['carpet'] not found" in capsys.readouterr().err
+    assert main([*base, "--methods", "rd", "--categories", "brick", "--seeds", "0,x"]) == 2
+    assert "--seeds '0,x': expected integers" in capsys.readouterr().err
+    assert main([*base, "--methods", "rd", "--categories", "brick", "-o", "epochz=2"]) == 2
+    assert "epochz" in capsys.readouterr().err
+
+
+def test_address_joins_an_existing_cluster_and_tasks_ask_for_the_gpu_its_workers_declare(tiny_benchmark, tmp_path):
+    from distributed import LocalCluster
+
+    tasks = plan(["patch_knn"], ["brick"], seeds=[0], profile="ci", data_root=tiny_benchmark)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None, resources={"GPU": 1}) as cluster:
+        result = run_sweep(tasks, runs_root=tmp_path / "runs", address=cluster.scheduler_address)
+    assert result.ok and result.n_workers == 1 and result.resources == {"GPU": 1}
+    assert result.rows.status.tolist() == ["trained"]
+    assert result.rows.device.tolist() == ["cuda:0" if __import__("torch").cuda.is_available() else "cpu"]
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:   # no GPU declared
+        with pytest.raises(RuntimeError, match="no worker .* declares one"):
+            run_sweep(plan(["rd"], ["brick"], seeds=[0], profile="ci", data_root=tiny_benchmark),
+                      runs_root=tmp_path / "runs", address=cluster.scheduler_address, gpus=True)
