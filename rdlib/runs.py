@@ -108,15 +108,20 @@ class Run:
     history: list
     info: dict
 
-    def load_method(self, device: str | None = None):
-        """The trained method (the checkpoint holds the final weights, i.e. the selected ones under best_on_test)."""
+    def load_method(self, device: str | None = None, fast: bool = True, compile: bool | str = "auto"):
+        """The trained method (the checkpoint holds the final weights, i.e. the selected ones under best_on_test),
+        frozen for inference: ``predict`` takes the checked fast path (:mod:`rdlib.inference`) unless ``fast=False``;
+        ``compile`` as :func:`rdlib.inference.optimize_for_inference` (default: on CUDA only)."""
         method = create_method(self.spec.method, **self.spec.options)
         ck = load_checkpoint(self.dir / "checkpoint.pt", "cpu")
         try:
             method.load_checkpoint_state(ck["method"])
         except RuntimeError as e:
             raise RunError(f"{self.dir / 'checkpoint.pt'}: {e}. Delete the run folder to retrain.") from None
-        return method.to(device or "cpu").eval()
+        method = method.to(device or "cpu").eval()
+        if fast:
+            method.freeze(image_size=method.data_config(self.spec.options).image_size, compile=compile)
+        return method
 
     def predictions(self) -> EvalResult:
         return EvalResult.load(self.dir / "predictions.npz", self.metrics)

@@ -46,11 +46,12 @@ def test_a_negative_sigma_is_refused_by_name():
 def test_noise_robustness_clean_row_matches_a_noisy_evaluation_at_vanishing_sigma_and_heavy_noise_hurts(
         tiny_benchmark, tmp_path):
     """The σ = 0 row is read from the run's own evaluation; evaluating through the noisy set at σ = 1e-9 must give
-    the same metrics, so the two paths are the same measurement."""
+    the same metrics, so the two paths are the same measurement (up to the inference fast path's float rounding:
+    the run was scored by the plain path, the noisy sets by the folded, channels-last copy, ~1e-5 points apart)."""
     run = get_or_train(RunSpec.from_profile("patch_knn", "ci", str(tiny_benchmark), "brick"), tmp_path, progress=False)
     table = noise_robustness(run, [1e-9, 5.0])
     assert list(table.sigma) == [0.0, 1e-9, 5.0]
     for metric in ("i_auroc", "p_auroc", "p_ap"):
-        assert table[metric].iloc[1] == pytest.approx(table[metric].iloc[0], abs=1e-6)
+        assert table[metric].iloc[1] == pytest.approx(table[metric].iloc[0], abs=1e-3)
     # σ = 5 turns every image into clipped noise: the maps no longer follow the masks
     assert table.p_auroc.iloc[2] < table.p_auroc.iloc[0] and np.isfinite(table.p_auroc).all()

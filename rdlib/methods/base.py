@@ -184,9 +184,33 @@ class Method(nn.Module):
     # ---------------------------------------------------------------------------------------------- inference
     @torch.no_grad()
     def predict(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images B×3×S×S in [0,1] → (anomaly maps B×1×S×S, image scores B): the model's eval-mode forward."""
+        """images B×3×S×S in [0,1] → (anomaly maps B×1×S×S, image scores B): the model's eval-mode forward, through
+        the inference fast path once the method is frozen (:meth:`freeze`)."""
         self.eval()
+        fast = self.__dict__.get("_fast_path")
+        if fast is not None and not self.__dict__.get("_fast_suspended") and \
+                next(fast.model.parameters()).device == images.device:
+            return fast(images)
         return self.model(images)
+
+    def freeze(self, **options):
+        """Prepare :meth:`predict`'s fast path (BN folded into convolutions, channels-last, inference mode,
+        ``torch.compile`` where it pays; checked against the plain path, see :mod:`rdlib.inference`) and return its
+        report. Training (``train()``) or loading a checkpoint drops it; :meth:`scoring` blocks bypass it."""
+        from rdlib.inference import optimize_for_inference
+
+        self.eval()
+        fast = optimize_for_inference(self, **options)
+        object.__setattr__(self, "_fast_path", fast)             # not a registered submodule (no state_dict entries)
+        return fast.report
+
+    def unfreeze(self) -> None:
+        object.__setattr__(self, "_fast_path", None)
+
+    def train(self, mode: bool = True):
+        if mode:
+            self.unfreeze()                                      # weights may change: the folded copy would be stale
+        return super().train(mode)
 
     def anomaly_map_module(self) -> nn.Module:
         """The module that turns features into (map, score); :meth:`scoring` reconfigures it."""
@@ -205,11 +229,13 @@ class Method(nn.Module):
                 raise ValueError(f"source={source!r}: {type(self).__name__} scores with one map only")
             model.map_source = model.check_map_source(source)
         module = self.anomaly_map_module()
+        object.__setattr__(self, "_fast_suspended", self.__dict__.get("_fast_suspended", 0) + 1)   # plain path inside
         try:
             old = module.configure(**options)
         except Exception:
             if source is not None:
                 model.map_source = old_source
+            object.__setattr__(self, "_fast_suspended", self.__dict__["_fast_suspended"] - 1)
             raise
         try:
             yield self
@@ -217,6 +243,7 @@ class Method(nn.Module):
             module.configure(**old)
             if source is not None:
                 model.map_source = old_source
+            object.__setattr__(self, "_fast_suspended", self.__dict__["_fast_suspended"] - 1)
 
     # -------------------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict:
@@ -227,6 +254,7 @@ class Method(nn.Module):
         return ()
 
     def load_checkpoint_state(self, state: dict) -> None:
+        self.unfreeze()
         missing, unexpected = self.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith(self.frozen_prefixes())]
         if missing or unexpected:
