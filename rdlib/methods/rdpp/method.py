@@ -117,7 +117,7 @@ class RDPPMethod(Method):
             both = m.encode(torch.cat([x, noisy]))                       # E(x), E(x̃) in one teacher pass (eval BN)
         t, t_noisy = [f[:len(x)] for f in both], [f[len(x):] for f in both]
         p, p_noisy = m.project(t), m.project(t_noisy)                   # P(E(x)), P(E(x̃))
-        distill = cosine_loss_flatten(t, m.student(p))                  # L_distill against the raw teacher
+        distill = cosine_loss_flatten(t, m.decode(p))                   # L_distill against the raw teacher
         terms = projection_loss(t_noisy, p_noisy, p, self.recon_weight, self.contrast_weight, self.contrast_margin,
                                 self.ssot_blur, self.ssot_scaling, ssot=self.ssot)
         loss = distill + self.proj_weight * terms["proj"]               # L = L_distill + 0.2 · L_proj
