@@ -19,7 +19,7 @@ PROFILES = {
 
 
 @register_method("patch_knn", profiles=PROFILES,
-                 summary="Nearest-neighbour patch reference (PatchCore without coreset), training-free")
+                 summary="Nearest-neighbour patch reference (PatchCore-style, greedy coreset), training-free")
 class PatchKNNMethod(Method):
     """Options: teacher, weights, levels, image_size, sigma, coreset (fraction of patches kept, 1.0 = all)."""
 
