@@ -79,6 +79,7 @@ from myst_nb import glue
 
 from rdlib.anomaly_map import cosine_distance_map
 from rdlib.cost import inference_cost
+from rdlib.claims import ClaimLog
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import (chapter_setup, long_table, results_table, run_grid, side_by_side, train_categories,
                                 train_ms_per_step)
@@ -88,7 +89,7 @@ from rdlib.methods.urd import level_masks
 from rdlib.metrics import auroc
 from rdlib.results import ablation_table, chance_sentence, compare, load_paper_numbers, paper_row, readable
 from rdlib.runs import build_datasets
-from rdlib.stats import claim_sentence, compare_variants
+from rdlib.stats import compare_variants
 from rdlib.viz import book_style, category_chart, show
 
 logging.basicConfig(level=logging.WARNING)
@@ -348,6 +349,7 @@ VARIANTS = {
 METRICS = ["i_auroc", "p_auroc", "p_ap", "pro_rd"]
 paper = load_paper_numbers()
 verdicts = []
+claims = ClaimLog("urd")           # the verdicts, also saved for the comparison chapter
 grid = run_grid("urd", PROFILE, abl_root, ABLATION_CATEGORIES,
                 {k: {"options": {**OPTIONS, **v, "image_size": abl_size, "steps": abl_steps}, "fit": FIT}
                  for k, v in VARIANTS.items()}, seeds=ABLATION_SEEDS, data_format=DATA_FORMAT, runs_dir=RUNS_DIR,
@@ -362,7 +364,7 @@ def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match)
 
 def judge(a: str, b: str, claim: str, metric: str) -> None:
     """Record the verdict on 'a beats b' from the ablation runs."""
-    verdicts.append(claim_sentence(grid, a, b, metric, claim))
+    verdicts.append(claims.judge(grid, a, b, metric, claim))
 
 
 # %% [markdown]
@@ -400,6 +402,7 @@ if not grid.empty:
     judge("E–T–S + GII (SA, paper)", "E–T–S + GII (SC, code)", "Similarity attention beats the skip connection, I-AUROC (Table 7)",
           "i_auroc")
 display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
+claims.save(PROFILE, RUNS_DIR);
 
 # %% [markdown]
 # **Anomaly maps** of the same test images from three ablation models of the first seed (the paper's Figs. 1 and

@@ -84,6 +84,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from rdlib.cost import inference_cost
+from rdlib.claims import ClaimLog
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import (chapter_setup, long_table, rescore, results_table, run_grid, side_by_side,
                                 train_categories, train_ms_per_step)
@@ -91,7 +92,7 @@ from rdlib.methods import get_model
 from rdlib.projection import patch_features, project_2d, separation_auroc
 from rdlib.results import ablation_table, chance_sentence, compare, load_paper_numbers, paper_row, readable
 from rdlib.runs import RunSpec, build_datasets, get_or_train
-from rdlib.stats import claim_sentence, compare_variants, mean_intervals
+from rdlib.stats import compare_variants, mean_intervals
 from rdlib.viz import book_style, category_chart, show
 
 logging.basicConfig(level=logging.WARNING)
@@ -391,6 +392,7 @@ if not grid.empty:                                  # (a): the (c) runs re-score
                                   "status": f"FAILED: {type(e).__name__}: {e}"[:160]})
     grid = pd.concat([grid, pd.DataFrame(gate_rows)], ignore_index=True)
 verdicts = []
+claims = ClaimLog("aand")           # the verdicts, also saved for the comparison chapter
 
 
 def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match) -> None:
@@ -400,7 +402,7 @@ def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match)
 
 
 def judge(a: str, b: str, claim: str, metric: str) -> None:
-    verdicts.append(claim_sentence(grid, a, b, metric, claim))
+    verdicts.append(claims.judge(grid, a, b, metric, claim))
 
 
 # %% [markdown]
@@ -464,6 +466,7 @@ if not grid.empty and SENSITIVITY:
     fig.tight_layout()
     plt.show()
 display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
+claims.save(PROFILE, RUNS_DIR);
 
 # %% [markdown]
 # **Anomaly maps** of the same test images: RD, AAND and AAND's gate alone (main runs; the paper's Fig. 5 shows RD

@@ -90,6 +90,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from rdlib.cost import inference_cost, latency_ms
+from rdlib.claims import ClaimLog
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import (chapter_setup, long_table, rescore, results_table, run_grid, side_by_side,
                                train_categories, train_ms_per_step)
@@ -408,6 +409,7 @@ if not grid.empty:
                                   "status": f"FAILED: {type(e).__name__}: {e}"[:160]})
     grid = pd.concat([grid, pd.DataFrame(extra)], ignore_index=True)
 verdicts = []
+claims = ClaimLog("rdre")           # the verdicts, also saved for the comparison chapter
 
 
 def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match) -> None:
@@ -417,7 +419,7 @@ def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match)
 
 
 def judge(a: str, b: str, claim: str, metric: str) -> None:
-    verdicts.append(claim_sentence(grid, a, b, metric, claim))
+    verdicts.append(claims.judge(grid, a, b, metric, claim))
 
 
 # %% [markdown]
@@ -526,6 +528,7 @@ if not grid.empty:
     judge(FULL, "LDA k = 2 / 1", "LDA k = 4 / 2 beats 2 / 1, pixel AP (Fig. 10)", "p_ap")
     judge(FULL, "LDA k = 8 / 4", "LDA k = 4 / 2 beats 8 / 4, pixel AP (Fig. 10)", "p_ap")
 display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
+claims.save(PROFILE, RUNS_DIR);
 
 # %% [markdown]
 # ## 8. Cost beside the other methods (the paper's Fig. 9)

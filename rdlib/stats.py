@@ -135,5 +135,17 @@ def mean_interval_table(results: pd.DataFrame, metrics, reps: int = 4000, seed: 
     return pd.DataFrame(rows).T
 
 
+def mean_ranks(results: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rank the variants within every (category, seed) cell on ``metric`` (1 = best, ties share the mean rank; cells
+    where a variant failed are left out): per variant the mean rank, its spread over cells (sd) and the number of
+    cells it won."""
+    wide = results.pivot_table(index=["category", "seed"], columns="variant", values=metric, aggfunc="mean").dropna()
+    if wide.empty:
+        raise ValueError(f"no (category, seed) cell has {metric} for every variant")
+    ranks = wide.rank(axis=1, ascending=False, method="average")
+    return pd.DataFrame({"mean rank": ranks.mean(), "sd": ranks.std(ddof=1), "cells won": (ranks == 1).sum(),
+                         "cells": len(ranks)}).sort_values("mean rank")
+
+
 __all__ = ["Comparison", "MIN_CELLS", "VERDICTS", "bootstrap_interval", "claim_sentence", "compare_variants",
-           "mean_interval_table", "mean_intervals", "verdict"]
+           "mean_interval_table", "mean_intervals", "mean_ranks", "verdict"]

@@ -106,6 +106,41 @@ def category_chart(ax, table, columns, ylabel="I-AUROC (%)", chance=50.0):
     ax.grid(axis="y", alpha=0.3)
 
 
+def seed_interval(values) -> tuple[float, float, float]:
+    """Mean of a category's per-seed values and its 95 % t-interval (the interval is empty with one seed)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return np.nan, np.nan, np.nan
+    if len(v) == 1:
+        return float(v[0]), float(v[0]), float(v[0])
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
+def method_dots(ax, results, metric: str, variants=None, labels=None, chance: float | None = 50.0,
+                ylabel: str | None = None) -> None:
+    """Per category, one dot per variant (the mean over seeds) with its 95 % t-interval over seeds, variants side by
+    side in a fixed order and colour. ``results``: a long table (variant, category, seed, metric)."""
+    variants = list(variants or dict.fromkeys(results.variant))
+    cats = list(dict.fromkeys(results.category))
+    x = np.arange(len(cats))
+    width = 0.8 / max(1, len(variants))
+    for j, v in enumerate(variants):
+        pts = [seed_interval(results[(results.variant == v) & (results.category == c)][metric]) for c in cats]
+        mean, lo, hi = (np.array(a) for a in zip(*pts))
+        ax.errorbar(x + (j - (len(variants) - 1) / 2) * width, mean, yerr=[mean - lo, hi - mean], fmt="o", ms=4,
+                    capsize=2, lw=1, label=(labels or {}).get(v, v))
+    if chance is not None:
+        ax.axhline(chance, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(x, cats)
+    ax.set_ylabel(ylabel or metric)
+    ax.legend(fontsize=8, ncols=min(len(variants), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+
+
 def save_overlay(path: str | Path, image, amap, mask=None, vmin=None, vmax=None, title=None) -> None:
     """Write a PNG with image | anomaly-map overlay (CLI ``predict``/``evaluate``)."""
     import matplotlib

@@ -29,6 +29,10 @@ PROFILES = {
     # compares it with RD at the same step count, read from RD's learning curve)
     "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, steps=100, teacher_activation="relu", **_ADAM),
              "fit": dict(batch_size=16, seed=111)},
+    # the comparison chapter on a 2-core CPU: one size (64²) for every method, short schedules; URD, AAND and RD-RE
+    # use their chapters' ablation settings, so those runs are reused by key
+    "compare": {"options": dict(teacher="efficientnet_lite0", image_size=64, steps=60, teacher_activation="relu", **_ADAM),
+                "fit": dict(batch_size=16, seed=111)},
     "ci": {"options": dict(teacher="efficientnet_lite0", image_size=64, steps=2, teacher_activation="relu", **_ADAM),
            "fit": dict(batch_size=4, seed=111)},
 }
