@@ -132,8 +132,8 @@ pd.DataFrame({LABELS[m]: {k: str(v) for k, v in method_profile(m, METHOD_PROFILE
 # `rdlib.sweep.plan` checks every (method, category, seed) before a worker starts; `run_sweep` submits the runs that
 # are not finished to the Dask cluster, collects each failure with its traceback instead of stopping, and merges
 # every row into one table ({glue:text}`cmp_table`). The same sweep from a shell:
-# `python -m rdlib sweep --methods rd rdpp urd aand rdre patch_knn --categories all --seeds 111 112 113
-# --profile compare --data embedded`.
+# `python -m rdlib sweep --methods rd,rdpp,urd,aand,rdre,patch_knn --categories all --seeds 111,112,113
+# --profile compare --data embedded --table runs/sweeps/compare.csv`.
 
 # %% tags=["nbval-ignore-output"]
 tasks = plan(METHODS, CATEGORIES, SEEDS, profile=METHOD_PROFILE, data_root=root, data_format=DATA_FORMAT)

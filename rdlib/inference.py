@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass, field
 
 import torch
@@ -94,20 +93,6 @@ def fold_batchnorm(module: nn.Module) -> int:
 
 def _max_error(a, b) -> float:
     return max(float((x.float() - y.float()).abs().max()) for x, y in zip(a, b))
-
-
-def _time(fn, x, repeats: int = 3) -> float:
-    fn(x)
-    best = float("inf")
-    for _ in range(repeats):
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
-        t0 = time.perf_counter()
-        fn(x)
-        if x.is_cuda:
-            torch.cuda.synchronize(x.device)
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 @dataclass
@@ -196,13 +181,16 @@ def optimize_for_inference(method, image_size: int | None = None, fold_bn: bool 
             if err > atol:
                 report.notes.append(f"torch.compile output off by {err:.2e}: not used")
             else:
-                eager_s, compiled_s = _time(out, probe), _time(trial, probe)
+                from rdlib.cost import latency_ms
+
+                eager_s, compiled_s = (latency_ms(lambda f=f: f(probe), repeats=3, warmup=1, device=probe.device)
+                                        for f in (out, trial))
                 if compiled_s < eager_s:
                     out.use(compiled, compiled=True)
                     report.compiled = True
-                    report.notes.append(f"torch.compile kept: {1e3 * compiled_s:.1f} ms vs {1e3 * eager_s:.1f} ms eager")
+                    report.notes.append(f"torch.compile kept: {compiled_s:.1f} ms vs {eager_s:.1f} ms eager")
                 else:
-                    report.notes.append(f"torch.compile not faster ({1e3 * compiled_s:.1f} ms vs {1e3 * eager_s:.1f} ms)")
+                    report.notes.append(f"torch.compile not faster ({compiled_s:.1f} ms vs {eager_s:.1f} ms)")
         except Exception as e:  # noqa: BLE001 - any compile failure falls back to eager
             report.notes.append(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}): eager used")
             log.warning("inference fast path: %s", report.notes[-1])

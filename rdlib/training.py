@@ -57,20 +57,24 @@ class FitConfig:
     stage_selection: dict = field(default_factory=dict)
     eval_pro: bool = False              # PRO metrics in evaluations during training (slow; on when selection uses them)
     checkpoint_every: int = 200         # steps between checkpoints in step-budget stages
+    checkpoint_seconds: float = 0.0     # within a stage, skip a checkpoint written less than this many seconds after
+                                        # the last (0: after every epoch / checkpoint_every steps); stage ends always save
     log_every: int = 0                  # steps between history records in step-budget stages (0: budget / 100)
     num_workers: int = 0
     device: str | None = None
     progress: bool = True
 
-    NOT_IN_KEY = ("device", "progress", "num_workers", "checkpoint_every")   # change how, not what, a run computes
+    NOT_IN_KEY = ("device", "progress", "num_workers", "checkpoint_every", "checkpoint_seconds")   # how, not what
 
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.eval_every is not None and self.eval_every < 0:
             raise ValueError(f"eval_every must be >= 0 or None, got {self.eval_every}")
-        if self.num_workers < 0 or self.checkpoint_every < 1 or self.log_every < 0 or self.early_stop < 0:
-            raise ValueError("num_workers, log_every and early_stop must be >= 0 and checkpoint_every >= 1")
+        if (self.num_workers < 0 or self.checkpoint_every < 1 or self.log_every < 0 or self.early_stop < 0
+                or self.checkpoint_seconds < 0):
+            raise ValueError("num_workers, log_every, early_stop and checkpoint_seconds must be >= 0 and "
+                             "checkpoint_every >= 1")
         _check_rule(self.selection, "selection")
         for name, rule in self.stage_selection.items():
             extra = set(rule) - {"selection", "metric", "early_stop", "stop_above"}
@@ -299,9 +303,14 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
                unit=units.pop() if len(units) == 1 else "unit", dynamic_ncols=True)
     best_memory: dict = {}
 
+    last_save = [time.monotonic()]
+
     def save(next_pos: dict, optimizers: dict, schedulers: dict, same_stage: bool) -> None:
         if ckpt_path is None:
             return
+        if same_stage and time.monotonic() - last_save[0] < cfg.checkpoint_seconds:
+            return                                  # a checkpoint costs ~0.2 s: short CPU runs keep fewer of them
+        last_save[0] = time.monotonic()
         atomic_torch_save({"format": CHECKPOINT_FORMAT, "method": method.checkpoint_state(),
                            # at a stage boundary the next stage builds fresh optimizers: store none
                            "optimizers": {k: o.state_dict() for k, o in optimizers.items()} if same_stage else {},

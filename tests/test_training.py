@@ -58,6 +58,42 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_benchmark, t
     assert not list(tmp_path.glob(".*.tmp"))                                  # atomic writes leave no temp file
 
 
+def test_checkpoint_seconds_thins_checkpoints_within_a_stage_and_resume_still_matches(tiny_benchmark, tmp_path,
+                                                                                     monkeypatch):
+    """With ``checkpoint_seconds`` longer than the run, no epoch checkpoint is written inside the stage (a crash
+    restarts the stage), the run still ends with its final checkpoint, and the result equals a straight run's."""
+    import rdlib.training as training
+
+    train = load_split(tiny_benchmark, "brick", "train", 64)
+    writes = []
+    real_save = training.atomic_torch_save
+    monkeypatch.setattr(training, "atomic_torch_save", lambda obj, path: (writes.append(obj.get("epoch")),
+                                                                           real_save(obj, path)))
+    cfg = FitConfig(batch_size=4, seed=5, progress=False, device="cpu", checkpoint_seconds=3600)
+    torch.manual_seed(0)
+    straight = RDMethod(**OPTS)
+    fit(straight, train, cfg=cfg, run_dir=tmp_path / "straight")
+    assert writes == [0]                                     # only the end-of-stage checkpoint (next stage, epoch 0)
+    writes.clear()
+    every = FitConfig(batch_size=4, seed=5, progress=False, device="cpu")
+    torch.manual_seed(0)
+    fit(RDMethod(**OPTS), train, cfg=every, run_dir=tmp_path / "every")
+    assert writes == [1, 2, 0]                               # the default: after epochs 1 and 2, then the stage end
+    torch.manual_seed(0)
+    crashing = CrashingRD(crash_at=4, **OPTS)
+    with pytest.raises(Interrupted):
+        fit(crashing, train, cfg=cfg, run_dir=tmp_path / "crash")
+    assert not (tmp_path / "crash" / "checkpoint.pt").exists()
+    torch.manual_seed(0)
+    resumed = RDMethod(**OPTS)
+    fit(resumed, train, cfg=cfg, run_dir=tmp_path / "crash")
+    a, b = _state(straight), _state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert FitConfig(checkpoint_seconds=60).key_dict() == FitConfig().key_dict()      # how, not what: same run key
+    with pytest.raises(ValueError, match="checkpoint_seconds"):
+        FitConfig(checkpoint_seconds=-1)
+
+
 def test_checkpoint_excludes_the_frozen_teacher(tiny_benchmark):
     m = RDMethod(**OPTS)
     assert not any(k.startswith("model.teacher.") for k in m.checkpoint_state())

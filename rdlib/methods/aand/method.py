@@ -35,12 +35,12 @@ PROFILES = {
     # the book on a 2-core CPU: 128², 10 + 50 epochs (50 + 250 steps at 80 images; stage 2 as long as RD's book runs)
     "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, raa_epochs=10, distill_epochs=50,
                              teacher_activation="relu", **_ADAM),
-             "fit": dict(batch_size=16, seed=111)},
+             "fit": dict(batch_size=16, seed=111, checkpoint_seconds=60)},
     # the comparison chapter on a 2-core CPU: one size (64²) for every method, short schedules; URD, AAND and RD-RE
     # use their chapters' ablation settings, so those runs are reused by key
     "compare": {"options": dict(teacher="efficientnet_lite0", image_size=64, raa_epochs=4, distill_epochs=15,
                                 teacher_activation="relu", **_ADAM),
-                "fit": dict(batch_size=16, seed=111)},
+                "fit": dict(batch_size=16, seed=111, checkpoint_seconds=60)},
     "ci": {"options": dict(teacher="efficientnet_lite0", image_size=64, raa_epochs=1, distill_epochs=2,
                            teacher_activation="relu", **_ADAM),
            "fit": dict(batch_size=8, seed=111)},

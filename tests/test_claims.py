@@ -1,0 +1,136 @@
+"""Claims judged on runs (rdlib.claims), ranks, the per-category interval plot, and the comparison profiles' promise
+that the comparison chapter reuses the paper chapters' ablation runs by key."""
+import math
+
+import jupytext
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+from rdlib.claims import ClaimLog, claims_file, judge_claim, judge_claims, paper_claims, read_claims  # noqa: E402
+from rdlib.runs import RunSpec  # noqa: E402
+from rdlib.stats import claim_sentence, mean_ranks  # noqa: E402
+from rdlib.viz import method_dots, seed_interval  # noqa: E402
+from test_stats import grid  # noqa: E402
+
+
+def test_judge_claim_supports_contradicts_and_says_why_it_cannot_judge():
+    up = judge_claim(grid(shift=5.0), "A", "B", "i_auroc", "A beats B")
+    assert up["verdict"] == "supported" and up["low"] > 0 and up["diff"] == pytest.approx(5.0, abs=1.5)
+    assert up["cells"] == 15 and up["sentence"].startswith("A beats B: **supported**")
+    down = judge_claim(grid(shift=-5.0), "A", "B", "i_auroc", "A beats B")
+    assert down["verdict"] == "contradicted" and down["high"] < 0
+    missing = judge_claim(grid(), "A", "C", "i_auroc", "A beats C")
+    assert missing["verdict"] == "not judged" and "'C'" in missing["sentence"] and np.isnan(missing["diff"])
+
+
+def test_claim_log_prints_what_claim_sentence_prints_and_round_trips(tmp_path):
+    df = grid(shift=2.0)
+    log = ClaimLog("toy")
+    s = log.judge(df, "A", "B", "i_auroc", "A beats B")
+    log.judge(df, "A", "Z", "i_auroc", "A beats Z")
+    assert s == claim_sentence(df, "A", "B", "i_auroc", "A beats B")             # the chapters' sentences are unchanged
+    assert log.sentences()[1] == claim_sentence(df, "A", "Z", "i_auroc", "A beats Z")
+    assert read_claims("book", tmp_path).empty                                   # nothing saved yet: an empty table
+    path = log.save("book", tmp_path)
+    assert path == claims_file("toy", "book", tmp_path) and path.is_file()
+    back = read_claims("book", tmp_path)
+    assert list(back.verdict) == [log.rows[0]["verdict"], "not judged"] and set(back.source) == {"toy"}
+    assert back["diff"].iloc[0] == pytest.approx(log.rows[0]["diff"])
+    log.rows.pop()
+    log.save("book", tmp_path)                                                   # a rerun replaces, never appends
+    assert len(read_claims("book", tmp_path)) == 1 and not list(path.parent.glob("*.tmp"))
+
+
+def _papers(rows):
+    base = dict(paper="urd", table="Table 9", table_id="urd_table9", dataset="mvtec_ad", category="mean",
+                pro_variant="rd_per_image")
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_paper_claims_takes_the_papers_own_method_against_rd_and_rdpp_only_where_it_is_higher():
+    df = _papers([{"method": "rd", "i_auroc": 98.0, "pro": 90.0}, {"method": "rdpp", "i_auroc": 99.0, "pro": 93.0},
+                  {"method": "urd", "i_auroc": 99.0, "pro": 95.0}, {"method": "mkd", "i_auroc": 90.0, "pro": 80.0}])
+    c = paper_claims(df)
+    got = {(r.a, r.b, r.metric): r.paper_diff for r in c.itertuples()}
+    assert got == {("urd", "rd", "i_auroc"): pytest.approx(1.0), ("urd", "rd", "pro_rd"): pytest.approx(5.0),
+                   ("urd", "rdpp", "pro_rd"): pytest.approx(2.0)}               # the tie with RD++ is not a claim
+    pooled = paper_claims(df.assign(pro_variant="unknown"))
+    assert set(pooled.metric) == {"i_auroc", "aupro"}                           # PRO not stated: the standard AUPRO
+    assert paper_claims(df.assign(dataset="visa")).empty                        # only the datasets asked for
+
+
+def test_paper_claims_on_the_shipped_numbers():
+    c = paper_claims()
+    assert len(c) > 10 and (c.paper_diff > 0).all()
+    assert set(c.a) == {"urd", "aand", "rdre"} and set(c.b) == {"rd", "rdpp"}
+    row = c[(c.table_id == "urd_table2") & (c.a == "urd") & (c.b == "rd") & (c.metric == "p_ap")].iloc[0]
+    assert (row.paper_a, row.paper_b) == (72.4, 61.0)                            # URD Table 2, MVTec AD mean
+    judged = judge_claims(grid().rename(columns={"i_auroc": "x"}).assign(variant=lambda d: d.variant.map(
+        {"A": "urd", "B": "rd"})).assign(**{m: 0.0 for m in c.metric.unique()}), c)
+    assert set(judged.verdict) <= {"inconclusive", "not judged"}                 # equal metrics, absent methods
+
+
+def test_mean_ranks_by_hand():
+    rows = [("A", "c1", 0, 90), ("B", "c1", 0, 80), ("C", "c1", 0, 80),
+            ("A", "c2", 0, 70), ("B", "c2", 0, 75), ("C", "c2", 0, 60),
+            ("A", "c3", 0, 50)]                                                    # c3: B and C missing, left out
+    df = pd.DataFrame(rows, columns=["variant", "category", "seed", "m"])
+    r = mean_ranks(df, "m")
+    assert r.loc["A", "mean rank"] == pytest.approx(1.5) and r.loc["B", "mean rank"] == pytest.approx(1.75)
+    assert r.loc["C", "mean rank"] == pytest.approx(2.75) and r.loc["A", "cells won"] == 1 and r.loc["B", "cells"] == 2
+    with pytest.raises(ValueError, match="no .category, seed. cell"):
+        mean_ranks(pd.concat([df[df.category == "c3"], df.iloc[[1]].assign(category="c4")]), "m")   # no shared cell
+
+
+def test_seed_interval_is_the_t_interval():
+    mean, lo, hi = seed_interval([1.0, 2.0, 3.0, np.nan])
+    half = 4.302652729911275 * 1.0 / math.sqrt(3)                                  # t(0.975, 2) · sd / √n
+    assert mean == 2.0 and lo == pytest.approx(2 - half) and hi == pytest.approx(2 + half)
+    assert seed_interval([5.0]) == (5.0, 5.0, 5.0) and all(np.isnan(seed_interval([])))
+
+
+def test_method_dots_draws_one_series_per_method_with_its_interval():
+    df = grid(shift=3.0, cats=4, seeds=3)
+    fig, ax = plt.subplots()
+    method_dots(ax, df, "i_auroc", ["B", "A"], {"A": "method A"})
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["B", "method A"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["c0", "c1", "c2", "c3"]
+    line = ax.containers[1].lines[0]                                              # A's dots
+    want = [df[(df.variant == "A") & (df.category == c)].i_auroc.mean() for c in ["c0", "c1", "c2", "c3"]]
+    assert np.allclose(line.get_ydata(), want)
+    plt.close(fig)
+
+
+def _chapter_params(name):
+    """A chapter's parameters in the book profile: its parameters cell, then notebooks/params/book.yaml."""
+    from pathlib import Path
+
+    nb_dir = Path(__file__).resolve().parents[1] / "notebooks"
+    cell = next(c for c in jupytext.read(nb_dir / f"{name}.py").cells if "parameters" in c.metadata.get("tags", []))
+    ns = {}
+    exec(cell.source, ns)                                                         # noqa: S102 - our own notebook
+    ns.update((yaml.safe_load((nb_dir / "params" / "book.yaml").read_text()) or {}).get(name) or {})
+    return ns
+
+
+@pytest.mark.parametrize("method,chapter,overrides", [
+    ("urd", "03_urd", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "steps": p["ABLATION_STEPS"]}),
+    ("aand", "04_aand", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "raa_epochs": p["ABLATION_EPOCHS"][0],
+                                   "distill_epochs": p["ABLATION_EPOCHS"][1]}),
+    ("rdre", "05_rdre", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "student_steps": p["ABLATION_STEPS"][0],
+                                   "seg_steps": p["ABLATION_STEPS"][1]}),
+])
+def test_compare_profile_is_the_chapters_ablation_baseline(method, chapter, overrides):
+    """The comparison chapter's runs of URD, AAND and RD-RE are the runs their chapters' ablations already trained
+    (same options and loop settings, hence the same key): change one without the other and this fails."""
+    p = _chapter_params(chapter)
+    chapter_spec = RunSpec.from_profile(method, "book", "/data", "brick", overrides(p), {"seed": 112})
+    compare_spec = RunSpec.from_profile(method, "compare", "/data", "brick", None, {"seed": 112})
+    assert chapter_spec.full_options() == compare_spec.full_options()
+    assert chapter_spec.fit_config().key_dict() == compare_spec.fit_config().key_dict()
