@@ -115,10 +115,23 @@ print(f"data: {data_name}; methods' profile {METHOD_PROFILE!r} at {IMAGE_SIZE}²
 # Every method runs its `compare` profile: the offline EfficientNet-Lite0 teacher (ImageNet weights, ReLU'd maps),
 # {glue:text}`cmp_size` images, batch 16, Adam with each paper's learning rates, the **last** checkpoint, no selection
 # on the test set. The schedules are short, because {glue:text}`cmp_runs` training runs must fit the book's CPU
-# budget, and they are each method's own (the table says how many optimizer steps each took): URD, AAND and RD-RE
-# use their chapters' ablation settings, so those runs are the ones their chapters trained. RD++ skips its SSOT term,
-# which is zero up to rounding (its chapter note in the README says why). The kNN reference trains nothing: it keeps
-# 10 % of the teacher's mid-level patches and scores a pixel by its distance to the nearest one.
+# budget, and they are each method's own (the table below lists them): URD, AAND and RD-RE use their chapters'
+# ablation settings, so those runs are the ones their chapters trained, and RD++ runs as many epochs as RD. The kNN
+# reference trains nothing: it keeps 10 % of the teacher's mid-level patches and scores a pixel by its distance to
+# the nearest one.
+#
+# **RD++** (Tien et al., CVPR 2023), the baseline URD and AAND quote, has no chapter of its own; `rdlib/methods/rdpp/`
+# adds to RD a projection layer per teacher level and trains it with
+# $\mathcal{L} = \mathcal{L}_{KD} + 0.2\,(\mathcal{L}_{SSOT} + 0.01\,\mathcal{L}_{recon} + 0.1\,\mathcal{L}_{contrast})/1.11$:
+#
+# ```{literalinclude} ../../rdlib/methods/rdpp/loss.py
+# :pyobject: projection_loss
+# ```
+#
+# The official code computes $\mathcal{L}_{SSOT}$ as a Sinkhorn divergence between a batch of projected features
+# and *a shuffle of the same batch*: the same empirical distribution, so the divergence and its gradient are zero
+# up to rounding (`tests/test_rdpp.py` checks it), while it takes about 80 % of a CPU step. `rdlib` keeps it by
+# default, as the code does; the `book` and `compare` profiles set `ssot=False`.
 #
 # The schedules, straight from the profiles:
 
@@ -141,8 +154,10 @@ sweep = run_sweep(tasks, table=table_path, runs_root=RUNS_DIR, address=ADDRESS, 
 print(sweep.report())
 
 # %%
-rows = sweep.rows.copy()
-rows["variant"] = rows.method
+order = {m: i for i, m in enumerate(METHODS)}
+rows = sweep.rows.copy()                                    # finished in whatever order the workers took: sort
+rows = rows.sort_values(["method", "category", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
+rows = rows.reset_index(drop=True).assign(variant=rows.method.to_numpy())
 ok = rows[rows.status != "failed"].copy()
 failed = rows[rows.status == "failed"]
 glue("cmp_size", f"{IMAGE_SIZE}×{IMAGE_SIZE}", display=False)
@@ -165,11 +180,13 @@ METRICS = ["i_auroc", "i_ap", "p_auroc", "p_ap", "pro_rd", "aupro"]
 main = mean_interval_table(ok, METRICS)
 main.index = [LABELS.get(v, v) for v in main.index]
 main.columns = [METRIC_LABELS.get(c, c) for c in main.columns]
-steps = {}
-for m in METHODS:
-    d = ok[ok.method == m]
-    steps[LABELS[m]] = {"train s / run": d.train_seconds.astype(float).mean() if len(d) else np.nan}
-main.join(pd.DataFrame(steps).T)
+main
+
+# %% [markdown]
+# Training seconds per run, as the workers measured them (two runs at a time on this machine, one thread each):
+
+# %% tags=["nbval-ignore-output"]
+ok.groupby("method", sort=False).train_seconds.mean().rename(index=LABELS).to_frame("train s / run").T
 
 # %% [markdown]
 # **Ranks.** Within each (category, seed) cell the methods are ranked (1 = best); the mean rank says which method
