@@ -531,7 +531,7 @@ differences
 
 # %%
 display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
-claims.save(PROFILE, RUNS_DIR);
+saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
 # %% [markdown]
 # ## Environment

@@ -402,7 +402,7 @@ if not grid.empty:
     judge("E–T–S + GII (SA, paper)", "E–T–S + GII (SC, code)", "Similarity attention beats the skip connection, I-AUROC (Table 7)",
           "i_auroc")
 display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
-claims.save(PROFILE, RUNS_DIR);
+saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
 # %% [markdown]
 # **Anomaly maps** of the same test images from three ablation models of the first seed (the paper's Figs. 1 and

@@ -466,7 +466,7 @@ if not grid.empty and SENSITIVITY:
     fig.tight_layout()
     plt.show()
 display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
-claims.save(PROFILE, RUNS_DIR);
+saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
 # %% [markdown]
 # **Anomaly maps** of the same test images: RD, AAND and AAND's gate alone (main runs; the paper's Fig. 5 shows RD

@@ -528,7 +528,7 @@ if not grid.empty:
     judge(FULL, "LDA k = 2 / 1", "LDA k = 4 / 2 beats 2 / 1, pixel AP (Fig. 10)", "p_ap")
     judge(FULL, "LDA k = 8 / 4", "LDA k = 4 / 2 beats 8 / 4, pixel AP (Fig. 10)", "p_ap")
 display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
-claims.save(PROFILE, RUNS_DIR);
+saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
 # %% [markdown]
 # ## 8. Cost beside the other methods (the paper's Fig. 9)

@@ -213,7 +213,7 @@ plt.show()
 # %% [markdown]
 # **Against the training-free reference.** A trained method that the nearest-neighbour reference beats by far has
 # not learned what its paper says it learns, on this data and schedule; each method against kNN, paired over
-# categories × seeds (kNN is deterministic, so its seeds are copies):
+# categories × seeds (kNN's coreset uses a fixed seed, so its three seeds are copies):
 
 # %%
 vs_knn = pd.DataFrame([{"a": m, "b": "patch_knn", "metric": metric,
@@ -221,6 +221,21 @@ vs_knn = pd.DataFrame([{"a": m, "b": "patch_knn", "metric": metric,
                        for m in METHODS if m != "patch_knn" for metric in ("i_auroc", "p_auroc")])
 judged_knn = judge_claims(ok, vs_knn) if "patch_knn" in METHODS else pd.DataFrame()
 display(Markdown("\n".join(f"- {s}" for s in judged_knn.get("sentence", []))))
+if len(judged_knn):
+    behind = {metric: int((g.verdict == "contradicted").sum()) for metric, g in judged_knn.groupby("metric")}
+    display(Markdown(f"The training-free reference is ahead, with the whole interval on its side, of "
+                     f"{behind.get('i_auroc', 0)} of {len(METHODS) - 1} trained methods on I-AUROC and of "
+                     f"{behind.get('p_auroc', 0)} on P-AUROC."))
+
+# %% [markdown]
+# Where kNN is ahead, that is the first thing to explain, before any claim of one RD variant over another. What we
+# know: (1) these are short schedules at 64² (tens of optimizer steps), and the RD chapter's learning curves show
+# RD still gaining over its first hundred steps at 128²; section 7 reads the longer 128² runs of the chapters to see
+# whether the gap closes; (2) kNN compares each test patch with every kept normal patch of the same teacher's
+# levels 2 and 3, which is what the embedded benchmark's local, hand-made defects call for, while RD's student must
+# learn to rebuild the teacher from a bottleneck; (3) the same order holds on MVTec AD in the literature: PatchCore's
+# paper reports about 99 % I-AUROC there, above RD's 98.5. A method that stays behind kNN at the longer schedules too
+# has not shown, on this data, the gain its paper reports.
 
 # %% [markdown]
 # ## 4. The papers' claims on one protocol
@@ -345,7 +360,14 @@ if CHAPTER_RUNS:
         chapter_rows[LABELS[m]] = {**{METRIC_LABELS[k]: np.mean([f[k] for f in found]) if found else np.nan
                                       for k in ("i_auroc", "p_auroc", "aupro")}, "categories found": len(found)}
 glue("cmp_chapter_size", f"{method_profile('rd', PROFILE)['options']['image_size']}²", display=False)
-pd.DataFrame(chapter_rows).T if chapter_rows else Markdown("_Skipped (CHAPTER_RUNS is off)._")
+if chapter_rows:
+    at_compare = ok.groupby("method").i_auroc.mean().rename(index=LABELS)
+    chapter_table = pd.DataFrame(chapter_rows).T
+    chapter_table["categories found"] = chapter_table["categories found"].astype(int)
+    chapter_table[f"I-AUROC at {IMAGE_SIZE}² (sections 3–4)"] = at_compare.reindex(chapter_table.index)
+    display(chapter_table)
+else:
+    display(Markdown("_Skipped (CHAPTER_RUNS is off)._"))
 
 # %% [markdown]
 # ## Paper vs ours
