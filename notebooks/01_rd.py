@@ -47,6 +47,7 @@ RANDOM_TEACHER_ROW = True         # Table 6: also train RD on a randomly initial
 KNN_REFERENCE = True              # the training-free nearest-neighbour reference beside RD's results
 RUNS_DIR = None                   # None: $RDLIB_RUNS or <repo>/runs
 PROGRESS = True
+WORKERS = 2                       # on a CPU, runs train as tasks of a local Dask cluster of 2 one-thread processes
 REPO_URL = "https://github.com/rdlib/rdlib"   # the clone the Colab setup cell installs
 
 # %% [markdown]
@@ -204,7 +205,7 @@ from myst_nb import glue
 
 glue("rd_lr", options["lr"], display=False)
 trained = train_categories("rd", PROFILE, root, CATEGORIES, OPTIONS, {**FIT, "eval_every": CURVE_EVAL_EVERY},
-                           DATA_FORMAT, RUNS_DIR, device, PROGRESS)
+                           DATA_FORMAT, RUNS_DIR, device, PROGRESS, WORKERS)
 runs = trained.runs
 print(f"trained or reused {len(runs)} runs; failed: {sorted(trained.failed) or 'none'}")
 curves = learning_curves(trained)
@@ -273,7 +274,7 @@ display(Markdown(chance_sentence(preds)))
 glue("knn_coreset", f"{method_profile('patch_knn', PROFILE)['options']['coreset']:.0%}", display=False)
 knn_gap = "(not computed in this profile)"
 if KNN_REFERENCE:
-    knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device)
+    knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
     knn_table = results_table(knn)
     side = pd.DataFrame({"RD I-AUROC": results["i_auroc"], "kNN I-AUROC": knn_table["i_auroc"],
                          "RD P-AUROC": results["p_auroc"], "kNN P-AUROC": knn_table["p_auroc"]})
@@ -293,7 +294,8 @@ glue("knn_gap", knn_gap, display=False)
 # %% [markdown]
 # Cost. Each time below was measured when its run was trained and is stored with the run, so a run reused from an
 # earlier build shows the time of that build, taken under whatever load the machine had then (a build that trains
-# two notebooks' runs at once, or tests running beside it, can slow a step several-fold). Compare ms per step within
+# two notebooks' runs at once, or tests running beside it, can slow a step several-fold). On a CPU the chapters train
+# their runs two at a time, one thread each, as tasks of a local Dask cluster (`WORKERS`). Compare ms per step within
 # one build, not across builds.
 
 # %% tags=["nbval-ignore-output", "hide-input"]
@@ -370,7 +372,7 @@ def ablation(variants: dict) -> pd.DataFrame:
     """Every variant ({label: RD options}) × category × seed: the long table of runs (failed runs are rows)."""
     return run_grid("rd", PROFILE, abl_root, ABLATION_CATEGORIES,
                     {k: {"options": {**abl_options, **v}, "fit": FIT} for k, v in variants.items()}, seeds=ABLATION_SEEDS,
-                    data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS)
+                    data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS, workers=WORKERS)
 
 
 def judge(grid: pd.DataFrame, a: str, b: str, claim: str, metric: str = "i_auroc") -> None:

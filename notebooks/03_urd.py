@@ -49,6 +49,7 @@ ABLATION_IMAGE_SIZE = 64          # ablations at this size (None: the profile's)
 ABLATION_STEPS = 60               # ... and this many optimizer steps (None: the profile's)
 RUNS_DIR = None                   # None: $RDLIB_RUNS or <repo>/runs
 PROGRESS = True
+WORKERS = 2                       # on a CPU, runs train as tasks of a local Dask cluster of 2 one-thread processes
 REPO_URL = "https://github.com/rdlib/rdlib"   # the clone the Colab setup cell installs
 
 # %% [markdown]
@@ -200,9 +201,9 @@ pd.DataFrame(rows).set_index("teacher").round(2)
 # chapter, reused by key.
 
 # %%
-trained = train_categories("urd", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS)
-rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device)
-knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device)
+trained = train_categories("urd", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS, WORKERS)
+rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
+knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
 runs = trained.runs
 print(f"URD runs: {len(runs)}, failed: {sorted(trained.failed) or 'none'}; RD runs: {len(rd.runs)}; kNN runs: {len(knn.runs)}")
 
@@ -353,7 +354,7 @@ claims = ClaimLog("urd")           # the verdicts, also saved for the comparison
 grid = run_grid("urd", PROFILE, abl_root, ABLATION_CATEGORIES,
                 {k: {"options": {**OPTIONS, **v, "image_size": abl_size, "steps": abl_steps}, "fit": FIT}
                  for k, v in VARIANTS.items()}, seeds=ABLATION_SEEDS, data_format=DATA_FORMAT, runs_dir=RUNS_DIR,
-                device=device, progress=PROGRESS) if ABLATION_CATEGORIES else pd.DataFrame()
+                device=device, progress=PROGRESS, workers=WORKERS) if ABLATION_CATEGORIES else pd.DataFrame()
 
 
 def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match) -> None:

@@ -55,6 +55,7 @@ SENSITIVITY = {"memory_items": [10, 100], "hard_k": [1, 50]}   # Fig. 7: values 
 RANDOM_TEACHER_ROW = True         # Table I's random-teacher row (6 more runs)
 RUNS_DIR = None                   # None: $RDLIB_RUNS or <repo>/runs
 PROGRESS = True
+WORKERS = 2                       # on a CPU, runs train as tasks of a local Dask cluster of 2 one-thread processes
 REPO_URL = "https://github.com/rdlib/rdlib"   # the clone the Colab setup cell installs
 
 # %% [markdown]
@@ -210,9 +211,9 @@ pd.DataFrame(rows).set_index("teacher").round(2)
 # %%
 glue("aand_raa_epochs", str(options["raa_epochs"]), display=False)
 glue("aand_distill_epochs", str(options["distill_epochs"]), display=False)
-trained = train_categories("aand", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS)
-rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device)
-knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device)
+trained = train_categories("aand", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS, WORKERS)
+rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
+knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
 runs = trained.runs
 print(f"AAND runs: {len(runs)}, failed: {sorted(trained.failed) or 'none'}; RD runs: {len(rd.runs)}; kNN runs: {len(knn.runs)}")
 
@@ -376,7 +377,7 @@ METRICS = ["i_auroc", "p_auroc", "p_ap", "pro_rd"]
 paper = load_paper_numbers()
 grid = run_grid("aand", PROFILE, abl_root, ABLATION_CATEGORIES,
                 {k: {"options": {**abl_options, **v}, "fit": FIT} for k, v in VARIANTS.items()}, seeds=ABLATION_SEEDS,
-                data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS) \
+                data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS, workers=WORKERS) \
     if ABLATION_CATEGORIES else pd.DataFrame()
 if not grid.empty:                                  # (a): the (c) runs re-scored by the gate alone
     gate_rows = []

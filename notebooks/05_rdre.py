@@ -61,6 +61,7 @@ ABLATION_IMAGE_SIZE = 64          # ablations at this size (None: the profile's)
 ABLATION_STEPS = (20, 20)         # (student, segmentation) steps of the ablation runs (None: the profile's)
 RUNS_DIR = None                   # None: $RDLIB_RUNS or <repo>/runs
 PROGRESS = True
+WORKERS = 2                       # on a CPU, runs train as tasks of a local Dask cluster of 2 one-thread processes
 REPO_URL = "https://github.com/rdlib/rdlib"   # the clone the Colab setup cell installs
 
 # %% [markdown]
@@ -242,9 +243,9 @@ glue("rdre_steps", f"{options['student_steps']} + {options['seg_steps']}", displ
 glue("rdre_batch", str(fit["batch_size"]), display=False)
 glue("rdre_size", f"{IMAGE_SIZE}²", display=False)
 glue("rdre_width", str(options.get("seg_width", 256)), display=False)
-trained = train_categories("rdre", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS)
-rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device)
-knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device)
+trained = train_categories("rdre", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS, WORKERS)
+rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
+knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
 runs = trained.runs
 print(f"RD-RE runs: {len(runs)}, failed: {sorted(trained.failed) or 'none'}; RD runs: {len(rd.runs)}; "
       f"kNN runs: {len(knn.runs)}")
@@ -392,7 +393,7 @@ METRICS = ["i_auroc", "p_auroc", "p_ap", "pro_rd"]
 paper = load_paper_numbers()
 grid = run_grid("rdre", PROFILE, abl_root, ABLATION_CATEGORIES,
                 {k: {"options": {**abl_options, **v}, "fit": FIT} for k, v in VARIANTS.items()}, seeds=ABLATION_SEEDS,
-                data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS) \
+                data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS, workers=WORKERS) \
     if ABLATION_CATEGORIES else pd.DataFrame()
 if not grid.empty:
     extra = []

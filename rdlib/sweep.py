@@ -20,6 +20,7 @@ advertises it. Dask was chosen over Ray for being pure Python (no raylet or obje
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import traceback
@@ -44,12 +45,13 @@ class SweepTask:
     data_root: str = "embedded"
     options: dict = field(default_factory=dict)
     data_format: str | None = None
+    fit: dict = field(default_factory=dict)          # loop settings on top of the profile's (the seed is ``seed``)
 
     def spec(self):
         from rdlib.runs import RunSpec
 
         return RunSpec.from_profile(self.method, self.profile, self.data_root, self.category, self.options,
-                                    {"seed": int(self.seed)}, self.data_format)
+                                    {**self.fit, "seed": int(self.seed)}, self.data_format)
 
     @property
     def id(self) -> str:
@@ -57,7 +59,10 @@ class SweepTask:
         when repairing the data changed the run key."""
         from rdlib.utils import stable_hash
 
-        return stable_hash(asdict(self))
+        fields = asdict(self)
+        if not fields["fit"]:                                  # ids of tasks without loop settings as before
+            del fields["fit"]
+        return stable_hash(fields)
 
     @property
     def label(self) -> str:
@@ -204,7 +209,12 @@ def write_table(path: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+_LOCAL_CLIENTS: dict = {}          # (workers, threads, gpu) -> Client of a local cluster, kept for the next sweep
+
+
 def _client(address: str | None, workers: int, threads: int, use_gpu: bool):
+    """A client of the cluster at ``address`` (closed by the caller), or of a local cluster started once per process
+    and kept (a chapter runs many small grids; starting workers that import torch costs seconds each time)."""
     try:
         from distributed import Client, LocalCluster
     except ImportError as e:
@@ -212,11 +222,37 @@ def _client(address: str | None, workers: int, threads: int, use_gpu: bool):
     if not log.isEnabledFor(logging.INFO):                    # the scheduler's chatter only under -v
         logging.getLogger("distributed").setLevel(logging.WARNING)
     if address:
-        return Client(address), None
+        return Client(address), True
+    key = (workers, threads, bool(use_gpu))
+    client = _LOCAL_CLIENTS.get(key)
+    if client is not None and client.status == "running" and len(client.scheduler_info()["workers"]) == workers:
+        return client, False
+    if client is not None:
+        _close(client)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            resources={"GPU": 1} if use_gpu else None, silence_logs=logging.ERROR,
                            env={"OMP_NUM_THREADS": str(threads)})
-    return Client(cluster), cluster
+    _LOCAL_CLIENTS[key] = client = Client(cluster)
+    return client, False
+
+
+def _close(client) -> None:
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def close_local_clusters() -> None:
+    """Stop the local clusters sweeps started in this process (also done at exit)."""
+    while _LOCAL_CLIENTS:
+        try:
+            _close(_LOCAL_CLIENTS.popitem()[1])
+        except Exception:  # noqa: BLE001 - best effort at shutdown
+            pass
+
+
+atexit.register(close_local_clusters)
 
 
 def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root: str | Path | None = None,
@@ -245,7 +281,7 @@ def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root
         import torch
 
         local_gpu = bool(gpus if gpus is not None else torch.cuda.is_available())
-        client, cluster = _client(address, workers, threads, local_gpu)
+        client, owned = _client(address, workers, threads, local_gpu)
         try:
             info = client.scheduler_info()["workers"]
             n_workers = len(info)
@@ -274,9 +310,8 @@ def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root
                 if table is not None:                              # keep what finished, even if the sweep is cut off
                     write_table(table, pd.DataFrame([rows[-1]]))
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            if owned:
+                client.close()
     frame = pd.DataFrame(rows)
     if table is not None and len(frame):
         write_table(table, frame)

@@ -121,9 +121,10 @@ def seed_interval(values) -> tuple[float, float, float]:
 
 
 def method_dots(ax, results, metric: str, variants=None, labels=None, chance: float | None = 50.0,
-                ylabel: str | None = None) -> None:
+                ylabel: str | None = None, bounds: tuple[float, float] | None = (0.0, 100.0)) -> None:
     """Per category, one dot per variant (the mean over seeds) with its 95 % t-interval over seeds, variants side by
-    side in a fixed order and colour. ``results``: a long table (variant, category, seed, metric)."""
+    side in a fixed order and colour. ``results``: a long table (variant, category, seed, metric). ``bounds``: the
+    metric's range (percent by default); a t-interval from three seeds can reach past it and is cut at it."""
     variants = list(variants or dict.fromkeys(results.variant))
     cats = list(dict.fromkeys(results.category))
     x = np.arange(len(cats))
@@ -131,6 +132,8 @@ def method_dots(ax, results, metric: str, variants=None, labels=None, chance: fl
     for j, v in enumerate(variants):
         pts = [seed_interval(results[(results.variant == v) & (results.category == c)][metric]) for c in cats]
         mean, lo, hi = (np.array(a) for a in zip(*pts))
+        if bounds is not None:
+            lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
         ax.errorbar(x + (j - (len(variants) - 1) / 2) * width, mean, yerr=[mean - lo, hi - mean], fmt="o", ms=4,
                     capsize=2, lw=1, label=(labels or {}).get(v, v))
     if chance is not None:

@@ -107,6 +107,21 @@ def test_method_dots_draws_one_series_per_method_with_its_interval():
     plt.close(fig)
 
 
+def test_method_dots_cuts_an_interval_at_the_metric_range():
+    """Three seeds near 100: the t-interval reaches past 100 and is drawn up to 100 only (unless bounds=None)."""
+    df = pd.DataFrame({"variant": "A", "category": "c0", "seed": [0, 1, 2], "i_auroc": [99.0, 100.0, 95.0]})
+    _, lo, hi = seed_interval(df.i_auroc)
+    assert hi > 100
+    tops = {}
+    for bounds in ((0.0, 100.0), None):
+        fig, ax = plt.subplots()
+        method_dots(ax, df, "i_auroc", bounds=bounds)
+        segments = ax.containers[0].lines[2][0].get_segments()                    # the vertical error bar
+        tops[bounds] = max(seg[:, 1].max() for seg in segments)
+        plt.close(fig)
+    assert tops[(0.0, 100.0)] == pytest.approx(100.0) and tops[None] == pytest.approx(hi)
+
+
 def _chapter_params(name):
     """A chapter's parameters in the book profile: its parameters cell, then notebooks/params/book.yaml."""
     from pathlib import Path

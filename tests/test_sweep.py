@@ -102,3 +102,38 @@ def test_address_joins_an_existing_cluster_and_tasks_ask_for_the_gpu_its_workers
         with pytest.raises(RuntimeError, match="no worker .* declares one"):
             run_sweep(plan(["rd"], ["brick"], seeds=[0], profile="ci", data_root=tiny_benchmark),
                       runs_root=tmp_path / "runs", address=cluster.scheduler_address, gpus=True)
+
+
+def test_run_grid_on_two_workers_trains_the_exact_runs_the_serial_grid_reads(tiny_benchmark, tmp_path, monkeypatch):
+    """``run_grid(workers=2)``: every run (fit overrides and seeds included) is trained on the workers before the
+    table is read, so the caller only loads finished runs of the same keys; a failing cell is a row naming the file."""
+    import rdlib.experiments as ex
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_benchmark, data)
+    bad = data / "coffee" / "train" / "good" / "000.png"
+    bad.write_bytes(bad.read_bytes()[:40])
+    runs = tmp_path / "runs"
+    loaded = []
+
+    def only_finished(spec, runs_dir=None, **kw):
+        finished = (spec.dir(runs_dir) / "metrics.json").is_file()
+        assert finished or spec.category == "coffee", f"{spec.category} was not trained on a worker"
+        loaded.append((spec.category, spec.key()))
+        return original(spec, runs_dir, **kw)
+
+    original = ex.get_or_train
+    monkeypatch.setattr(ex, "get_or_train", only_finished)
+    variants = {"plain": {"options": {"epochs": 1}}, "batch 3": {"options": {"epochs": 1}, "fit": {"batch_size": 3}}}
+    grid = ex.run_grid("rd", "ci", data, ["brick", "coffee"], variants, seeds=[0, 1], runs_dir=runs, workers=2)
+    assert len(grid) == 8
+    ok, failed = grid[grid.status == "ok"], grid[grid.status != "ok"]
+    assert set(ok.category) == {"brick"} and len(ok) == 4 and ok.i_auroc.notna().all()
+    assert len(failed) == 4 and failed.status.str.contains("000.png").all()
+    assert all(cat == "brick" for cat, _ in loaded)                 # coffee's failures were not retried here
+    from rdlib.runs import RunSpec
+
+    expected = {RunSpec.from_profile("rd", "ci", data, "brick", v["options"], {**v.get("fit", {}), "seed": s}).key()
+                for v in variants.values() for s in (0, 1)}
+    assert {k for _, k in loaded} == expected                                   # 4 distinct keys: batch size and seed kept
+    assert {p.name for p in (runs / "rd" / "brick").iterdir()} == expected
