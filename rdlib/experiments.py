@@ -48,7 +48,7 @@ def train_on_workers(method: str, profile: str, data_root, jobs, data_format: st
             continue
         tasks.append(SweepTask(method, cat, spec.fit_config().seed, profile, str(data_root), dict(options or {}),
                                data_format, {k: v for k, v in (fit or {}).items() if k != "seed"}))
-    result = run_sweep(tasks, runs_root=runs_dir, workers=workers) if tasks else None
+    result = run_sweep(tasks, runs_root=runs_dir, workers=workers, warn=False) if tasks else None   # rows report
     return {f.key: f.error for f in result.failures} if result else {}
 
 

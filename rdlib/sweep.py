@@ -209,6 +209,7 @@ def write_table(path: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
+# workers' own "Compute Failed" logs are silenced: run_sweep collects every failure with its traceback and reports it
 _LOCAL_CLIENTS: dict = {}          # (workers, threads, gpu) -> Client of a local cluster, kept for the next sweep
 
 
@@ -230,7 +231,7 @@ def _client(address: str | None, workers: int, threads: int, use_gpu: bool):
     if client is not None:
         _close(client)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           resources={"GPU": 1} if use_gpu else None, silence_logs=logging.ERROR,
+                           resources={"GPU": 1} if use_gpu else None, silence_logs=logging.CRITICAL,
                            env={"OMP_NUM_THREADS": str(threads)})
     _LOCAL_CLIENTS[key] = client = Client(cluster)
     return client, False
@@ -257,11 +258,11 @@ atexit.register(close_local_clusters)
 
 def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root: str | Path | None = None,
               address: str | None = None, workers: int = 2, threads: int | None = None,
-              gpus: bool | None = None) -> SweepResult:
+              gpus: bool | None = None, warn: bool = True) -> SweepResult:
     """Run ``tasks`` on Dask: a :class:`distributed.LocalCluster` of ``workers`` processes (``threads`` torch threads
     each, default the cores shared out) or the cluster at ``address``. Finished runs are skipped; failures are
     collected, not raised. ``gpus``: ask one GPU per task (default: when this machine, or a worker of the cluster,
-    has one)."""
+    has one). ``warn``: log each failure as it comes (off where the caller reports the failures itself)."""
     from rdlib.runs import default_runs_dir, load_run
 
     if workers < 1:
@@ -304,7 +305,8 @@ def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root
                     rows.append({"method": task.method, "category": task.category, "seed": int(task.seed),
                                  "profile": task.profile, "task": task.id, "key": key, "status": "failed",
                                  "error": f"{type(exc).__name__}: {exc}"})
-                    log.warning("sweep task %s failed: %s: %s", task.label, type(exc).__name__, exc)
+                    (log.warning if warn else log.info)("sweep task %s failed: %s: %s", task.label,
+                                                        type(exc).__name__, exc)
                 else:
                     rows.append(fut.result())
                 if table is not None:                              # keep what finished, even if the sweep is cut off
