@@ -137,3 +137,17 @@ def test_run_grid_on_two_workers_trains_the_exact_runs_the_serial_grid_reads(tin
                 for v in variants.values() for s in (0, 1)}
     assert {k for _, k in loaded} == expected                                   # 4 distinct keys: batch size and seed kept
     assert {p.name for p in (runs / "rd" / "brick").iterdir()} == expected
+
+
+def test_local_workers_keep_glibc_default_trimming_and_the_thread_count():
+    """Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers by default, which made PyTorch training there twice as
+    slow; the local cluster leaves it out and gives every worker the requested thread count."""
+    import os
+
+    from rdlib.sweep import _client
+
+    client, owned = _client(None, workers=2, threads=1, use_gpu=False)
+    assert not owned
+    env = client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
+    assert len(env) == 2 and set(env.values()) == {(None, "1")}
+    assert _client(None, workers=2, threads=1, use_gpu=False)[0] is client          # kept for the next sweep
