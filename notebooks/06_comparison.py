@@ -117,8 +117,8 @@ print(f"data: {data_name}; methods' profile {METHOD_PROFILE!r} at {IMAGE_SIZE}²
 # on the test set. The schedules are short, because {glue:text}`cmp_runs` training runs must fit the book's CPU
 # budget, and they are each method's own (the table below lists them): URD, AAND and RD-RE use their chapters'
 # ablation settings, so those runs are the ones their chapters trained. **RD++ runs half of RD's epochs** (10 of 20):
-# its synthetic anomalies change every batch, so it cannot cache the teacher's features as RD does, and a run costs
-# about four RD runs; 20 epochs did not fit the book's 90-minute budget. A claim "X beats RD++" below is therefore
+# its synthetic anomalies change every batch, so it cannot cache the teacher's features as RD does, and a run cost
+# about four RD runs when measured; the schedule was halved for the book's 90-minute budget. A claim "X beats RD++" below is therefore
 # judged against an RD++ trained less than X, which favours X: read a "supported" there as an upper bound. The kNN
 # reference trains nothing: it keeps 10 % of the teacher's mid-level patches and scores a pixel by its distance to
 # the nearest one.
