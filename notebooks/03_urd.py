@@ -80,7 +80,7 @@ from myst_nb import glue
 
 from rdlib.anomaly_map import cosine_distance_map
 from rdlib.cost import inference_cost
-from rdlib.claims import ClaimLog
+from rdlib.claims import AblationReport
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import (chapter_setup, long_table, results_table, run_grid, side_by_side, train_categories,
                                 train_ms_per_step)
@@ -88,7 +88,7 @@ from rdlib.methods import get_model
 from rdlib.models import create_teacher
 from rdlib.methods.urd import level_masks
 from rdlib.metrics import auroc
-from rdlib.results import ablation_table, chance_sentence, compare, load_paper_numbers, paper_row, readable
+from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable
 from rdlib.runs import build_datasets
 from rdlib.stats import compare_variants
 from rdlib.viz import book_style, category_chart, show
@@ -349,23 +349,12 @@ VARIANTS = {
 }
 METRICS = ["i_auroc", "p_auroc", "p_ap", "pro_rd"]
 paper = load_paper_numbers()
-verdicts = []
-claims = ClaimLog("urd")           # the verdicts, also saved for the comparison chapter
 grid = run_grid("urd", PROFILE, abl_root, ABLATION_CATEGORIES,
                 {k: {"options": {**OPTIONS, **v, "image_size": abl_size, "steps": abl_steps}, "fit": FIT}
                  for k, v in VARIANTS.items()}, seeds=ABLATION_SEEDS, data_format=DATA_FORMAT, runs_dir=RUNS_DIR,
                 device=device, progress=PROGRESS, workers=WORKERS) if ABLATION_CATEGORIES else pd.DataFrame()
 
-
-def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match) -> None:
-    """The variants ``rows`` (mean ± interval) beside the paper's rows of ``table_id``."""
-    if not grid.empty:
-        display(ablation_table(grid, rows, METRICS, table_id, paper_methods, metrics, df=paper, **match))
-
-
-def judge(a: str, b: str, claim: str, metric: str) -> None:
-    """Record the verdict on 'a beats b' from the ablation runs."""
-    verdicts.append(claims.judge(grid, a, b, metric, claim))
+ablation = AblationReport("urd", grid, METRICS, paper)   # tables and verdicts; saved for the comparison chapter
 
 
 # %% [markdown]
@@ -373,37 +362,37 @@ def judge(a: str, b: str, claim: str, metric: str) -> None:
 # are localisation metrics on MVTec AD).
 
 # %%
-table(["T–S (= RD)", "E–T–S (RD-E)", "T–S + GII (SA)", "E–T–S + GII (SA, paper)"], "urd_table5",
-      ["urd_base", "urd_expert", "urd_gii", "urd_expert_gii"], ("p_auroc", "p_ap", "pro"), dataset="mvtec_ad")
+ablation.table(["T–S (= RD)", "E–T–S (RD-E)", "T–S + GII (SA)", "E–T–S + GII (SA, paper)"], "urd_table5",
+               ["urd_base", "urd_expert", "urd_gii", "urd_expert_gii"], ("p_auroc", "p_ap", "pro"), dataset="mvtec_ad")
 if not grid.empty:
-    judge("E–T–S (RD-E)", "T–S (= RD)", "The expert improves localisation, P-AP (Table 5)", "p_ap")
-    judge("E–T–S (RD-E)", "T–S (= RD)", "The expert improves localisation, PRO (Table 5)", "pro_rd")
-    judge("E–T–S + GII (SA, paper)", "E–T–S (RD-E)", "GII improves the expert model, P-AP (Table 5)", "p_ap")
+    ablation.judge("E–T–S (RD-E)", "T–S (= RD)", "The expert improves localisation, P-AP (Table 5)", "p_ap")
+    ablation.judge("E–T–S (RD-E)", "T–S (= RD)", "The expert improves localisation, PRO (Table 5)", "pro_rd")
+    ablation.judge("E–T–S + GII (SA, paper)", "E–T–S (RD-E)", "GII improves the expert model, P-AP (Table 5)", "p_ap")
 
 # %% [markdown]
 # **Table 6 (what the expert adds).** Denoising alone (the student sees the anomalous image, the teacher stays
 # frozen) against the expert-guided teacher.
 
 # %%
-table(["T–S (= RD)", "T–S + denoising", "E–T–S (RD-E)"], "urd_table6", ["urd_ts", "urd_ts_den", "urd_ets_den_sen"],
-      ("i_auroc", "p_auroc", "p_ap", "pro"))
+ablation.table(["T–S (= RD)", "T–S + denoising", "E–T–S (RD-E)"], "urd_table6", ["urd_ts", "urd_ts_den", "urd_ets_den_sen"],
+               ("i_auroc", "p_auroc", "p_ap", "pro"))
 if not grid.empty:
-    judge("T–S + denoising", "T–S (= RD)", "Denoising alone improves localisation, P-AUROC (Table 6)", "p_auroc")
-    judge("E–T–S (RD-E)", "T–S + denoising", "The expert improves on denoising alone, P-AP (Table 6)", "p_ap")
+    ablation.judge("T–S + denoising", "T–S (= RD)", "Denoising alone improves localisation, P-AUROC (Table 6)", "p_auroc")
+    ablation.judge("E–T–S (RD-E)", "T–S + denoising", "The expert improves on denoising alone, P-AP (Table 6)", "p_ap")
 
 # %% [markdown]
 # **Table 7 (GII).** Without GII, with the plain skip connection (the released code) and with similarity
 # attention (the paper).
 
 # %%
-table(["E–T–S (RD-E)", "E–T–S + GII (SC, code)", "E–T–S + GII (SA, paper)"], "urd_table7",
-      ["urd_wo_gii", "urd_gii_sc", "urd_gii_sa"], ("i_auroc", "p_auroc", "p_ap", "pro"))
+ablation.table(["E–T–S (RD-E)", "E–T–S + GII (SC, code)", "E–T–S + GII (SA, paper)"], "urd_table7",
+               ["urd_wo_gii", "urd_gii_sc", "urd_gii_sa"], ("i_auroc", "p_auroc", "p_ap", "pro"))
 if not grid.empty:
-    judge("E–T–S + GII (SC, code)", "E–T–S (RD-E)", "GII with a skip connection beats no GII, I-AUROC (Table 7)", "i_auroc")
-    judge("E–T–S + GII (SA, paper)", "E–T–S + GII (SC, code)", "Similarity attention beats the skip connection, I-AUROC (Table 7)",
-          "i_auroc")
-display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
-saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
+    ablation.judge("E–T–S + GII (SC, code)", "E–T–S (RD-E)", "GII with a skip connection beats no GII, I-AUROC (Table 7)", "i_auroc")
+    ablation.judge("E–T–S + GII (SA, paper)", "E–T–S + GII (SC, code)", "Similarity attention beats the skip connection, I-AUROC (Table 7)",
+                   "i_auroc")
+display(Markdown(ablation.markdown()))
+saved = ablation.log.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
 # %% [markdown]
 # **Anomaly maps** of the same test images from three ablation models of the first seed (the paper's Figs. 1 and

@@ -85,13 +85,13 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from rdlib.cost import inference_cost
-from rdlib.claims import ClaimLog
+from rdlib.claims import AblationReport
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import (chapter_setup, long_table, rescore, results_table, run_grid, side_by_side,
                                 train_categories, train_ms_per_step)
 from rdlib.methods import get_model
 from rdlib.projection import patch_features, project_2d, separation_auroc
-from rdlib.results import ablation_table, chance_sentence, compare, load_paper_numbers, paper_row, readable
+from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable
 from rdlib.runs import RunSpec, build_datasets, get_or_train
 from rdlib.stats import compare_variants, mean_intervals
 from rdlib.viz import book_style, category_chart, show
@@ -392,18 +392,8 @@ if not grid.empty:                                  # (a): the (c) runs re-score
                 gate_rows.append({"variant": "(a) MRG score only", "category": cat, "seed": seed,
                                   "status": f"FAILED: {type(e).__name__}: {e}"[:160]})
     grid = pd.concat([grid, pd.DataFrame(gate_rows)], ignore_index=True)
-verdicts = []
-claims = ClaimLog("aand")           # the verdicts, also saved for the comparison chapter
 
-
-def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match) -> None:
-    """The variants ``rows`` (mean ± interval) beside the paper's rows of ``table_id``."""
-    if not grid.empty:
-        display(ablation_table(grid, rows, METRICS, table_id, paper_methods, metrics, df=paper, **match))
-
-
-def judge(a: str, b: str, claim: str, metric: str) -> None:
-    verdicts.append(claims.judge(grid, a, b, metric, claim))
+ablation = AblationReport("aand", grid, METRICS, paper)   # tables and verdicts; saved for the comparison chapter
 
 
 # %% [markdown]
@@ -412,38 +402,38 @@ def judge(a: str, b: str, claim: str, metric: str) -> None:
 
 # %%
 teachers = (["random teacher"] if RANDOM_TEACHER_ROW else []) + ["base (RD)", "(c) RAA"]
-table(teachers, "aand_table1", (["rd_random_teacher"] if RANDOM_TEACHER_ROW else []) + ["rd", "aand_advanced_teacher"],
-      ("i_auroc",))
+ablation.table(teachers, "aand_table1", (["rd_random_teacher"] if RANDOM_TEACHER_ROW else []) + ["rd", "aand_advanced_teacher"],
+               ("i_auroc",))
 if not grid.empty and RANDOM_TEACHER_ROW:
-    judge("base (RD)", "random teacher", "A pretrained teacher beats a random one, I-AUROC (Table I)", "i_auroc")
+    ablation.judge("base (RD)", "random teacher", "A pretrained teacher beats a random one, I-AUROC (Table I)", "i_auroc")
 if not grid.empty:
-    judge("(c) RAA", "base (RD)", "The advanced teacher beats the vanilla one, I-AUROC (Table I)", "i_auroc")
+    ablation.judge("(c) RAA", "base (RD)", "The advanced teacher beats the vanilla one, I-AUROC (Table I)", "i_auroc")
 
 # %% [markdown]
 # **Table V (components).** The paper's numbers are its MVTec AD means.
 
 # %%
-table(["base (RD)", "(a) MRG score only", "(b) ARG without gate", "(c) RAA", "(d) HKD", "(e) RAA + HKD (AAND)"],
-      "aand_table5", ["aand_base", "aand_a_mrg_score", "aand_b_arg_no_gate", "aand_c_raa", "aand_d_hkd", "aand_e_full"],
-      ("i_auroc", "p_auroc", "pro"), dataset="mvtec_ad")
+ablation.table(["base (RD)", "(a) MRG score only", "(b) ARG without gate", "(c) RAA", "(d) HKD", "(e) RAA + HKD (AAND)"],
+               "aand_table5", ["aand_base", "aand_a_mrg_score", "aand_b_arg_no_gate", "aand_c_raa", "aand_d_hkd", "aand_e_full"],
+               ("i_auroc", "p_auroc", "pro"), dataset="mvtec_ad")
 if not grid.empty:
-    judge("(c) RAA", "(a) MRG score only", "Distilling from the advanced teacher beats the gate alone, I-AUROC (Table V a/c)",
-          "i_auroc")
-    judge("(c) RAA", "(b) ARG without gate", "The gate matters: RAA beats ARG without it, P-AUROC (Table V b/c)", "p_auroc")
-    judge("(d) HKD", "base (RD)", "The hard term alone improves RD, I-AUROC (Table V d)", "i_auroc")
-    judge("(e) RAA + HKD (AAND)", "(c) RAA", "The hard term adds to RAA, I-AUROC (Table V c/e)", "i_auroc")
-    judge("(e) RAA + HKD (AAND)", "base (RD)", "Full AAND beats RD, I-AUROC (Table V e)", "i_auroc")
+    ablation.judge("(c) RAA", "(a) MRG score only", "Distilling from the advanced teacher beats the gate alone, I-AUROC (Table V a/c)",
+                   "i_auroc")
+    ablation.judge("(c) RAA", "(b) ARG without gate", "The gate matters: RAA beats ARG without it, P-AUROC (Table V b/c)", "p_auroc")
+    ablation.judge("(d) HKD", "base (RD)", "The hard term alone improves RD, I-AUROC (Table V d)", "i_auroc")
+    ablation.judge("(e) RAA + HKD (AAND)", "(c) RAA", "The hard term adds to RAA, I-AUROC (Table V c/e)", "i_auroc")
+    ablation.judge("(e) RAA + HKD (AAND)", "base (RD)", "Full AAND beats RD, I-AUROC (Table V e)", "i_auroc")
 
 # %% [markdown]
 # **Table VII (the residual).** tanh (the paper), sigmoid, and an unconstrained learnable residual, each in the
 # full model; MVTec AD means in the paper's columns.
 
 # %%
-table(["learnable residual", "ARG with sigmoid", "(e) RAA + HKD (AAND)"], "aand_table7",
-      ["aand_learnable_residual", "aand_arg_sigmoid", "aand_arg_tanh"], ("i_auroc", "pro"), dataset="mvtec_ad")
+ablation.table(["learnable residual", "ARG with sigmoid", "(e) RAA + HKD (AAND)"], "aand_table7",
+               ["aand_learnable_residual", "aand_arg_sigmoid", "aand_arg_tanh"], ("i_auroc", "pro"), dataset="mvtec_ad")
 if not grid.empty:
-    judge("(e) RAA + HKD (AAND)", "ARG with sigmoid", "tanh beats sigmoid, I-AUROC (Table VII)", "i_auroc")
-    judge("(e) RAA + HKD (AAND)", "learnable residual", "tanh beats a learnable residual, I-AUROC (Table VII)", "i_auroc")
+    ablation.judge("(e) RAA + HKD (AAND)", "ARG with sigmoid", "tanh beats sigmoid, I-AUROC (Table VII)", "i_auroc")
+    ablation.judge("(e) RAA + HKD (AAND)", "learnable residual", "tanh beats a learnable residual, I-AUROC (Table VII)", "i_auroc")
 
 # %% [markdown]
 # **Fig. 7 (sensitivity to $L$ and $K_h$).** The memory size $L$ at $K_h = 10$, then $K_h$ at $L = 50$; mean over
@@ -466,8 +456,8 @@ if not grid.empty and SENSITIVITY:
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     plt.show()
-display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
-saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
+display(Markdown(ablation.markdown()))
+saved = ablation.log.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
 # %% [markdown]
 # **Anomaly maps** of the same test images: RD, AAND and AAND's gate alone (main runs; the paper's Fig. 5 shows RD

@@ -91,13 +91,13 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from rdlib.cost import inference_cost, latency_ms
-from rdlib.claims import ClaimLog
+from rdlib.claims import AblationReport
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import (chapter_setup, long_table, rescore, results_table, run_grid, side_by_side,
                                train_categories, train_ms_per_step)
 from rdlib.methods import create_method, get_model, method_profile
 from rdlib.methods.rdre import ASSUMPTIONS
-from rdlib.results import ablation_table, chance_sentence, compare, load_paper_numbers, paper_row, readable
+from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable
 from rdlib.robustness import noise_robustness
 from rdlib.runs import RunSpec, build_datasets, get_or_train
 from rdlib.stats import claim_sentence, compare_variants, mean_intervals
@@ -409,18 +409,8 @@ if not grid.empty:
                     extra.append({"variant": label, "category": c, "seed": seed,
                                   "status": f"FAILED: {type(e).__name__}: {e}"[:160]})
     grid = pd.concat([grid, pd.DataFrame(extra)], ignore_index=True)
-verdicts = []
-claims = ClaimLog("rdre")           # the verdicts, also saved for the comparison chapter
 
-
-def table(rows: list[str], table_id: str, paper_methods: list, metrics, **match) -> None:
-    """The variants ``rows`` (mean ± interval) beside the paper's rows of ``table_id``."""
-    if not grid.empty:
-        display(ablation_table(grid, rows, METRICS, table_id, paper_methods, metrics, df=paper, **match))
-
-
-def judge(a: str, b: str, claim: str, metric: str) -> None:
-    verdicts.append(claims.judge(grid, a, b, metric, claim))
+ablation = AblationReport("rdre", grid, METRICS, paper)   # tables and verdicts; saved for the comparison chapter
 
 
 # %% [markdown]
@@ -431,14 +421,14 @@ def judge(a: str, b: str, claim: str, metric: str) -> None:
 
 # %%
 T5 = ["baseline (no fusion, no Seg)", "no fusion", "no LDA", "no CAAMS-FF", "no Seg", FULL]
-table(T5, "rd_re_table5", ["rd_re_t5_row01", None, None, None, None, "rd_re_t5_row10"], ("i_auroc", "p_auroc", "p_ap", "pro"))
+ablation.table(T5, "rd_re_table5", ["rd_re_t5_row01", None, None, None, None, "rd_re_t5_row10"], ("i_auroc", "p_auroc", "p_ap", "pro"))
 if not grid.empty:
-    judge(FULL, "no fusion", "Cross-stage fusion (with LDA and CAAMS-FF) helps, pixel AP (Table 5)", "p_ap")
-    judge(FULL, "no LDA", "LDA helps, pixel AP (Table 5)", "p_ap")
-    judge(FULL, "no CAAMS-FF", "CAAMS-FF helps, pixel AP (Table 5)", "p_ap")
-    judge(FULL, "no Seg", "The segmentation head beats the teacher–student map, I-AUROC (Table 5)", "i_auroc")
-    judge(FULL, "no Seg", "The segmentation head beats the teacher–student map, pixel AP (Table 5)", "p_ap")
-    judge(FULL, "baseline (no fusion, no Seg)", "Full RD-RE beats the baseline, I-AUROC (Table 5 row 10 vs 1)", "i_auroc")
+    ablation.judge(FULL, "no fusion", "Cross-stage fusion (with LDA and CAAMS-FF) helps, pixel AP (Table 5)", "p_ap")
+    ablation.judge(FULL, "no LDA", "LDA helps, pixel AP (Table 5)", "p_ap")
+    ablation.judge(FULL, "no CAAMS-FF", "CAAMS-FF helps, pixel AP (Table 5)", "p_ap")
+    ablation.judge(FULL, "no Seg", "The segmentation head beats the teacher–student map, I-AUROC (Table 5)", "i_auroc")
+    ablation.judge(FULL, "no Seg", "The segmentation head beats the teacher–student map, pixel AP (Table 5)", "p_ap")
+    ablation.judge(FULL, "baseline (no fusion, no Seg)", "Full RD-RE beats the baseline, I-AUROC (Table 5 row 10 vs 1)", "i_auroc")
 
 # %% [markdown]
 # **Table 6 (which layers fuse).** The paper finds layers 2 and 3 best; its single-layer and pair rows cannot be
@@ -446,12 +436,12 @@ if not grid.empty:
 
 # %%
 T6 = ["no fusion", "fuse 2", "fuse 3", FULL, "fuse 1, 2, 3"]
-table(T6, "rd_re_table6", ["rd_re_fuse_none", None, None, "rd_re_fuse_l23", "rd_re_fuse_l123"],
-      ("i_auroc", "p_auroc", "p_ap", "pro"))
+ablation.table(T6, "rd_re_table6", ["rd_re_fuse_none", None, None, "rd_re_fuse_l23", "rd_re_fuse_l123"],
+               ("i_auroc", "p_auroc", "p_ap", "pro"))
 if not grid.empty:
-    judge(FULL, "fuse 1, 2, 3", "Fusing layers 2, 3 beats fusing 1, 2, 3, pixel AP (Table 6)", "p_ap")
-    judge(FULL, "fuse 2", "Fusing layers 2, 3 beats layer 2 alone, pixel AP (Table 6)", "p_ap")
-    judge(FULL, "fuse 3", "Fusing layers 2, 3 beats layer 3 alone, pixel AP (Table 6)", "p_ap")
+    ablation.judge(FULL, "fuse 1, 2, 3", "Fusing layers 2, 3 beats fusing 1, 2, 3, pixel AP (Table 6)", "p_ap")
+    ablation.judge(FULL, "fuse 2", "Fusing layers 2, 3 beats layer 2 alone, pixel AP (Table 6)", "p_ap")
+    ablation.judge(FULL, "fuse 3", "Fusing layers 2, 3 beats layer 3 alone, pixel AP (Table 6)", "p_ap")
 
 # %% [markdown]
 # **Table 7 (ASSA window).** Quality: windows 4 and 8 trained at the ablation size. At {glue:text}`rdre_abl_size`
@@ -464,9 +454,9 @@ if not grid.empty:
 abl_map = abl_size // 8                                             # the largest fused map: layer 2, stride 8
 glue("rdre_abl_map", f"{abl_map}×{abl_map}", display=False)
 glue("rdre_tp_size", f"{THROUGHPUT_SIZE}²", display=False)
-table(["ASSA window 4", FULL], "rd_re_table7", ["rd_re_assa_win4", "rd_re_assa_win8"], ("p_auroc", "fps"))
+ablation.table(["ASSA window 4", FULL], "rd_re_table7", ["rd_re_assa_win4", "rd_re_assa_win8"], ("p_auroc", "fps"))
 if not grid.empty:
-    judge(FULL, "ASSA window 4", "Window 8 beats window 4, P-AUROC (Table 7)", "p_auroc")
+    ablation.judge(FULL, "ASSA window 4", "Window 8 beats window 4, P-AUROC (Table 7)", "p_auroc")
 
 # %% tags=["nbval-ignore-output"]
 tp = {}
@@ -488,22 +478,22 @@ tp
 # over four MVTec categories.
 
 # %%
-table(["no synthesis", "simplex synthesis", FULL], "rd_re_table8",
-      ["rd_re_synth_none", "rd_re_synth_simplex", "rd_re_synth_perlin_dtd"], ("p_auroc", "p_ap", "pro"),
-      category="subset_mean")
+ablation.table(["no synthesis", "simplex synthesis", FULL], "rd_re_table8",
+               ["rd_re_synth_none", "rd_re_synth_simplex", "rd_re_synth_perlin_dtd"], ("p_auroc", "p_ap", "pro"),
+               category="subset_mean")
 if not grid.empty:
-    judge(FULL, "simplex synthesis", "Perlin + texture beats simplex synthesis, pixel AP (Table 8)", "p_ap")
-    judge(FULL, "no synthesis", "Perlin + texture beats no synthesis, pixel AP (Table 8)", "p_ap")
-    judge("simplex synthesis", "no synthesis", "Simplex synthesis beats none, pixel AP (Table 8)", "p_ap")
+    ablation.judge(FULL, "simplex synthesis", "Perlin + texture beats simplex synthesis, pixel AP (Table 8)", "p_ap")
+    ablation.judge(FULL, "no synthesis", "Perlin + texture beats no synthesis, pixel AP (Table 8)", "p_ap")
+    ablation.judge("simplex synthesis", "no synthesis", "Simplex synthesis beats none, pixel AP (Table 8)", "p_ap")
 
 # %% [markdown]
 # **Table 9 (the L1 term of the segmentation loss).**
 
 # %%
-table(["focal only", FULL], "rd_re_table9", ["rd_re_focal_only", "rd_re_focal_l1"], ("i_auroc", "p_auroc", "p_ap", "pro"))
+ablation.table(["focal only", FULL], "rd_re_table9", ["rd_re_focal_only", "rd_re_focal_l1"], ("i_auroc", "p_auroc", "p_ap", "pro"))
 if not grid.empty:
-    judge(FULL, "focal only", "Focal + L1 beats focal alone, pixel AP (Table 9)", "p_ap")
-    judge(FULL, "focal only", "Focal + L1 beats focal alone, I-AUROC (Table 9)", "i_auroc")
+    ablation.judge(FULL, "focal only", "Focal + L1 beats focal alone, pixel AP (Table 9)", "p_ap")
+    ablation.judge(FULL, "focal only", "Focal + L1 beats focal alone, I-AUROC (Table 9)", "i_auroc")
 
 # %% [markdown]
 # **Fig. 10 (LDA window k).** k at the two fused layers (2 / 3); the default is the paper's 4 / 2. At
@@ -526,10 +516,10 @@ if not grid.empty:
     ax.legend(fontsize=8)
     fig.tight_layout()
     plt.show()
-    judge(FULL, "LDA k = 2 / 1", "LDA k = 4 / 2 beats 2 / 1, pixel AP (Fig. 10)", "p_ap")
-    judge(FULL, "LDA k = 8 / 4", "LDA k = 4 / 2 beats 8 / 4, pixel AP (Fig. 10)", "p_ap")
-display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
-saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
+    ablation.judge(FULL, "LDA k = 2 / 1", "LDA k = 4 / 2 beats 2 / 1, pixel AP (Fig. 10)", "p_ap")
+    ablation.judge(FULL, "LDA k = 8 / 4", "LDA k = 4 / 2 beats 8 / 4, pixel AP (Fig. 10)", "p_ap")
+display(Markdown(ablation.markdown()))
+saved = ablation.log.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
 # %% [markdown]
 # ## 8. Cost beside the other methods (the paper's Fig. 9)

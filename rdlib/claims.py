@@ -19,9 +19,9 @@ import pandas as pd
 
 from rdlib.stats import compare_variants
 
-# paper_numbers.yaml method keys -> rdlib method names, and the method each paper proposes
+# paper_numbers.yaml method keys -> rdlib method names, and the method each paper that claims to beat RD proposes
 PAPER_METHODS = {"rd": "rd", "rdpp": "rdpp", "urd": "urd", "aand": "aand", "rd_re": "rdre"}
-OWN_METHOD = {"rd": "rd", "urd": "urd", "aand": "aand", "rd_re": "rd_re"}
+OWN_METHOD = {"urd": "urd", "aand": "aand", "rd_re": "rd_re"}
 METHOD_LABELS = {"rd": "RD", "rdpp": "RD++", "urd": "URD", "aand": "AAND", "rdre": "RD-RE", "patch_knn": "kNN"}
 CLAIM_COLUMNS = ["source", "claim", "a", "b", "metric", "diff", "low", "high", "cells", "verdict", "sentence"]
 
@@ -71,6 +71,10 @@ class ClaimLog:
     def sentences(self) -> list[str]:
         return [r["sentence"] for r in self.rows]
 
+    def markdown(self, empty: str = "_No claims judged._") -> str:
+        """The sentences as a Markdown bullet list, or ``empty`` when none was judged."""
+        return "\n".join(f"- {v}" for v in self.sentences()) or empty
+
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=CLAIM_COLUMNS)
 
@@ -81,6 +85,43 @@ class ClaimLog:
         path = claims_file(self.chapter, profile, runs_dir)
         atomic_write_bytes(path, self.table().to_csv(index=False).encode())
         return path
+
+
+class AblationReport:
+    """One chapter's ablation grid (the long table of :func:`rdlib.experiments.run_grid`) shown as the paper's tables
+    with our rows beside the paper's, and judged claim by claim into a :class:`ClaimLog`.
+
+        report = AblationReport("urd", grid, ["i_auroc", "p_ap"], paper=load_paper_numbers())
+        report.table(["T–S (= RD)", "E–T–S (RD-E)"], "urd_table5", ["urd_base", "urd_expert"], ("p_auroc", "p_ap"))
+        report.judge("E–T–S (RD-E)", "T–S (= RD)", "The expert improves P-AP (Table 5)", "p_ap")
+        display(Markdown(report.markdown())); report.log.save("book")
+    """
+
+    SKIPPED = "_Ablations skipped in this profile._"
+
+    def __init__(self, chapter: str, grid: pd.DataFrame, metrics, paper: pd.DataFrame | None = None):
+        self.grid, self.metrics, self.paper = grid, list(metrics), paper
+        self.log = ClaimLog(chapter)
+
+    def table(self, rows: list[str], table_id: str, paper_methods: list, paper_metrics, **match) -> None:
+        """Display the variants ``rows`` (mean ± 95 % interval) beside the paper's rows of ``table_id``
+        (:func:`rdlib.results.ablation_table`); nothing when the grid is empty."""
+        if self.grid.empty:
+            return
+        from IPython.display import display
+
+        from rdlib.results import ablation_table
+
+        display(ablation_table(self.grid, rows, self.metrics, table_id, paper_methods, paper_metrics, df=self.paper,
+                               **match))
+
+    def judge(self, a: str, b: str, claim: str, metric: str) -> str | None:
+        """Judge and record "``a`` beats ``b`` on ``metric``" (:func:`judge_claim`); None when the grid is empty."""
+        return None if self.grid.empty else self.log.judge(self.grid, a, b, metric, claim)
+
+    def markdown(self) -> str:
+        """The recorded verdicts as a bullet list (what the chapter prints)."""
+        return self.log.markdown(self.SKIPPED)
 
 
 def read_claims(profile: str, runs_dir: str | Path | None = None) -> pd.DataFrame:
@@ -111,7 +152,7 @@ def paper_claims(df: pd.DataFrame | None = None, datasets=("mvtec_ad",),
     means = df[(df.category == "mean") & df.dataset.isin(datasets) & df.method.isin(list(PAPER_METHODS))]
     for (table_id, dataset), t in means.groupby(["table_id", "dataset"], sort=False):
         own = OWN_METHOD.get(t.paper.iloc[0])
-        if own is None or own == "rd" or own not in set(t.method):
+        if own is None or own not in set(t.method):
             continue
         for other in ("rd", "rdpp"):
             if other not in set(t.method):

@@ -12,7 +12,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from rdlib.claims import ClaimLog, claims_file, judge_claim, judge_claims, paper_claims, read_claims  # noqa: E402
+from rdlib.claims import AblationReport, ClaimLog, claims_file, judge_claim, judge_claims, paper_claims, read_claims  # noqa: E402
 from rdlib.runs import RunSpec  # noqa: E402
 from rdlib.stats import claim_sentence, mean_ranks  # noqa: E402
 from rdlib.viz import method_dots, seed_interval  # noqa: E402
@@ -45,6 +45,30 @@ def test_claim_log_prints_what_claim_sentence_prints_and_round_trips(tmp_path):
     log.rows.pop()
     log.save("book", tmp_path)                                                   # a rerun replaces, never appends
     assert len(read_claims("book", tmp_path)) == 1 and not list(path.parent.glob("*.tmp"))
+
+
+def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_judges(tmp_path, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    df = grid(shift=4.0)
+    paper = _papers([{"table_id": "t1", "method": "paper_a", "i_auroc": 91.0},
+                     {"table_id": "t1", "method": "paper_b", "i_auroc": 88.0}])
+    report = AblationReport("toy", df, ["i_auroc"], paper)
+    report.table(["B", "A"], "t1", ["paper_b", None], ("i_auroc",))
+    (t,) = shown
+    assert list(t.index) == ["B", "A"]                                            # the order asked for
+    assert float(t.iloc[1, 0].split(" ± ")[0]) == pytest.approx(df[df.variant == "A"].i_auroc.mean(), abs=0.05)
+    assert t.iloc[0, -1] == 88.0 and np.isnan(t.iloc[1, -1])                      # paper column: row B only
+    s = report.judge("A", "B", "A beats B", "i_auroc")
+    assert s == claim_sentence(df, "A", "B", "i_auroc", "A beats B") and "supported" in s
+    assert report.markdown() == f"- {s}"
+    assert report.log.save("book", tmp_path) == claims_file("toy", "book", tmp_path)
+    empty = AblationReport("toy", pd.DataFrame(), ["i_auroc"], paper)             # ablations skipped by the profile
+    empty.table(["A"], "t1", [None], ("i_auroc",))
+    assert len(shown) == 1 and empty.judge("A", "B", "A beats B", "i_auroc") is None
+    assert empty.markdown() == AblationReport.SKIPPED and empty.log.rows == []
 
 
 def _papers(rows):
