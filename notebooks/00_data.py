@@ -58,9 +58,8 @@ import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-import rdlib
-from rdlib.data import (EMBEDDED_CATEGORIES, EMBEDDED_DEFECTS, EmbeddedConfig, find_texture_source, generate_embedded,
-                        load_image, load_mask, read_dataset, verify)
+from rdlib.data import (EMBEDDED_CATEGORIES, EmbeddedConfig, find_texture_source, generate_embedded, load_image,
+                        load_mask, read_dataset, verify)
 from rdlib.data.embedded import FOREIGN_SOURCES, load_source, texture_regions
 from rdlib.viz import book_style, show
 

@@ -75,16 +75,16 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from rdlib.claims import ClaimLog
+from rdlib.claims import AblationReport, ClaimLog
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import (chapter_setup, learning_curves, level_distance_table, long_table, per_defect_auroc,
                                plateau_step, rescore, results_table, run_grid, train_categories)
 from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel
 from rdlib.methods import get_model, method_profile
 from rdlib.models import TEACHERS
-from rdlib.results import (METRIC_LABELS, chance_sentence, compare, load_paper_numbers, paper_row, paper_value,
+from rdlib.results import (METRIC_LABELS, chance_sentence, compare, load_paper_numbers, paper_row,
                            protocol_note, readable, with_paper_columns)
-from rdlib.runs import RunSpec, build_datasets
+from rdlib.runs import build_datasets
 from rdlib.stats import compare_variants, mean_interval_table
 from rdlib.viz import book_style, category_chart, panel_grid, score_histogram, show
 
@@ -364,7 +364,6 @@ glue("abl_steps", str(abl_steps), display=False)
 paper = load_paper_numbers()
 ABL_METRICS = ["i_auroc", "p_auroc", "pro_rd"]
 abl_options = {**OPTIONS, "image_size": abl_size, "epochs": abl_epochs}
-verdicts = []
 claims = ClaimLog("rd")           # the verdicts, also saved for the comparison chapter
 
 
@@ -377,7 +376,7 @@ def ablation(variants: dict) -> pd.DataFrame:
 
 def judge(grid: pd.DataFrame, a: str, b: str, claim: str, metric: str = "i_auroc") -> None:
     """Record the verdict on 'a beats b' (the paper's claim) from the runs in ``grid``."""
-    verdicts.append(claims.judge(grid, a, b, metric, claim))
+    claims.judge(grid, a, b, metric, claim)
 
 
 # %% [markdown]
@@ -532,7 +531,7 @@ differences
 # for the same rows are in the tables.
 
 # %%
-display(Markdown("\n".join(f"- {v}" for v in verdicts) if verdicts else "_Ablations skipped in this profile._"))
+display(Markdown(claims.markdown(AblationReport.SKIPPED)))
 saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
 # %% [markdown]

@@ -83,7 +83,7 @@ from myst_nb import glue
 from rdlib.claims import METHOD_LABELS, judge_claims, paper_claims, read_claims
 from rdlib.cost import inference_cost
 from rdlib.experiments import chapter_setup
-from rdlib.methods import create_method, method_profile
+from rdlib.methods import method_profile
 from rdlib.results import METRIC_LABELS
 from rdlib.robustness import noise_robustness
 from rdlib.runs import RunError, RunSpec, default_runs_dir, load_run
