@@ -295,8 +295,8 @@ glue("knn_gap", knn_gap, display=False)
 # Cost. Each time below was measured when its run was trained and is stored with the run, so a run reused from an
 # earlier build shows the time of that build, taken under whatever load the machine had then (a build that trains
 # two notebooks' runs at once, or tests running beside it, can slow a step several-fold). On a CPU the chapters train
-# their runs two at a time, one thread each, as tasks of a local Dask cluster (`WORKERS`). Compare ms per step within
-# one build, not across builds.
+# their runs two at a time, one thread each, as tasks of a local Dask cluster (`WORKERS`); an odd run left over
+# trains alone with two threads. Compare ms per step within one build, not across builds.
 
 # %% tags=["nbval-ignore-output", "hide-input"]
 pd.DataFrame({cat: {"optimizer steps": run.history[-1].get("step", float("nan")) if run.history else float("nan"),

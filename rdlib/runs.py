@@ -94,6 +94,11 @@ class RunSpec:
     def dir(self, runs_root: str | Path | None = None) -> Path:
         return Path(runs_root or default_runs_dir()) / self.method / self.category / self.key()
 
+    def finished(self, runs_root: str | Path | None = None) -> bool:
+        """Whether this run's folder holds a finished run (its metrics and final checkpoint)."""
+        d = self.dir(runs_root)
+        return (d / "metrics.json").is_file() and (d / "checkpoint.pt").is_file()
+
     def identity(self) -> dict:
         """What config.json must match for a folder to be this run (guards against a key collision)."""
         return {"method": self.method, "category": self.category, "options": self.full_options(),

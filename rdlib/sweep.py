@@ -278,8 +278,7 @@ def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root
     rows, failures, todo = [], [], []
     for task in tasks:
         spec = task.spec()
-        d = spec.dir(runs_root)
-        if (d / "metrics.json").is_file() and (d / "checkpoint.pt").is_file():
+        if spec.finished(runs_root):
             rows.append(_row(task, load_run(spec, runs_root), "skipped"))     # finished earlier: not submitted
         else:
             todo.append((task, spec.key()))

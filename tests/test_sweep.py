@@ -139,6 +139,37 @@ def test_run_grid_on_two_workers_trains_the_exact_runs_the_serial_grid_reads(tin
     assert {p.name for p in (runs / "rd" / "brick").iterdir()} == expected
 
 
+def test_a_lone_last_run_trains_in_the_caller_with_every_core(tiny_benchmark, tmp_path, monkeypatch):
+    """3 unfinished runs on 2 workers: two go to the workers, the third trains in the caller's process (not alone on
+    a one-thread worker); with one unfinished run left no cluster is used at all. Same keys, same table."""
+    import rdlib.experiments as ex
+    import rdlib.sweep as sw
+
+    runs = tmp_path / "runs"
+    submitted, loaded = [], []
+    real_sweep, real_get = sw.run_sweep, ex.get_or_train
+
+    def spy_sweep(tasks, **kw):
+        submitted.append(sorted(t.seed for t in tasks))
+        return real_sweep(tasks, **kw)
+
+    def spy_get(spec, runs_dir=None, **kw):
+        loaded.append((spec.fit_config().seed, spec.finished(runs_dir)))
+        return real_get(spec, runs_dir, **kw)
+
+    monkeypatch.setattr(sw, "run_sweep", spy_sweep)
+    monkeypatch.setattr(ex, "get_or_train", spy_get)
+    variants = {"plain": {"options": {"epochs": 1}}}
+    grid = ex.run_grid("rd", "ci", tiny_benchmark, ["brick"], variants, seeds=[0, 1, 2], runs_dir=runs, workers=2)
+    assert submitted == [[0, 1]]
+    assert loaded == [(0, True), (1, True), (2, False)]                  # seed 2 trained here, after the workers
+    assert (grid.status == "ok").all() and grid.i_auroc.notna().all() and len(grid) == 3
+    submitted.clear(), loaded.clear()
+    grid = ex.run_grid("rd", "ci", tiny_benchmark, ["brick"], variants, seeds=[0, 1, 2, 3], runs_dir=runs, workers=2)
+    assert submitted == [] and loaded == [(0, True), (1, True), (2, True), (3, False)]
+    assert (grid.status == "ok").all() and len({p.name for p in (runs / "rd" / "brick").iterdir()}) == 4
+
+
 def test_local_workers_keep_glibc_default_trimming_and_the_thread_count():
     """Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers by default, which made PyTorch training there twice as
     slow; the local cluster leaves it out and gives every worker the requested thread count."""
