@@ -164,7 +164,8 @@ def test_a_lone_last_run_trains_in_the_caller_with_every_core(tiny_benchmark, tm
     assert submitted == [[0, 1]]
     assert loaded == [(0, True), (1, True), (2, False)]                  # seed 2 trained here, after the workers
     assert (grid.status == "ok").all() and grid.i_auroc.notna().all() and len(grid) == 3
-    submitted.clear(), loaded.clear()
+    submitted.clear()
+    loaded.clear()
     grid = ex.run_grid("rd", "ci", tiny_benchmark, ["brick"], variants, seeds=[0, 1, 2, 3], runs_dir=runs, workers=2)
     assert submitted == [] and loaded == [(0, True), (1, True), (2, True), (3, False)]
     assert (grid.status == "ok").all() and len({p.name for p in (runs / "rd" / "brick").iterdir()}) == 4
