@@ -241,9 +241,11 @@ display(Markdown("_No evaluation during training in this profile (CURVE_EVAL_EVE
               for cat, p in plateaus.items()) +
     f". The main runs train {options['epochs']} epochs = {book_steps} steps: {len(settled)} of {len(plateaus)} "
     "categories have settled within them. "
-    + (f"The ablations in section 6 train {abl_epochs} epochs = {abl_steps} steps (the book's CPU budget), past the "
-       f"plateau in {len(abl_settled)} of their {len(ABLATION_CATEGORIES)} categories: where they are not, their "
-       "verdicts are about models trained that long." if ABLATION_CATEGORIES else "")))
+    + (f"The ablations in section 6 train {abl_epochs} epochs = {abl_steps} steps"
+       + (f" at {ABLATION_IMAGE_SIZE}², a smaller size than these curves'" if ABLATION_IMAGE_SIZE not in (None, IMAGE_SIZE)
+          else "")
+       + f" (the book's CPU budget), past this plateau in {len(abl_settled)} of their {len(ABLATION_CATEGORIES)} "
+       "categories: where they are not, their verdicts are about models trained that long." if ABLATION_CATEGORIES else "")))
 
 # %% [markdown]
 # ## 5. Results per category
@@ -346,7 +348,8 @@ pd.DataFrame({cat: per_defect_auroc(p) for cat, p in preds.items()}).T
 #
 # The paper's ablations (Tables 5–7) rerun here on {glue:text}`abl_cats`, each variant trained with
 # {glue:text}`abl_seeds` seeds for {glue:text}`abl_steps` optimizer steps at {glue:text}`abl_size` (a shorter
-# schedule than the main runs', checked against the learning curves in section 4, to fit the book's CPU budget).
+# schedule than the main runs', checked against the learning curves in section 4, and in the `book` profile a
+# smaller size, to fit the book's CPU budget; there the comparison chapter reuses the full model's runs).
 # They test whether the paper's claims hold for another teacher and other data, not whether we match its
 # numbers. Every cell is the mean over categories and seeds ± the half-width of a 95 % bootstrap interval
 # (categories, then seeds); every verdict below is computed by `rdlib.stats.compare_variants` from the same runs:

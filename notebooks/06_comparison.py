@@ -115,7 +115,7 @@ print(f"data: {data_name}; methods' profile {METHOD_PROFILE!r} at {IMAGE_SIZE}²
 # Every method runs its `compare` profile: the offline EfficientNet-Lite0 teacher (ImageNet weights, ReLU'd maps),
 # {glue:text}`cmp_size` images, batch 16, Adam with each paper's learning rates, the **last** checkpoint, no selection
 # on the test set. The schedules are short, because {glue:text}`cmp_runs` training runs must fit the book's CPU
-# budget, and they are each method's own (the table below lists them): URD, AAND and RD-RE use their chapters'
+# budget, and they are each method's own (the table below lists them): RD, URD, AAND and RD-RE use their chapters'
 # ablation settings, so those runs are the ones their chapters trained. **RD++ runs half of RD's epochs** (10 of 20):
 # its synthetic anomalies change every batch, so it cannot cache the teacher's features as RD does, and a run cost
 # about four RD runs when measured; the schedule was halved for the book's 90-minute budget. A claim "X beats RD++" below is therefore

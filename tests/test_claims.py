@@ -159,6 +159,8 @@ def _chapter_params(name):
 
 
 @pytest.mark.parametrize("method,chapter,overrides", [
+    ("rd", "01_rd", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "epochs": p["ABLATION_EPOCHS"],
+                               "bottleneck": "oce+mff", "teacher_activation": "relu"}),   # the Table 5 / ReLU rows
     ("urd", "03_urd", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "steps": p["ABLATION_STEPS"]}),
     ("aand", "04_aand", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "raa_epochs": p["ABLATION_EPOCHS"][0],
                                    "distill_epochs": p["ABLATION_EPOCHS"][1]}),
@@ -166,7 +168,7 @@ def _chapter_params(name):
                                    "seg_steps": p["ABLATION_STEPS"][1]}),
 ])
 def test_compare_profile_is_the_chapters_ablation_baseline(method, chapter, overrides):
-    """The comparison chapter's runs of URD, AAND and RD-RE are the runs their chapters' ablations already trained
+    """The comparison chapter's runs of RD, URD, AAND and RD-RE are the runs their chapters' ablations already trained
     (same options and loop settings, hence the same key): change one without the other and this fails."""
     p = _chapter_params(chapter)
     chapter_spec = RunSpec.from_profile(method, "book", "/data", "brick", overrides(p), {"seed": 112})
