@@ -7,7 +7,7 @@ Needs anomalib (``pip install 'rdlib[bench]'``: a benchmark-only dependency). Go
 time while keeping RD's official architecture (its OCBE is wider than anomalib's: 58.9 M parameters and 14.6 GFLOPs
 against 39.2 M and 10.4 GFLOPs), with maps equal to rdlib's plain path within 1e-4. Each repetition times every
 variant once, in a rotating order; the ratio to anomalib is taken per repetition, and the script prints its median
-and a 95 % bootstrap interval of the mean log-ratio. Writes ``benchmarks/results/fast_path_<machine>.json``.
+and a 95 % t-interval of the mean log-ratio. Writes ``benchmarks/results/fast_path_<machine>.json``.
 """
 from __future__ import annotations
 
@@ -103,12 +103,13 @@ def main(argv=None) -> int:
     base = np.array(times["anomalib"])
     rows = []
     print(f"\n{'variant':<24}{'median ms':>10}{'× anomalib':>12}{'95 % interval':>18}{'max |Δmap|':>12}")
-    from rdlib.stats import bootstrap_interval
+    from rdlib.stats import t_interval
 
     for n in names:
         t = np.array(times[n])
         logr = np.log(t / base)
-        lo, hi = bootstrap_interval(logr) if n != "anomalib" else (0.0, 0.0)
+        iv = t_interval(logr)
+        lo, hi = (iv.low, iv.high) if n != "anomalib" else (0.0, 0.0)
         ratio = math.exp(float(np.mean(logr)))
         rows.append({"variant": n, "median_ms": 1e3 * statistics.median(t), "ratio": ratio, "ratio_low": math.exp(lo),
                      "ratio_high": math.exp(hi), "max_map_error": errors.get(n)})

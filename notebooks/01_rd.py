@@ -75,17 +75,17 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from rdlib.claims import AblationReport, ClaimLog
+from rdlib.claims import AblationReport, ClaimLog, judge
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import (chapter_setup, learning_curves, level_distance_table, long_table, per_defect_auroc,
-                               plateau_step, rescore, results_table, run_grid, train_categories)
+                               plateau_step, results_table, run_grid, train_categories)
 from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel
 from rdlib.methods import get_model, method_profile
 from rdlib.models import TEACHERS
 from rdlib.results import (METRIC_LABELS, chance_sentence, compare, load_paper_numbers, paper_row,
                            protocol_note, readable, with_paper_columns)
 from rdlib.runs import build_datasets
-from rdlib.stats import compare_variants, mean_interval_table
+from rdlib.stats import mean_interval_table
 from rdlib.viz import book_style, category_chart, panel_grid, score_histogram, show
 
 logging.basicConfig(level=logging.WARNING)
@@ -289,8 +289,8 @@ if KNN_REFERENCE:
     knn_gap = f"{knn_table.loc['mean', 'i_auroc'] - results.loc['mean', 'i_auroc']:+.1f}"
     both = pd.concat([long_table(trained, "RD"), long_table(knn, "kNN")], ignore_index=True)
     if both.category.nunique() > 1:
-        display(Markdown(compare_variants(both, "RD", "kNN", "i_auroc").sentence(
-            "RD (this book's schedule) beats the training-free nearest-neighbour reference on I-AUROC")))
+        display(Markdown(judge(both, "RD", "kNN", "i_auroc", "RD (this book's schedule) beats the training-free "
+                               "nearest-neighbour reference on I-AUROC").sentence))
 glue("knn_gap", knn_gap, display=False)
 
 # %% [markdown]
@@ -351,10 +351,12 @@ pd.DataFrame({cat: per_defect_auroc(p) for cat, p in preds.items()}).T
 # schedule than the main runs', checked against the learning curves in section 4, and in the `book` profile a
 # smaller size, to fit the book's CPU budget; there the comparison chapter reuses the full model's runs).
 # They test whether the paper's claims hold for another teacher and other data, not whether we match its
-# numbers. Every cell is the mean over categories and seeds ± the half-width of a 95 % bootstrap interval
-# (categories, then seeds); every verdict below is computed by `rdlib.stats.compare_variants` from the same runs:
-# *supported* when the whole interval of the paired difference lies on the paper's side, *contradicted* when it
-# lies on the other, *inconclusive* otherwise.
+# numbers. Every cell is the mean over categories and seeds ± the half-width of its 95 % interval
+# (`rdlib.stats`: a t-interval over categories, or over the seeds when there is one category); every verdict below
+# is computed by `rdlib.claims.judge` from the same runs: *supported* when the whole interval of the paired
+# difference lies on the paper's side, *contradicted* when it lies on the other, *inconclusive* otherwise. Each names
+# the design it rests on (categories × seeds, size, steps) and the smallest effect that design could detect; with
+# one category a verdict is about that category only, and at this CPU budget never a verdict on the paper.
 
 # %% tags=["hide-input"]
 abl_size = ABLATION_IMAGE_SIZE or IMAGE_SIZE
@@ -370,16 +372,17 @@ abl_options = {**OPTIONS, "image_size": abl_size, "epochs": abl_epochs}
 claims = ClaimLog("rd")           # the verdicts, also saved for the comparison chapter
 
 
-def ablation(variants: dict) -> pd.DataFrame:
+def ablation(variants: dict, rescored: dict | None = None) -> pd.DataFrame:
     """Every variant ({label: RD options}) × category × seed: the long table of runs (failed runs are rows)."""
     return run_grid("rd", PROFILE, abl_root, ABLATION_CATEGORIES,
                     {k: {"options": {**abl_options, **v}, "fit": FIT} for k, v in variants.items()}, seeds=ABLATION_SEEDS,
-                    data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS, workers=WORKERS)
+                    data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS, workers=WORKERS,
+                    rescored=rescored)
 
 
-def judge(grid: pd.DataFrame, a: str, b: str, claim: str, metric: str = "i_auroc") -> None:
-    """Record the verdict on 'a beats b' (the paper's claim) from the runs in ``grid``."""
-    claims.judge(grid, a, b, metric, claim)
+def paper_claim(grid: pd.DataFrame, a: str, b: str, claim: str, metric: str = "i_auroc") -> None:
+    """Record the verdict on the paper's claim 'a beats b', judged on the runs in ``grid`` at this budget."""
+    claims.add(judge(grid, a, b, metric, claim, paper_claim=True))
 
 
 # %% [markdown]
@@ -393,8 +396,8 @@ if ABLATION_CATEGORIES:
     g5 = ablation({"Pre": dict(bottleneck="pre"), "+OCE": dict(bottleneck="oce"), "+OCE+MFF": dict(bottleneck="oce+mff")})
     t5 = mean_interval_table(g5, ABL_METRICS)
     display(readable(with_paper_columns(t5, "rd_table5", ["rd_pre", "rd_pre_oce", "rd_pre_oce_mff"], df=paper)))
-    judge(g5, "+OCE+MFF", "Pre", "The full OCBE beats the pretrained-stage bottleneck (Table 5)")
-    judge(g5, "+OCE+MFF", "+OCE", "Multi-scale fusion improves the one-class embedding (Table 5)")
+    paper_claim(g5, "+OCE+MFF", "Pre", "The full OCBE beats the pretrained-stage bottleneck (Table 5)")
+    paper_claim(g5, "+OCE+MFF", "+OCE", "Multi-scale fusion improves the one-class embedding (Table 5)")
 
 # %% [markdown]
 # **Teacher (Table 6).** The paper compares ResNet18, ResNet50 and WideResNet50-2 teachers. Their ImageNet weights
@@ -415,8 +418,8 @@ if ABLATION_CATEGORIES:
     display(readable(with_paper_columns(t6, "rd_table6", ["rd_resnet18", "rd_resnet50", "rd_wrn50", None, None][:len(t6)],
                                         df=paper)))
     if RANDOM_TEACHER_ROW:
-        judge(g6, "efficientnet_lite0 (ImageNet)", "efficientnet_lite0 (random init)",
-              "An ImageNet teacher beats a random one (the premise of Table 6)")
+        paper_claim(g6, "efficientnet_lite0 (ImageNet)", "efficientnet_lite0 (random init)",
+                    "An ImageNet teacher beats a random one (the premise of Table 6)")
 glue("random_row", "on in this build" if RANDOM_TEACHER_ROW else "off in the CPU book, to fit its budget; on in the "
      "`full` profile", display=False)
 
@@ -427,18 +430,12 @@ glue("random_row", "on in this build" if RANDOM_TEACHER_ROW else "off in the CPU
 # %% tags=["hide-input"]
 if ABLATION_CATEGORIES:
     subsets = {"M1": (0,), "M2": (1,), "M3": (2,), "M2,3": (1, 2), "M1,2,3": (0, 1, 2)}
-    rows7 = []
-    for seed in ABLATION_SEEDS:
-        base = train_categories("rd", PROFILE, abl_root, ABLATION_CATEGORIES, abl_options, {**FIT, "seed": seed},
-                                DATA_FORMAT, RUNS_DIR, device)
-        for cat, run in base.runs.items():
-            for label, m in rescore(run, {label: {"levels": lv} for label, lv in subsets.items()}, device).items():
-                rows7.append({"variant": label, "category": cat, "seed": seed, **m})
-    g7 = pd.DataFrame(rows7)
+    g7 = ablation({"trained": {}}, rescored={label: ("trained", {"levels": lv}) for label, lv in subsets.items()})
+    g7 = g7[g7.variant != "trained"]
     t7 = mean_interval_table(g7, ABL_METRICS)
     display(readable(with_paper_columns(t7, "rd_table7", ["rd_m1", "rd_m2", "rd_m3", "rd_m23", "rd_m123"], df=paper)))
-    judge(g7, "M1,2,3", "M2,3", "All three maps beat the two deeper ones (Table 7)")
-    judge(g7, "M1,2,3", "M1", "All three maps beat the shallowest alone (Table 7)")
+    paper_claim(g7, "M1,2,3", "M2,3", "All three maps beat the two deeper ones (Table 7)")
+    paper_claim(g7, "M1,2,3", "M1", "All three maps beat the shallowest alone (Table 7)")
 
 # %% [markdown]
 # **Loss (RD4AD issue #22).** The official flattened loss against the paper's per-pixel loss (Eq. 2).
@@ -447,7 +444,7 @@ if ABLATION_CATEGORIES:
 if ABLATION_CATEGORIES:
     gl = ablation({"flatten (official code)": dict(loss="flatten"), "pixel (paper Eq. 2)": dict(loss="pixel")})
     display(readable(mean_interval_table(gl, ABL_METRICS)))
-    judge(gl, "flatten (official code)", "pixel (paper Eq. 2)",
+    paper_claim(gl, "flatten (official code)", "pixel (paper Eq. 2)",
           "The official flattened loss beats the paper's per-pixel loss (RD4AD #22)")
 
 # %% [markdown]
@@ -488,8 +485,8 @@ if ABLATION_CATEGORIES:
                       "teacher maps as they are": dict(teacher_activation="none")})   # the profile's is the first
     display(readable(mean_interval_table(g_act, ABL_METRICS)))
     for metric in ("i_auroc", "p_auroc"):
-        display(Markdown(compare_variants(g_act, "ReLU'd teacher maps", "teacher maps as they are", metric).sentence(
-            f"A ReLU on EfficientNet-Lite0's signed maps improves RD ({METRIC_LABELS[metric]})")))
+        display(Markdown(judge(g_act, "ReLU'd teacher maps", "teacher maps as they are", metric,
+                               f"A ReLU on EfficientNet-Lite0's signed maps improves RD ({METRIC_LABELS[metric]})").sentence))
 
 # %% [markdown]
 # What remains open. The parameter budget of the student follows the paper's ResNet18 rules scaled to Lite0's
@@ -529,8 +526,8 @@ differences
 # does not say (its code has the RD function but does not call it). The paper-vs-ours tables above always compare
 # like with like (our `pro_rd` against the paper's PRO).
 #
-# **The paper's claims on this data.** Each sentence below is produced by `rdlib.stats.compare_variants` from the
-# ablation runs above (I-AUROC, paired over categories × seeds) when this page was built; the paper's own numbers
+# **The paper's claims on this data.** Each sentence below is produced by `rdlib.claims.judge` from the
+# ablation runs above (I-AUROC, paired over categories × seeds; the design in each sentence) when this page was built; the paper's own numbers
 # for the same rows are in the tables.
 
 # %%

@@ -42,7 +42,6 @@ N_TEST_PER_DEFECT = 30
 CATEGORIES = ["brick", "grass", "gravel", "coins", "coffee"]
 OPTIONS = {}                      # URD options overriding the profile, e.g. {"gii": "sa"}
 FIT = {}                          # loop settings overriding the profile, e.g. {"selection": "best_on_test"}
-RD_EVAL_EVERY = 5                 # as the RD chapter's CURVE_EVAL_EVERY, so that its runs are reused, not retrained
 ABLATION_CATEGORIES = ["brick", "coffee"]
 ABLATION_SEEDS = [111, 112, 113]  # every ablation variant runs with each seed (≥ 3 for a verdict)
 ABLATION_IMAGE_SIZE = 64          # ablations at this size (None: the profile's), to fit the book's CPU budget
@@ -80,7 +79,7 @@ from myst_nb import glue
 
 from rdlib.anomaly_map import cosine_distance_map
 from rdlib.cost import inference_cost
-from rdlib.claims import AblationReport
+from rdlib.claims import AblationReport, judge
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.experiments import (chapter_setup, long_table, results_table, run_grid, side_by_side, train_categories,
                                 train_ms_per_step)
@@ -90,7 +89,6 @@ from rdlib.methods.urd import level_masks
 from rdlib.metrics import auroc
 from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable
 from rdlib.runs import build_datasets
-from rdlib.stats import compare_variants
 from rdlib.viz import book_style, category_chart, show
 
 logging.basicConfig(level=logging.WARNING)
@@ -202,7 +200,7 @@ pd.DataFrame(rows).set_index("teacher").round(2)
 
 # %%
 trained = train_categories("urd", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS, WORKERS)
-rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
+rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
 knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
 runs = trained.runs
 print(f"URD runs: {len(runs)}, failed: {sorted(trained.failed) or 'none'}; RD runs: {len(rd.runs)}; kNN runs: {len(knn.runs)}")
@@ -232,9 +230,9 @@ for cat, run in rd.runs.items():
     final = run.history[-1]["step"] if run.history else None
     if at and final != urd_steps.get(cat):
         rd_rows.append({"variant": "RD", "category": cat, "seed": 0, "i_auroc": at[0]["test_i_auroc"],
-                        "p_auroc": at[0]["test_p_auroc"]})
+                        "p_auroc": at[0]["test_p_auroc"], **run.design_row(), "steps": at[0]["step"]})
     elif final == urd_steps.get(cat):
-        rd_rows.append({"variant": "RD", "category": cat, "seed": 0, **run.metrics})
+        rd_rows.append({"variant": "RD", "category": cat, "seed": 0, **run.metrics, **run.design_row()})
 same_steps = pd.concat([long_table(trained, "URD"), pd.DataFrame(rd_rows)], ignore_index=True)
 if len(rd_rows) > 1:
     steps_text = lambda steps: " / ".join(str(v) for v in sorted(set(steps)))          # noqa: E731
@@ -243,8 +241,8 @@ if len(rd_rows) > 1:
                      "the verdicts compare them at the same step count (RD's test metrics at that step, from its learning "
                      "curve):"))
     for metric, label in (("i_auroc", "I-AUROC"), ("p_auroc", "P-AUROC")):
-        display(Markdown(compare_variants(same_steps, "URD", "RD", metric).sentence(
-            f"URD beats RD on {label} at the same number of optimizer steps")))
+        display(Markdown(judge(same_steps, "URD", "RD", metric, f"URD beats RD on {label} at the same number of "
+                               "optimizer steps", paper_claim=True).sentence))
 
 # %% [markdown]
 # ## 7. What the trained teacher learned
@@ -327,8 +325,9 @@ if cat0 is not None and cat0 in rd.runs:
 # costs several RD steps on this CPU; the `full` profile runs them at the main size on a GPU). *T–S* is RD inside
 # URD's code (frozen teacher, no synthetic images); *+ denoising* adds the anomalous image to the student's inputs
 # with the normal image's features as targets; *E–T–S* adds the expert and trains the teacher. Each cell: mean over
-# categories and seeds ± the half-width of a 95 % bootstrap interval; each verdict: `rdlib.stats.compare_variants`
-# on the paired differences.
+# categories and seeds ± the half-width of its 95 % interval (`rdlib.stats`: a t-interval over categories, or over
+# the seeds of one category); each verdict: `rdlib.claims.judge` on the paired differences, with the design it
+# rests on.
 
 # %%
 abl_size = ABLATION_IMAGE_SIZE or IMAGE_SIZE

@@ -42,7 +42,6 @@ N_TEST_PER_DEFECT = 30
 CATEGORIES = ["brick", "grass", "gravel", "coins", "coffee"]
 OPTIONS = {}                      # AAND options overriding the profile, e.g. {"la_weight": 1.0} (the paper's sum)
 FIT = {}                          # loop settings overriding the profile
-RD_EVAL_EVERY = 5                 # as the RD chapter's CURVE_EVAL_EVERY, so that its runs are reused, not retrained
 FEATURE_CATEGORY = "coffee"       # Fig. 6 (feature distributions) on this category (the first main one if absent)
 MAX_PROJECTED = 1500              # patches per t-SNE / UMAP panel
 MAX_SEPARATION = 20000            # test patches (every defect patch while they are fewer than half) and ...
@@ -85,15 +84,15 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from rdlib.cost import inference_cost
-from rdlib.claims import AblationReport
+from rdlib.claims import AblationReport, judge
 from rdlib.data import EmbeddedConfig, generate_embedded
-from rdlib.experiments import (chapter_setup, long_table, rescore, results_table, run_grid, side_by_side,
+from rdlib.experiments import (chapter_setup, long_table, results_table, run_grid, side_by_side,
                                 train_categories, train_ms_per_step)
 from rdlib.methods import get_model
 from rdlib.projection import patch_features, project_2d, separation_auroc
 from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable
-from rdlib.runs import RunSpec, build_datasets, get_or_train
-from rdlib.stats import compare_variants, mean_intervals
+from rdlib.runs import RunSpec, build_datasets
+from rdlib.stats import mean_intervals
 from rdlib.viz import book_style, category_chart, show
 
 logging.basicConfig(level=logging.WARNING)
@@ -212,7 +211,7 @@ pd.DataFrame(rows).set_index("teacher").round(2)
 glue("aand_raa_epochs", str(options["raa_epochs"]), display=False)
 glue("aand_distill_epochs", str(options["distill_epochs"]), display=False)
 trained = train_categories("aand", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS, WORKERS)
-rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
+rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
 knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
 runs = trained.runs
 print(f"AAND runs: {len(runs)}, failed: {sorted(trained.failed) or 'none'}; RD runs: {len(rd.runs)}; kNN runs: {len(knn.runs)}")
@@ -239,8 +238,8 @@ plt.show()
 pair = pd.concat([long_table(trained, "AAND"), long_table(rd, "RD")], ignore_index=True)
 if not pair.empty:
     for metric, label in (("i_auroc", "I-AUROC"), ("p_auroc", "P-AUROC")):
-        display(Markdown(compare_variants(pair, "AAND", "RD", metric).sentence(
-            f"AAND beats RD on {label} (same data, teacher and stage-2 schedule; one seed per category)")))
+        display(Markdown(judge(pair, "AAND", "RD", metric, f"AAND beats RD on {label} (same data, teacher and "
+                               "stage-2 schedule)", paper_claim=True).sentence))
 
 # %% [markdown]
 # ## 6. Residual intensity during stage 1 (the paper's Fig. 8)
@@ -346,8 +345,9 @@ if feature_cat is not None:
 # own: the gate is trained by the focal loss alone, independently of the residual and of stage 2, so (a) is the
 # (c) runs re-scored with `scoring(source="gate")` (the gate maps summed over levels, blurred and max-scored as
 # the distillation map; the paper does not say how it turned the gate into a score). Each cell: mean over
-# categories and seeds ± the half-width of a 95 % bootstrap interval; each verdict: `rdlib.stats.compare_variants`
-# on the paired differences.
+# categories and seeds ± the half-width of its 95 % interval (`rdlib.stats`: a t-interval over
+# categories, or over the seeds of one category); each verdict: `rdlib.claims.judge` on the paired differences, with
+# the design it rests on.
 
 # %%
 abl_size = ABLATION_IMAGE_SIZE or IMAGE_SIZE
@@ -377,21 +377,9 @@ METRICS = ["i_auroc", "p_auroc", "p_ap", "pro_rd"]
 paper = load_paper_numbers()
 grid = run_grid("aand", PROFILE, abl_root, ABLATION_CATEGORIES,
                 {k: {"options": {**abl_options, **v}, "fit": FIT} for k, v in VARIANTS.items()}, seeds=ABLATION_SEEDS,
-                data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS, workers=WORKERS) \
-    if ABLATION_CATEGORIES else pd.DataFrame()
-if not grid.empty:                                  # (a): the (c) runs re-scored by the gate alone
-    gate_rows = []
-    for cat in ABLATION_CATEGORIES:
-        for seed in ABLATION_SEEDS:
-            spec = RunSpec.from_profile("aand", PROFILE, abl_root, cat, {**abl_options, **VARIANTS["(c) RAA"]},
-                                        {**FIT, "seed": seed}, DATA_FORMAT)
-            try:
-                m = rescore(get_or_train(spec, RUNS_DIR, device=device), {"gate": {"source": "gate"}}, device)["gate"]
-                gate_rows.append({"variant": "(a) MRG score only", "category": cat, "seed": seed, "status": "ok", **m})
-            except Exception as e:  # noqa: BLE001 - a failed cell is a row
-                gate_rows.append({"variant": "(a) MRG score only", "category": cat, "seed": seed,
-                                  "status": f"FAILED: {type(e).__name__}: {e}"[:160]})
-    grid = pd.concat([grid, pd.DataFrame(gate_rows)], ignore_index=True)
+                data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS, workers=WORKERS,
+                rescored={"(a) MRG score only": ("(c) RAA", {"source": "gate"})}) \
+    if ABLATION_CATEGORIES else pd.DataFrame()   # (a): the (c) runs re-scored by the gate alone
 
 ablation = AblationReport("aand", grid, METRICS, paper)   # tables and verdicts; saved for the comparison chapter
 

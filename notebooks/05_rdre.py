@@ -50,7 +50,6 @@ N_TEST_PER_DEFECT = 30
 CATEGORIES = ["brick", "grass", "gravel", "coins", "coffee"]
 OPTIONS = {}                      # RD-RE options overriding the profile, e.g. {"seg_width": 256} (DeSTSeg's head)
 FIT = {}                          # loop settings overriding the profile
-RD_EVAL_EVERY = 5                 # as the RD chapter's CURVE_EVAL_EVERY, so that its runs are reused, not retrained
 MAP_CATEGORY = "coffee"           # the qualitative maps show this category (the first main one if absent)
 NOISE_SIGMAS = [0.001, 0.005, 0.01, 0.05, 0.2]   # Fig. 8: the paper's four σ and a larger one
 NOISE_CATEGORIES = ["brick", "coffee"]           # Fig. 8 on these main categories (RD and RD-RE)
@@ -91,16 +90,16 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from rdlib.cost import inference_cost, latency_ms
-from rdlib.claims import AblationReport
+from rdlib.claims import AblationReport, judge
 from rdlib.data import EmbeddedConfig, generate_embedded
-from rdlib.experiments import (chapter_setup, long_table, rescore, results_table, run_grid, side_by_side,
+from rdlib.experiments import (chapter_setup, long_table, results_table, run_grid, side_by_side,
                                train_categories, train_ms_per_step)
 from rdlib.methods import create_method, get_model, method_profile
 from rdlib.methods.rdre import ASSUMPTIONS
 from rdlib.results import chance_sentence, compare, load_paper_numbers, paper_row, readable
 from rdlib.robustness import noise_robustness
-from rdlib.runs import RunSpec, build_datasets, get_or_train
-from rdlib.stats import claim_sentence, compare_variants, mean_intervals
+from rdlib.runs import build_datasets
+from rdlib.stats import mean_intervals
 from rdlib.viz import book_style, category_chart, show
 
 logging.basicConfig(level=logging.WARNING)
@@ -244,7 +243,7 @@ glue("rdre_batch", str(fit["batch_size"]), display=False)
 glue("rdre_size", f"{IMAGE_SIZE}²", display=False)
 glue("rdre_width", str(options.get("seg_width", 256)), display=False)
 trained = train_categories("rdre", PROFILE, root, CATEGORIES, OPTIONS, FIT, DATA_FORMAT, RUNS_DIR, device, PROGRESS, WORKERS)
-rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {"eval_every": RD_EVAL_EVERY}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
+rd = train_categories("rd", PROFILE, root, CATEGORIES, {}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
 knn = train_categories("patch_knn", PROFILE, root, CATEGORIES, {"teacher": TEACHER}, {}, DATA_FORMAT, RUNS_DIR, device, workers=WORKERS)
 runs = trained.runs
 print(f"RD-RE runs: {len(runs)}, failed: {sorted(trained.failed) or 'none'}; RD runs: {len(rd.runs)}; "
@@ -276,8 +275,8 @@ plt.show()
 pair = pd.concat([long_table(trained, "RD-RE"), long_table(rd, "RD")], ignore_index=True)
 if not pair.empty:
     for metric, label in (("i_auroc", "I-AUROC"), ("p_auroc", "P-AUROC"), ("p_ap", "pixel AP")):
-        display(Markdown(compare_variants(pair, "RD-RE", "RD", metric).sentence(
-            f"RD-RE beats RD on {label} (same data and teacher; one seed per category)")))
+        display(Markdown(judge(pair, "RD-RE", "RD", metric, f"RD-RE beats RD on {label} (same data and teacher)",
+                               paper_claim=True).sentence))
 
 # %% [markdown]
 # **Anomaly maps** of the same test images: RD's map, RD-RE's segmentation map (its anomaly map) and RD-RE's
@@ -342,9 +341,8 @@ if not noise.empty:
     worst = max(s for s in NOISE_SIGMAS if s <= 0.05)
     loss = (drop[0.0] - drop[worst]).rename("loss").reset_index()
     loss = loss.assign(variant=loss.method, seed=0, loss=-loss["loss"])     # "beats" = loses less I-AUROC
-    display(Markdown(claim_sentence(loss, "RD-RE", "RD", "loss",
-                                    f"RD-RE loses less I-AUROC than RD from σ = 0 to σ = {worst:g} (Fig. 8; minus the "
-                                    "loss, per category)")))
+    display(Markdown(judge(loss, "RD-RE", "RD", "loss", f"RD-RE loses less I-AUROC than RD from σ = 0 to "
+                           f"σ = {worst:g} (Fig. 8; minus the loss, per category)", paper_claim=True).sentence))
 
 # %% [markdown]
 # ## 7. Ablations on the embedded benchmark (Tables 5–9, Fig. 10)
@@ -355,7 +353,8 @@ if not noise.empty:
 # need no training of their own: stage 1 never sees the head, so a run without it ends with the same student,
 # bit for bit (tested), and these rows are the runs with the head re-scored by the teacher–student map
 # (`scoring(source="distill")`, top-100 score as the head's). Each cell: mean over categories and seeds ± the
-# half-width of a 95 % bootstrap interval; each verdict: `rdlib.stats.compare_variants` on the paired differences.
+# half-width of its 95 % interval (`rdlib.stats`: a t-interval over categories, or over the seeds of one
+# category); each verdict: `rdlib.claims.judge` on the paired differences, with the design it rests on.
 #
 # Table 5 and Table 6 lost their check marks in the paper's text (only the number of × per row survives), so only
 # their first and last rows can be placed beside ours; the other paper columns are empty on purpose.
@@ -388,27 +387,14 @@ VARIANTS = {
     "LDA k = 2 / 1": dict(lda_windows=(4, 2, 1)),
     "LDA k = 8 / 4": dict(lda_windows=(16, 8, 4)),
 }
-RESCORED = {"no Seg": FULL, "baseline (no fusion, no Seg)": "no fusion"}   # re-scored, not trained
+RESCORED = {"no Seg": (FULL, {"source": "distill"}),                     # re-scored, not trained
+            "baseline (no fusion, no Seg)": ("no fusion", {"source": "distill"})}
 METRICS = ["i_auroc", "p_auroc", "p_ap", "pro_rd"]
 paper = load_paper_numbers()
 grid = run_grid("rdre", PROFILE, abl_root, ABLATION_CATEGORIES,
                 {k: {"options": {**abl_options, **v}, "fit": FIT} for k, v in VARIANTS.items()}, seeds=ABLATION_SEEDS,
-                data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS, workers=WORKERS) \
-    if ABLATION_CATEGORIES else pd.DataFrame()
-if not grid.empty:
-    extra = []
-    for label, source in RESCORED.items():
-        for c in ABLATION_CATEGORIES:
-            for seed in ABLATION_SEEDS:
-                spec = RunSpec.from_profile("rdre", PROFILE, abl_root, c, {**abl_options, **VARIANTS[source]},
-                                            {**FIT, "seed": seed}, DATA_FORMAT)
-                try:
-                    m = rescore(get_or_train(spec, RUNS_DIR, device=device), {"d": {"source": "distill"}}, device)["d"]
-                    extra.append({"variant": label, "category": c, "seed": seed, "status": "ok", **m})
-                except Exception as e:  # noqa: BLE001 - a failed cell is a row
-                    extra.append({"variant": label, "category": c, "seed": seed,
-                                  "status": f"FAILED: {type(e).__name__}: {e}"[:160]})
-    grid = pd.concat([grid, pd.DataFrame(extra)], ignore_index=True)
+                data_format=DATA_FORMAT, runs_dir=RUNS_DIR, device=device, progress=PROGRESS, workers=WORKERS,
+                rescored=RESCORED) if ABLATION_CATEGORIES else pd.DataFrame()
 
 ablation = AblationReport("rdre", grid, METRICS, paper)   # tables and verdicts; saved for the comparison chapter
 

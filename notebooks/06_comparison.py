@@ -48,7 +48,6 @@ NOISE_CATEGORIES = ["brick", "coffee"]   # Gaussian-noise robustness on these ca
 NOISE_SIGMAS = [0.01, 0.05, 0.1]  # noise standard deviations on the [0, 1] image scale
 COST_BATCHES = [1, 16]
 CHAPTER_RUNS = True               # also read the paper chapters' main runs (PROFILE, one seed) by key, not retrained
-RD_EVAL_EVERY = 5                 # as the RD chapter's CURVE_EVAL_EVERY: part of its main runs' keys
 RUNS_DIR = None                   # None: $RDLIB_RUNS or <repo>/runs
 PROGRESS = True
 REPO_URL = "https://github.com/rdlib/rdlib"   # the clone the Colab setup cell installs
@@ -80,7 +79,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from rdlib.claims import METHOD_LABELS, judge_claims, paper_claims, read_claims
+from rdlib.claims import METHOD_LABELS, judge, paper_claims, read_claims
 from rdlib.cost import inference_cost
 from rdlib.experiments import chapter_setup
 from rdlib.methods import method_profile
@@ -174,8 +173,8 @@ if not failed.empty:
 # %% [markdown]
 # ## 3. Results: mean ± 95 % interval over categories and seeds
 #
-# Each cell is the mean over categories × seeds ± the half-width of its two-level bootstrap interval
-# (`rdlib.stats.mean_interval_table`: categories, then seeds within them). Both PRO variants are shown: the RD code's
+# Each cell is the mean over categories × seeds ± the half-width of its 95 % interval (`rdlib.stats.mean_interval_table`:
+# a t-interval over the categories' means, since a claim about methods is a claim about categories). Both PRO variants are shown: the RD code's
 # per-image PRO, which URD reports, and the standard pooled AUPRO@0.3.
 
 # %%
@@ -216,13 +215,14 @@ plt.show()
 # %% [markdown]
 # **Against the training-free reference.** A trained method that the nearest-neighbour reference beats by far has
 # not learned what its paper says it learns, on this data and schedule; each method against kNN, paired over
-# categories × seeds (kNN's coreset uses a fixed seed, so its three seeds are copies):
+# categories × seeds (`rdlib.claims.judge`, the category as the unit):
 
 # %%
 vs_knn = pd.DataFrame([{"a": m, "b": "patch_knn", "metric": metric,
                         "claim": f"{LABELS[m]} beats kNN on {METRIC_LABELS[metric]}"}
                        for m in METHODS if m != "patch_knn" for metric in ("i_auroc", "p_auroc")])
-judged_knn = judge_claims(ok, vs_knn) if "patch_knn" in METHODS else pd.DataFrame()
+judged_knn = pd.DataFrame([judge(ok, c.a, c.b, c.metric, c.claim).row() for c in vs_knn.itertuples()]
+                          if "patch_knn" in METHODS else [])
 display(Markdown("\n".join(f"- {s}" for s in judged_knn.get("sentence", []))))
 if len(judged_knn):
     behind = {metric: int((g.verdict == "contradicted").sum()) for metric, g in judged_knn.groupby("metric")}
@@ -241,26 +241,32 @@ if len(judged_knn):
 # has not shown, on this data, the gain its paper reports.
 
 # %% [markdown]
-# ## 4. The papers' claims on one protocol
+# ## 4. The papers' claims at this budget
 #
 # Every "our method beats RD" and "... beats RD++" of the URD, AAND and RD-RE result tables on MVTec AD
-# (`rdlib.claims.paper_claims` reads them from `paper_numbers.yaml`), each judged on the runs above by
-# `rdlib.claims.judge_claim`: our mean difference paired over categories × seeds, its 95 % interval and the
-# verdict — *supported* when the whole interval is above zero, *contradicted* when below, *inconclusive* otherwise.
+# (`rdlib.claims.paper_claims` reads them from `paper_reported.yaml`), each judged on the runs above by
+# `rdlib.claims.judge`: our mean difference paired over categories × seeds, its 95 % interval (a t-interval over
+# the categories) and the verdict — *supported* when the whole interval is above zero, *contradicted* when below,
+# *inconclusive* otherwise. These are verdicts on **these runs at this CPU budget** (the design column: categories ×
+# seeds, size and optimizer steps of each method), not on the papers, whose methods trained 100 to 1,000 times
+# longer at 256²; "below detectable" marks a paper's effect smaller than the smallest effect this design detects.
 # PRO is judged on the RD code's per-image PRO where the paper used that code, on pooled AUPRO where it does not say.
 
 # %%
 claims = paper_claims()
-judged = judge_claims(ok, claims)
+judged = pd.DataFrame([{"source": c.source, **judge(ok, c.a, c.b, c.metric, c.claim, paper_diff=c.paper_diff,
+                                                    paper_claim=True).row()} for c in claims.itertuples()])
 signed = lambda v: f"{v:+.1f}" if np.isfinite(v) else ""                   # noqa: E731
 shown = judged.assign(**{"paper Δ": judged.paper_diff.map(signed), "our Δ": judged["diff"].map(signed),
                          "95 % interval": [f"[{lo:+.1f}, {hi:+.1f}]" if np.isfinite(lo) else "" for lo, hi in
-                                           zip(judged.low, judged.high)]})
-shown[["source", "claim", "paper Δ", "our Δ", "95 % interval", "verdict"]].set_index(["source", "claim"])
+                                           zip(judged.low, judged.high)],
+                         "detects": judged.detectable.map(lambda v: f"≥ {v:.1f}" if np.isfinite(v) else "")})
+shown[["source", "claim", "paper Δ", "our Δ", "95 % interval", "detects", "design", "label"]].set_index(["source", "claim"])
 
 # %% [markdown]
-# **The ablation orderings**, as the paper chapters judged them (each under its chapter's ablation protocol, stated
-# there; the same `judge_claim` computed them and the chapters saved them):
+# **The ablation orderings**, as the paper chapters judged them at their budgets (the same `rdlib.claims.judge`
+# computed them and the chapters saved them). Each rests on its own design, named in its row: most are one category
+# × three seeds, so they speak of that category only.
 
 # %%
 ablations = read_claims(PROFILE, RUNS_DIR)
@@ -270,7 +276,7 @@ else:
     abl = ablations.assign(**{"our Δ": ablations["diff"].map(signed),
                               "95 % interval": [f"[{lo:+.1f}, {hi:+.1f}]" if np.isfinite(lo) else "" for lo, hi in
                                                 zip(ablations.low, ablations.high)]})
-    display(abl[["source", "claim", "our Δ", "95 % interval", "verdict"]].set_index(["source", "claim"]))
+    display(abl[["source", "claim", "our Δ", "95 % interval", "design", "label"]].set_index(["source", "claim"]))
 
 # %%
 tally = pd.concat({"papers' claims vs RD / RD++": judged.verdict.value_counts(),
@@ -347,7 +353,6 @@ cost
 # order above is not an artefact of the short schedules. RD++ has no chapter of its own (a blank row).
 
 # %%
-CHAPTER_FIT = {"rd": {"eval_every": RD_EVAL_EVERY}}     # as the RD chapter's learning curves
 chapter_rows = {}
 if CHAPTER_RUNS:
     chapter_root = chapter_setup("rd", PROFILE, data_root=DATA_ROOT, n_train=N_TRAIN, n_test_good=N_TEST_GOOD,
@@ -356,7 +361,7 @@ if CHAPTER_RUNS:
         found = []
         for cat in CATEGORIES:
             try:
-                spec = RunSpec.from_profile(m, PROFILE, chapter_root, cat, None, CHAPTER_FIT.get(m), DATA_FORMAT)
+                spec = RunSpec.from_profile(m, PROFILE, chapter_root, cat, None, None, DATA_FORMAT)
                 found.append(load_run(spec, RUNS_DIR).metrics)
             except (RunError, FileNotFoundError, ValueError):
                 pass

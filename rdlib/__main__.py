@@ -280,6 +280,22 @@ def cmd_sweep(args) -> int:
     return 0 if result.ok else EXIT_FAILURE
 
 
+def cmd_runs(args) -> int:
+    import shutil
+
+    from rdlib.runs import default_runs_dir, stale_runs
+
+    root = Path(args.runs_dir or default_runs_dir())
+    stale = stale_runs(root)
+    for d, why in stale:
+        print(f"{'removed' if args.remove else 'stale'}: {d} ({why})")
+        if args.remove:
+            shutil.rmtree(d)
+    print(f"{len(stale)} stale run folder(s) under {root}" + ("" if args.remove or not stale else
+                                                          "; `python -m rdlib runs stale --remove` deletes them"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m rdlib", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-v", "--verbose", action="store_true", help="log at INFO and show tracebacks")
@@ -333,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--workers", type=int, default=2, help="worker processes of the local cluster (default 2)")
     sw.add_argument("--threads", type=int, default=None, help="torch threads per task (default: cores / workers)")
     sw.add_argument("--gpu", action="store_true", help="ask one GPU per task even if none is seen from here")
+    rn = sub.add_parser("runs", help="inspect the run store")
+    rsub = rn.add_subparsers(dest="runs_cmd", required=True)
+    st = rsub.add_parser("stale", help="list run folders whose code, options or data changed since they were "
+                         "trained (never reused)")
+    st.add_argument("--runs-dir", default=None)
+    st.add_argument("--remove", action="store_true", help="delete them")
     return ap
 
 
@@ -349,7 +371,7 @@ def main(argv=None) -> int:
 
         torch.set_num_threads(args.threads)
     commands = {"methods": cmd_methods, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-                "data": cmd_data, "sweep": cmd_sweep}
+                "data": cmd_data, "sweep": cmd_sweep, "runs": cmd_runs}
     try:
         return commands[args.cmd](args)
     except (CLIError, DataError, TeacherWeightsError, OptionError, RunError) as e:

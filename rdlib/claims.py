@@ -1,51 +1,181 @@
-"""The papers' claims judged on our runs. One function, :func:`judge_claim`, turns "A beats B on a metric" and a long
-table of runs (variant, category, seed, metrics) into a row with the measured difference, its 95 % interval and the
-verdict of :func:`rdlib.stats.compare_variants`. The paper chapters record their ablation verdicts through a
-:class:`ClaimLog` (the sentences they print come from it) and save them; the comparison chapter reads them back
-beside the "ours beats RD" claims it extracts from ``paper_numbers.yaml`` with :func:`paper_claims`.
+"""The papers' claims judged on runs: one function, :func:`judge`, and what it rests on.
 
-    log = ClaimLog("urd")
-    print(log.judge(grid, "E–T–S (RD-E)", "T–S (= RD)", "p_ap", "The expert improves P-AP (Table 5)"))
-    log.save(profile="book")                                  # <runs>/claims/book/urd.csv
-    claims = paper_claims()                                   # URD / AAND / RD-RE vs RD and RD++, MVTec AD means
-    judged = judge_claims(results, claims)                    # results: the comparison's long table
+:func:`judge` takes a long table of runs (variant, category, seed, the metrics, and where known ``image_size`` and
+``steps``: what :mod:`rdlib.experiments` returns), two variants, a metric and the claim "A beats B", and returns a
+:class:`Verdict`: the mean paired difference Δ, its 95 % interval with the unit the claim is about
+(:mod:`rdlib.stats`: categories when there are several, the seeds of one category otherwise, and then the verdict is
+about that category only), the verdict, the design it rests on (categories × seeds, image size, optimizer steps of
+each variant) and the smallest effect that design could have detected. Every verdict sentence in the book is
+:attr:`Verdict.sentence`; a claim of a paper judged at the book's CPU budget says so ("at this budget"): it is a
+statement about these runs, never a verdict on the paper.
+
+    v = judge(grid, "E–T–S (RD-E)", "T–S (= RD)", "p_ap", "The expert improves P-AP (Table 5)", paper_claim=True)
+    print(v.sentence)
+    log = ClaimLog("urd"); log.add(v); log.save(profile="book")    # <runs>/claims/book/urd.csv, read by 06
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rdlib.stats import compare_variants
+from rdlib.stats import detectable_effect, interval
 
-# paper_numbers.yaml method keys -> rdlib method names, and the method each paper that claims to beat RD proposes
+VERDICTS = ("supported", "contradicted", "inconclusive", "not judged")
+# paper_reported.yaml method keys -> rdlib method names, and the method each paper that claims to beat RD proposes
 PAPER_METHODS = {"rd": "rd", "rdpp": "rdpp", "urd": "urd", "aand": "aand", "rd_re": "rdre"}
 OWN_METHOD = {"urd": "urd", "aand": "aand", "rd_re": "rd_re"}
 METHOD_LABELS = {"rd": "RD", "rdpp": "RD++", "urd": "URD", "aand": "AAND", "rdre": "RD-RE", "patch_knn": "kNN"}
-CLAIM_COLUMNS = ["source", "claim", "a", "b", "metric", "diff", "low", "high", "cells", "verdict", "sentence"]
+CLAIM_COLUMNS = ["source", "claim", "a", "b", "metric", "diff", "low", "high", "verdict", "design", "categories",
+                 "seeds", "unit", "image_size", "steps_a", "steps_b", "detectable", "paper_diff", "paper_claim",
+                 "sentence"]
 
 
-def judge_claim(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, margin: float = 0.0) -> dict:
-    """The claim "``a`` beats ``b`` on ``metric``" judged on ``results`` (paired over category × seed): a row with
-    diff, low, high, cells, verdict and the sentence the book prints. A claim that cannot be judged (a variant
-    missing, every run of one failed) gets the verdict "not judged" and says why."""
-    row = {"claim": claim, "a": a, "b": b, "metric": metric}
-    try:
-        c = compare_variants(results, a, b, metric, margin)
-    except ValueError as e:
-        return {**row, "diff": np.nan, "low": np.nan, "high": np.nan, "cells": 0, "verdict": "not judged",
-                "sentence": f"{claim}: not judged ({e})."}
-    return {**row, "diff": c.diff, "low": c.low, "high": c.high, "cells": c.cells, "verdict": c.verdict,
-            "sentence": c.sentence(claim)}
+def _num(v: float) -> str:
+    return f"{v:+.2f}" if 0 < abs(v) < 0.05 else f"{v:+.1f}"          # no "+0.0" beside "supported"
 
 
-def judge_claims(results: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
-    """:func:`judge_claim` for every row of ``claims`` (columns a, b, metric, claim; others are kept)."""
-    out = []
-    for _, c in claims.iterrows():
-        out.append({**c.to_dict(), **judge_claim(results, c["a"], c["b"], c["metric"], c["claim"])})
-    return pd.DataFrame(out)
+def _budget(values: pd.Series) -> str:
+    """One variant's value of a design column (image size, steps) over its runs: "64", "5000–10000" or ""."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return ""
+    lo, hi = int(v.min()), int(v.max())
+    return str(lo) if lo == hi else f"{lo}–{hi}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The claim "``a`` beats ``b`` on ``metric``" judged on a table of runs, and what the judgement rests on."""
+
+    claim: str
+    a: str
+    b: str
+    metric: str
+    verdict: str                    # one of VERDICTS
+    diff: float = np.nan            # mean paired difference A − B (points)
+    low: float = np.nan             # its 95 % interval
+    high: float = np.nan
+    unit: str = ""                  # "category" (several categories) or "seed" (one category: about it only)
+    categories: tuple = ()          # the categories with paired runs
+    seeds: str = ""                 # seeds per category ("3", or "1–3" when some failed)
+    image_size: str = ""            # per variant: "64" or "64 vs 128"
+    steps_a: str = ""               # optimizer steps of each variant ("" when the table does not say)
+    steps_b: str = ""
+    detectable: float = np.nan      # smallest true |Δ| this design detects with 80 % power, at its observed spread
+    margin: float = 0.0
+    paper_diff: float = np.nan      # the effect the paper reports, when known
+    paper_claim: bool = False       # a paper's claim judged at the book's budget: "at this budget"
+    reason: str = ""                # why a claim was not judged
+
+    @property
+    def design(self) -> str:
+        """What the verdict rests on: "brick only × 3 seeds, 64², 100 vs 40 steps"."""
+        if not self.categories:
+            return ""
+        n = len(self.categories)
+        where = f"{self.categories[0]} only" if n == 1 else f"{n} categories"
+        parts = [f"{where} × {self.seeds} seed{'' if self.seeds == '1' else 's'}"]
+        if self.image_size:
+            parts.append(" vs ".join(f"{s}²" for s in self.image_size.split(" vs ")))
+        if self.steps_a and self.steps_b:
+            parts.append(f"{self.steps_a} steps each" if self.steps_a == self.steps_b
+                         else f"{self.steps_a} vs {self.steps_b} steps")
+        return ", ".join(parts)
+
+    @property
+    def unequal_budgets(self) -> bool:
+        return bool(self.steps_a and self.steps_b and self.steps_a != self.steps_b)
+
+    @property
+    def undetectable(self) -> bool:
+        """True when the paper's effect is below what this design could detect."""
+        return bool(np.isfinite(self.paper_diff) and np.isfinite(self.detectable)
+                    and abs(self.paper_diff) < self.detectable)
+
+    @property
+    def label(self) -> str:
+        """The verdict with its scope, as a table cell: "inconclusive (brick only, at this budget)"."""
+        if self.verdict == "not judged":
+            return self.verdict
+        scope = [f"{self.categories[0]} only"] if self.unit == "seed" else []
+        scope += ["at this budget"] if self.paper_claim else []
+        scope += ["below detectable"] if self.verdict == "inconclusive" and self.undetectable else []
+        return self.verdict + (f" ({', '.join(scope)})" if scope else "")
+
+    @property
+    def sentence(self) -> str:
+        """The verdict as a sentence with the numbers and the design it rests on."""
+        if self.verdict == "not judged":
+            return f"{self.claim}: not judged ({self.reason})."
+        scope = f" for {self.categories[0]} only" if self.unit == "seed" else ""
+        budget = ", at this budget" if self.paper_claim else ""
+        s = (f"{self.claim}: **{self.verdict}**{scope}{budget} (Δ = {_num(self.diff)} points, 95 % interval "
+             f"[{_num(self.low)}, {_num(self.high)}]; {self.design}"
+             + (f"; margin ±{self.margin:g}" if self.margin else "") + ").")
+        if self.unequal_budgets:
+            s += f" The two variants trained for different numbers of optimizer steps ({self.steps_a} vs {self.steps_b})."
+        if self.verdict == "inconclusive" and np.isfinite(self.detectable):
+            if self.undetectable:
+                s += (f" This design detects effects of about {self.detectable:.1f} points or more; the paper's "
+                      f"Δ = {_num(self.paper_diff)} is smaller, so these runs could not have confirmed it.")
+            else:
+                s += f" The smallest effect this design detects is about {self.detectable:.1f} points."
+        return s
+
+    def row(self) -> dict:
+        """The verdict as a row of a claims table (:data:`CLAIM_COLUMNS` but ``source``)."""
+        d = asdict(self)
+        d["categories"] = ", ".join(self.categories)
+        return {**d, "design": self.design, "label": self.label, "sentence": self.sentence}
+
+
+def judge(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, *, margin: float = 0.0,
+          paper_diff: float | None = None, paper_claim: bool = False) -> Verdict:
+    """Judge the claim "``a`` beats ``b`` on ``metric`` by more than ``margin`` points" on a long table.
+
+    Pairs A and B within each (category, seed) cell (cells where either failed are left out), takes the 95 %
+    interval of the mean difference with the claim's unit (:func:`rdlib.stats.interval`) and says *supported* when
+    it lies above ``+margin``, *contradicted* when below ``−margin``, *inconclusive* otherwise, and *not judged*
+    (with the reason) when a variant is missing or fewer than two units were paired. ``paper_diff``: the paper's
+    reported effect, to say whether this design could have detected it; ``paper_claim``: the claim is a paper's,
+    judged at the book's budget."""
+    base = dict(claim=claim, a=a, b=b, metric=metric, margin=margin, paper_claim=paper_claim,
+                paper_diff=np.nan if paper_diff is None else float(paper_diff))
+    need = {"variant", "category", "seed", metric}
+    if not need <= set(results.columns):
+        return Verdict(verdict="not judged", reason=f"the table lacks columns {sorted(need - set(results.columns))}",
+                       **base)
+    have = set(results.variant)
+    absent = [v for v in (a, b) if v not in have]
+    if absent:
+        return Verdict(verdict="not judged", reason=f"no runs of {', '.join(map(repr, absent))} in the table",
+                       **base)
+    sub = results[results.variant.isin([a, b])]
+    wide = sub.groupby(["category", "seed", "variant"], sort=False)[metric].mean().unstack("variant")
+    wide = wide.reindex(columns=[a, b]).astype(float).dropna()
+    if wide.empty:
+        return Verdict(verdict="not judged", reason=f"no (category, seed) cell has {metric} for both {a!r} and {b!r}",
+                       **base)
+    d = wide[a] - wide[b]
+    iv = interval(d)
+    cats = tuple(dict.fromkeys(d.index.get_level_values("category")))
+    per_cat = d.groupby(level="category", sort=False).size()
+    seeds = str(per_cat.iloc[0]) if per_cat.nunique() == 1 else f"{per_cat.min()}–{per_cat.max()}"
+    keep = sub.set_index(["category", "seed"]).index.isin(wide.index)
+    paired = sub[keep]
+    col = lambda name, v: _budget(paired.loc[paired.variant == v, name]) if name in paired else ""   # noqa: E731
+    sizes = dict.fromkeys(s for s in (col("image_size", a), col("image_size", b)) if s)
+    design = dict(diff=iv.mean, unit=iv.unit, categories=cats, seeds=seeds, image_size=" vs ".join(sizes),
+                  steps_a=col("steps", a), steps_b=col("steps", b))
+    if iv.n < 2:
+        return Verdict(verdict="not judged", reason=f"one {iv.unit} paired ({cats[0]}, one seed): no spread to judge "
+                       "by", **design, **base)
+    verdict = "supported" if iv.low > margin else "contradicted" if iv.high < -margin else "inconclusive"
+    return Verdict(verdict=verdict, low=iv.low, high=iv.high, detectable=detectable_effect(iv) + margin,
+                   **design, **base)
 
 
 def claims_file(chapter: str, profile: str, runs_dir: str | Path | None = None) -> Path:
@@ -56,27 +186,28 @@ def claims_file(chapter: str, profile: str, runs_dir: str | Path | None = None) 
 
 
 class ClaimLog:
-    """The verdicts one chapter prints, kept as rows so that another chapter can read them."""
+    """The verdicts one chapter prints (each from :func:`judge`), kept as rows so that another chapter can read
+    them."""
 
     def __init__(self, chapter: str):
         self.chapter = chapter
-        self.rows: list[dict] = []
+        self.verdicts: list[Verdict] = []
 
-    def judge(self, results: pd.DataFrame, a: str, b: str, metric: str, claim: str, margin: float = 0.0) -> str:
-        """Judge and record the claim; returns its sentence."""
-        row = judge_claim(results, a, b, metric, claim, margin)
-        self.rows.append({"source": self.chapter, **row})
-        return row["sentence"]
+    def add(self, verdict: Verdict) -> str:
+        """Record a verdict; returns its sentence."""
+        self.verdicts.append(verdict)
+        return verdict.sentence
 
     def sentences(self) -> list[str]:
-        return [r["sentence"] for r in self.rows]
+        return [v.sentence for v in self.verdicts]
 
     def markdown(self, empty: str = "_No claims judged._") -> str:
         """The sentences as a Markdown bullet list, or ``empty`` when none was judged."""
-        return "\n".join(f"- {v}" for v in self.sentences()) or empty
+        return "\n".join(f"- {s}" for s in self.sentences()) or empty
 
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=CLAIM_COLUMNS)
+        return pd.DataFrame([{"source": self.chapter, **v.row()} for v in self.verdicts],
+                            columns=[*CLAIM_COLUMNS, "label"])
 
     def save(self, profile: str, runs_dir: str | Path | None = None) -> Path:
         """Write the rows atomically to :func:`claims_file` (replacing the chapter's previous ones)."""
@@ -89,7 +220,8 @@ class ClaimLog:
 
 class AblationReport:
     """One chapter's ablation grid (the long table of :func:`rdlib.experiments.run_grid`) shown as the paper's tables
-    with our rows beside the paper's, and judged claim by claim into a :class:`ClaimLog`.
+    with our rows beside the paper's, and its claims judged (:func:`judge`, as paper claims at this budget) into a
+    :class:`ClaimLog`.
 
         report = AblationReport("urd", grid, ["i_auroc", "p_ap"], paper=load_paper_numbers())
         report.table(["T–S (= RD)", "E–T–S (RD-E)"], "urd_table5", ["urd_base", "urd_expert"], ("p_auroc", "p_ap"))
@@ -115,9 +247,12 @@ class AblationReport:
         display(ablation_table(self.grid, rows, self.metrics, table_id, paper_methods, paper_metrics, df=self.paper,
                                **match))
 
-    def judge(self, a: str, b: str, claim: str, metric: str) -> str | None:
-        """Judge and record "``a`` beats ``b`` on ``metric``" (:func:`judge_claim`); None when the grid is empty."""
-        return None if self.grid.empty else self.log.judge(self.grid, a, b, metric, claim)
+    def judge(self, a: str, b: str, claim: str, metric: str, paper_diff: float | None = None) -> str | None:
+        """Record :func:`judge` of the paper's claim "``a`` beats ``b`` on ``metric``" on the grid; returns its
+        sentence (None when the grid is empty)."""
+        if self.grid.empty:
+            return None
+        return self.log.add(judge(self.grid, a, b, metric, claim, paper_diff=paper_diff, paper_claim=True))
 
     def markdown(self) -> str:
         """The recorded verdicts as a bullet list (what the chapter prints)."""
@@ -129,7 +264,8 @@ def read_claims(profile: str, runs_dir: str | Path | None = None) -> pd.DataFram
     folder = claims_file("x", profile, runs_dir).parent
     frames = [pd.read_csv(p) for p in sorted(folder.glob("*.csv"))] if folder.is_dir() else []
     frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=CLAIM_COLUMNS)
+    return (pd.concat(frames, ignore_index=True) if frames
+            else pd.DataFrame(columns=[*CLAIM_COLUMNS, "label"]))
 
 
 def _our_metric(metric: str, pro_variant) -> str:
@@ -179,5 +315,5 @@ def _label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
-__all__ = ["CLAIM_COLUMNS", "ClaimLog", "METHOD_LABELS", "claims_file", "judge_claim", "judge_claims", "paper_claims",
-           "read_claims"]
+__all__ = ["AblationReport", "CLAIM_COLUMNS", "ClaimLog", "METHOD_LABELS", "VERDICTS", "Verdict", "claims_file",
+           "judge", "paper_claims", "read_claims"]

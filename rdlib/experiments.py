@@ -105,34 +105,55 @@ def results_table(cr: CategoryRuns, metrics=METRICS) -> pd.DataFrame:
 
 
 def long_table(cr: CategoryRuns, variant: str, seed=0) -> pd.DataFrame:
-    """The runs of ``train_categories`` as rows of the long table ``rdlib.stats.compare_variants`` reads
-    (variant, category, seed, metrics); failed categories are left out."""
-    return pd.DataFrame([{"variant": variant, "category": cat, "seed": seed, **run.metrics} for cat, run in cr.runs.items()])
+    """The runs of ``train_categories`` as rows of the long table ``rdlib.claims.judge`` reads
+    (variant, category, seed, metrics, image size, optimizer steps, run key); failed categories are left out."""
+    return pd.DataFrame([{"variant": variant, "category": cat, "seed": seed, **run.metrics, **run.design_row()}
+                         for cat, run in cr.runs.items()])
 
 
 def run_grid(method: str, profile: str, data_root, categories, variants: dict[str, dict], seeds=(None,),
              data_format: str | None = None, runs_dir=None, device=None, progress: bool = False,
-             workers: int = 1) -> pd.DataFrame:
-    """Every (variant, category, seed): a long table with one row per run and a status column.
+             workers: int = 1, rescored: dict[str, tuple[str, dict]] | None = None) -> pd.DataFrame:
+    """Every (variant, category, seed): a long table with one row per run and a status column, plus the design
+    columns a verdict names (image size, optimizer steps, run key).
 
     ``variants``: ``{label: {"options": {...}, "fit": {...}}}`` on top of the profile; ``seeds``: values of the fit
     seed (None keeps the profile's); ``workers`` > 1 on a CPU: the runs train in parallel first (module doc).
+    ``rescored``: ``{label: (trained variant, scoring options)}``: variants that train nothing of their own, each a
+    trained variant's runs re-scored (:func:`rescore`, e.g. ``{"gate only": ("full", {"source": "gate"})}``); their
+    rows carry the trained runs' design and key.
     """
     cells = [(label, v, cat, seed, {**v.get("fit", {}), **({} if seed is None else {"seed": seed})})
              for label, v in variants.items() for cat in categories for seed in seeds]
     failed = (train_on_workers(method, profile, data_root, [(cat, v.get("options"), fit) for _, v, cat, _, fit in cells],
                                data_format, runs_dir, workers) if _parallel(workers, device) else {})
-    rows = []
+    rows, trained = [], {}
     for label, v, cat, seed, fit in cells:
         row = {"variant": label, "category": cat, "seed": seed}
         try:
             spec = RunSpec.from_profile(method, profile, data_root, cat, v.get("options"), fit, data_format)
-            run = _get_or_train(spec, failed, runs_dir, device, progress)
-            row.update(status="ok", **{m: run.metrics.get(m, np.nan) for m in METRICS})
+            trained[label, cat, seed] = run = _get_or_train(spec, failed, runs_dir, device, progress)
+            row.update(status="ok", **{m: run.metrics.get(m, np.nan) for m in METRICS}, **run.design_row())
         except Exception as e:  # noqa: BLE001 - a failed cell is a row, not a crash
             row.update(status=f"FAILED: {type(e).__name__}: {e}"[:160], **{m: np.nan for m in METRICS})
             log.warning("%s %s %s seed %s: %s", method, label, cat, seed, row["status"])
         rows.append(row)
+    for label, (source, scoring) in (rescored or {}).items():
+        if source not in variants:
+            raise ValueError(f"rescored[{label!r}] re-scores {source!r}, which is not a trained variant of this grid "
+                             f"({sorted(variants)})")
+        for cat in categories:
+            for seed in seeds:
+                row = {"variant": label, "category": cat, "seed": seed}
+                run = trained.get((source, cat, seed))
+                try:
+                    if run is None:
+                        raise RuntimeError(f"its run of {source!r} failed")
+                    m = rescore(run, {label: scoring}, device)[label]
+                    row.update(status="ok", **{k: m.get(k, np.nan) for k in METRICS}, **run.design_row())
+                except Exception as e:  # noqa: BLE001 - a failed cell is a row, not a crash
+                    row.update(status=f"FAILED: {type(e).__name__}: {e}"[:160], **{k: np.nan for k in METRICS})
+                rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -143,17 +164,9 @@ def side_by_side(tables: dict[str, pd.DataFrame], metrics=("i_auroc", "p_auroc")
                          for metric in metrics for label, t in tables.items()})
 
 
-def optimizer_steps(run: Run) -> int:
-    """Optimizer steps a run took over all its stages (the last logged step of each stage; 1 without a history)."""
-    last = {}
-    for h in run.history:
-        last[h.get("stage")] = h["step"]
-    return max(1, sum(last.values()))
-
-
 def train_ms_per_step(cr: CategoryRuns) -> float:
     """Mean training milliseconds per optimizer step over the runs (measured when they trained, under that load)."""
-    vals = [1e3 * r.info["train_seconds"] / optimizer_steps(r) for r in cr.runs.values()
+    vals = [1e3 * r.info["train_seconds"] / r.steps for r in cr.runs.values()
             if r.history and "train_seconds" in r.info]
     return float(np.mean(vals)) if vals else float("nan")
 
@@ -258,5 +271,5 @@ def chapter_setup(method: str, profile: str, options: dict | None = None, fit: d
 
 
 __all__ = ["CategoryRuns", "ChapterSetup", "chapter_setup", "learning_curves", "level_distance_table", "long_table",
-           "optimizer_steps", "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "side_by_side",
+           "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "side_by_side",
            "train_categories", "train_ms_per_step", "train_on_workers"]

@@ -1,8 +1,11 @@
 """Reusable training runs.
 
-Every run lives in ``<runs_root>/<method>/<category>/<key>/`` where ``key`` hashes the full configuration (method
-and all its options with defaults filled in, loop settings that change results, data identity, category, rdlib
-version). The folder holds ``config.json``, ``checkpoint.pt`` (the final, selected weights), ``history.json``,
+Every run lives in ``<runs_root>/<method>/<category>/<key>/`` where ``key`` hashes what determines its weights and
+metrics: the method and all its options with defaults filled in, the loop settings that change the weights (not how
+often it is evaluated or logged, unless a checkpoint is selected on those evaluations), the data's identity, the
+category, and the code the run executes (:mod:`rdlib.provenance`: editing a method's loss gives its runs new keys;
+editing a notebook or another method's package does not). A folder whose key the current code no longer computes
+is stale: ``python -m rdlib runs stale [--remove]`` lists (and deletes) such folders, and no lookup reuses one. The folder holds ``config.json``, ``checkpoint.pt`` (the final, selected weights), ``history.json``,
 ``metrics.json`` and ``predictions.npz``. Asking for a finished run with the same key reuses it instead of
 retraining, so chapters share runs and a rebuild of the book is incremental; an unfinished one resumes from its
 checkpoint. ``RunSpec.from_profile("rd", "book", root, "brick")`` builds the spec the book, the CLI and the notebooks
@@ -86,18 +89,31 @@ class RunSpec:
     def data_config(self) -> DataConfig:
         return method_class(self.method).data_config(self.options)
 
+    def code(self) -> str:
+        """Hash of the code this run executes (:func:`rdlib.provenance.code_hash`)."""
+        from rdlib.provenance import code_hash
+
+        return code_hash(self.method, bool(self.data_config().synthesis))
+
     def key(self) -> str:
         return stable_hash({"method": self.method, "options": self.full_options(), "fit": self.fit_config().key_dict(),
                             "format": self.data_format, "data": data_fingerprint(self.data_root, self.category),
-                            "rdlib": rdlib.__version__})
+                            "code": self.code()})
 
     def dir(self, runs_root: str | Path | None = None) -> Path:
         return Path(runs_root or default_runs_dir()) / self.method / self.category / self.key()
 
     def finished(self, runs_root: str | Path | None = None) -> bool:
-        """Whether this run's folder holds a finished run (its metrics and final checkpoint)."""
+        """Whether this run's folder holds a finished run (its metrics and final checkpoint) that recorded the
+        evaluations these settings ask for."""
         d = self.dir(runs_root)
-        return (d / "metrics.json").is_file() and (d / "checkpoint.pt").is_file()
+        if not ((d / "metrics.json").is_file() and (d / "checkpoint.pt").is_file()):
+            return False
+        try:
+            recorded = json.loads((d / "metrics.json").read_text())["info"].get("evaluation")
+        except Exception:  # noqa: BLE001 - a damaged run is not finished
+            return False
+        return self.fit_config().covered_by(recorded)
 
     def identity(self) -> dict:
         """What config.json must match for a folder to be this run (guards against a key collision)."""
@@ -130,6 +146,19 @@ class Run:
 
     def predictions(self) -> EvalResult:
         return EvalResult.load(self.dir / "predictions.npz", self.metrics)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps the run took over all its stages (the last logged step of each stage; 1 without a
+        history, e.g. a training-free method)."""
+        last = {}
+        for h in self.history:
+            last[h.get("stage")] = h["step"]
+        return max(1, sum(last.values()))
+
+    def design_row(self) -> dict:
+        """What a long table needs besides the metrics to say what a verdict rests on."""
+        return {"image_size": self.spec.data_config().image_size, "steps": self.steps, "key": self.dir.name}
 
 
 def build_datasets(spec: RunSpec) -> tuple[AnomalyDataset, AnomalyDataset]:
@@ -173,16 +202,22 @@ def get_or_train(spec: RunSpec, runs_root: str | Path | None = None, device: str
     metrics_path = d / "metrics.json"
     _check_identity(spec, d)
     if metrics_path.exists() and not retrain:
-        if (d / "checkpoint.pt").is_file():
+        if not (d / "checkpoint.pt").is_file():
+            log.warning("%s: metrics without a checkpoint (damaged run): retraining it", d)
+            retrain = True
+        elif spec.fit_config().covered_by(_load(spec, d).info.get("evaluation")):
             log.info("reusing run %s", d)
             return _load(spec, d)
-        log.warning("%s: metrics without a checkpoint (damaged run): retraining it", d)
-        retrain = True
+        else:                                  # same key, same weights: retrained only to record the evaluations
+            log.info("%s: retraining to record the evaluations asked for (%s); the weights do not change", d,
+                     spec.fit_config().evaluation())
+            retrain = True
     d.mkdir(parents=True, exist_ok=True)
     if retrain:
         for f in ("checkpoint.pt", "metrics.json", "history.json", "predictions.npz", *[p.name for p in d.glob("best-*.pt")]):
             (d / f).unlink(missing_ok=True)
-    atomic_write_json(d / "config.json", {"spec": asdict(spec), "key": spec.key(), "rdlib": rdlib.__version__})
+    atomic_write_json(d / "config.json", {"spec": asdict(spec), "key": spec.key(), "code": spec.code(),
+                                          "rdlib": rdlib.__version__})
     train_set, test_set = build_datasets(spec)
     cfg = spec.fit_config(device, progress, num_workers)
     seed_everything(cfg.seed)                       # the initial weights depend on the seed too
@@ -196,7 +231,8 @@ def get_or_train(spec: RunSpec, runs_root: str | Path | None = None, device: str
     info = {"train_seconds": train_seconds, "seconds_per_image": res.seconds_per_image, "best": out["best"],
             "selection": cfg.selection, "n_train": len(train_set), "n_test": len(test_set),
             "device": str(next(method.parameters()).device), "data_config": asdict(spec.data_config()),
-            "texture_source": getattr(train_set, "texture_source", None), "notes": res.notes}
+            "texture_source": getattr(train_set, "texture_source", None), "notes": res.notes,
+            "evaluation": cfg.evaluation()}
     atomic_write_json(metrics_path, {"metrics": res.metrics, "info": info})
     return _load(spec, d)
 
@@ -210,14 +246,45 @@ def load_run(where: RunSpec | str | Path, runs_root: str | Path | None = None) -
         d = Path(where)
         if not (d / "config.json").is_file():
             raise FileNotFoundError(f"{d}: not a run folder (no config.json)")
-        try:
-            spec = RunSpec(**json.loads((d / "config.json").read_text())["spec"])
-        except Exception as e:  # noqa: BLE001
-            raise RunError(f"{d / 'config.json'}: unreadable run configuration ({type(e).__name__}: {e})") from None
+        spec, why = _stored_spec(d)
+        if why:
+            raise RunError(f"{d}: stale run ({why}): its results are not what the current code and data would "
+                           "give. Retrain it (python -m rdlib train ...); `python -m rdlib runs stale --remove` "
+                           "deletes every stale run folder.")
     if not (d / "metrics.json").is_file() or not (d / "checkpoint.pt").is_file():
         raise FileNotFoundError(f"{d}: no finished run there (needs metrics.json and checkpoint.pt); train it first "
                                 f"(python -m rdlib train, or rdlib.runs.get_or_train)")
     return _load(spec, d)
+
+
+def _stored_spec(d: Path) -> tuple[RunSpec | None, str]:
+    """The spec in a run folder's config.json and, when the folder is stale (the current code, options or data give
+    another key, or the configuration is unreadable), why."""
+    try:
+        stored = json.loads((d / "config.json").read_text())
+        spec = RunSpec(**stored["spec"])
+        key = spec.key()
+    except Exception as e:  # noqa: BLE001 - unreadable or no longer valid: stale
+        return None, f"its configuration no longer loads: {type(e).__name__}: {e}"
+    if key == d.name:
+        return spec, ""
+    if stored.get("code") not in (None, spec.code()):
+        return spec, "the code it executes changed"
+    if "code" not in stored:
+        return spec, "trained before run keys followed the code"
+    return spec, "its options, loop settings or data changed"
+
+
+def stale_runs(runs_root: str | Path | None = None) -> list[tuple[Path, str]]:
+    """Every run folder under ``runs_root`` (``<method>/<category>/<key>/``) whose key the current code, options
+    and data no longer give, with the reason: such runs are never reused."""
+    root = Path(runs_root or default_runs_dir())
+    out = []
+    for cfg in sorted(root.glob("*/*/*/config.json")):
+        _, why = _stored_spec(cfg.parent)
+        if why:
+            out.append((cfg.parent, why))
+    return out
 
 
 def _load(spec: RunSpec, d: Path) -> Run:

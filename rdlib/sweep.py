@@ -136,7 +136,8 @@ def train_task(task: dict, runs_root: str | None, threads: int | None, use_gpu: 
 
 def _row(task: SweepTask, run, status: str) -> dict:
     return {"method": task.method, "category": task.category, "seed": int(task.seed), "profile": task.profile,
-            "task": task.id, "key": run.spec.key(), "status": status, **{k: v for k, v in run.metrics.items() if v is not None},
+            "task": task.id, "status": status, **{k: v for k, v in run.metrics.items() if v is not None},
+            **run.design_row(),
             "train_seconds": run.info.get("train_seconds"), "device": run.info.get("device"),
             "worker_pid": os.getpid(), "run_dir": str(run.dir), "error": ""}
 

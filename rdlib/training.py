@@ -64,7 +64,11 @@ class FitConfig:
     device: str | None = None
     progress: bool = True
 
-    NOT_IN_KEY = ("device", "progress", "num_workers", "checkpoint_every", "checkpoint_seconds")   # how, not what
+    NOT_IN_KEY = ("device", "progress", "num_workers", "checkpoint_every", "checkpoint_seconds",   # how, not what
+                  "log_every")                                                                  # what is logged
+    # What is evaluated during training changes the weights only through a selection on the test set: without one,
+    # evaluating every epoch or never gives bit-identical weights (tests/test_training.py), so these leave the key.
+    SELECTION_ONLY = ("eval_every", "eval_pro", "selection_metric", "early_stop", "stop_above")
 
     def __post_init__(self):
         if self.batch_size < 1:
@@ -83,11 +87,28 @@ class FitConfig:
                                  "early_stop, stop_above")
             _check_rule(rule.get("selection", "last"), f"stage_selection[{name!r}].selection")
 
+    def selects_on_test(self) -> bool:
+        """Whether any stage selects its checkpoint on test evaluations (then they change the weights)."""
+        return self.selection == "best_on_test" or any(r.get("selection") == "best_on_test"
+                                                       for r in self.stage_selection.values())
+
     def key_dict(self) -> dict:
+        """The settings that determine the trained weights (a run's key holds these)."""
         d = asdict(self)
-        for k in self.NOT_IN_KEY:
+        for k in self.NOT_IN_KEY + (() if self.selects_on_test() else self.SELECTION_ONLY):
             d.pop(k)
         return d
+
+    def evaluation(self) -> dict:
+        """What the history of a run trained with these settings records beyond the losses."""
+        return {"eval_every": self.eval_every, "eval_pro": self.eval_pro}
+
+    def covered_by(self, recorded: dict | None) -> bool:
+        """Whether a finished run whose history recorded ``recorded`` (:meth:`evaluation`) has every evaluation
+        these settings ask for."""
+        if not self.eval_every and not self.eval_pro:
+            return True
+        return recorded == self.evaluation()
 
 
 def _check_rule(rule: str, what: str) -> None:

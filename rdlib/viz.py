@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rdlib.stats import t_interval
+
 COLUMN_INCHES = 6.8          # the book's text column (about 690 px at 100 dpi): figures are this wide at most
 FONT_SIZES = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9,
               "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 11}
@@ -106,20 +108,6 @@ def category_chart(ax, table, columns, ylabel="I-AUROC (%)", chance=50.0):
     ax.grid(axis="y", alpha=0.3)
 
 
-def seed_interval(values) -> tuple[float, float, float]:
-    """Mean of a category's per-seed values and its 95 % t-interval (the interval is empty with one seed)."""
-    from scipy import stats
-
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if len(v) == 0:
-        return np.nan, np.nan, np.nan
-    if len(v) == 1:
-        return float(v[0]), float(v[0]), float(v[0])
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
-    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
-
-
 def method_dots(ax, results, metric: str, variants=None, labels=None, chance: float | None = 50.0,
                 ylabel: str | None = None, bounds: tuple[float, float] | None = (0.0, 100.0)) -> None:
     """Per category, one dot per variant (the mean over seeds) with its 95 % t-interval over seeds, variants side by
@@ -130,8 +118,9 @@ def method_dots(ax, results, metric: str, variants=None, labels=None, chance: fl
     x = np.arange(len(cats))
     width = 0.8 / max(1, len(variants))
     for j, v in enumerate(variants):
-        pts = [seed_interval(results[(results.variant == v) & (results.category == c)][metric]) for c in cats]
-        mean, lo, hi = (np.array(a) for a in zip(*pts))
+        ivs = [t_interval(results[(results.variant == v) & (results.category == c)][metric]) for c in cats]
+        mean, lo, hi = (np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "low", "high"))
+        lo, hi = np.where(np.isnan(lo), mean, lo), np.where(np.isnan(hi), mean, hi)    # one seed: no bar
         if bounds is not None:
             lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
         ax.errorbar(x + (j - (len(variants) - 1) / 2) * width, mean, yerr=[mean - lo, hi - mean], fmt="o", ms=4,

@@ -12,37 +12,28 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from rdlib.claims import AblationReport, ClaimLog, claims_file, judge_claim, judge_claims, paper_claims, read_claims  # noqa: E402
+from rdlib.claims import AblationReport, ClaimLog, claims_file, judge, paper_claims, read_claims  # noqa: E402
 from rdlib.runs import RunSpec  # noqa: E402
-from rdlib.stats import claim_sentence, mean_ranks  # noqa: E402
-from rdlib.viz import method_dots, seed_interval  # noqa: E402
+from rdlib.stats import mean_ranks, t_interval  # noqa: E402
+from rdlib.viz import method_dots  # noqa: E402
 from test_stats import grid  # noqa: E402
 
 
-def test_judge_claim_supports_contradicts_and_says_why_it_cannot_judge():
-    up = judge_claim(grid(shift=5.0), "A", "B", "i_auroc", "A beats B")
-    assert up["verdict"] == "supported" and up["low"] > 0 and up["diff"] == pytest.approx(5.0, abs=1.5)
-    assert up["cells"] == 15 and up["sentence"].startswith("A beats B: **supported**")
-    down = judge_claim(grid(shift=-5.0), "A", "B", "i_auroc", "A beats B")
-    assert down["verdict"] == "contradicted" and down["high"] < 0
-    missing = judge_claim(grid(), "A", "C", "i_auroc", "A beats C")
-    assert missing["verdict"] == "not judged" and "'C'" in missing["sentence"] and np.isnan(missing["diff"])
-
-
-def test_claim_log_prints_what_claim_sentence_prints_and_round_trips(tmp_path):
+def test_claim_log_keeps_the_verdicts_it_is_given_and_round_trips(tmp_path):
     df = grid(shift=2.0)
     log = ClaimLog("toy")
-    s = log.judge(df, "A", "B", "i_auroc", "A beats B")
-    log.judge(df, "A", "Z", "i_auroc", "A beats Z")
-    assert s == claim_sentence(df, "A", "B", "i_auroc", "A beats B")             # the chapters' sentences are unchanged
-    assert log.sentences()[1] == claim_sentence(df, "A", "Z", "i_auroc", "A beats Z")
+    v = judge(df, "A", "B", "i_auroc", "A beats B")
+    assert log.add(v) == v.sentence
+    log.add(judge(df, "A", "Z", "i_auroc", "A beats Z"))
+    assert log.markdown() == f"- {v.sentence}\n- A beats Z: not judged (no runs of 'Z' in the table)."
     assert read_claims("book", tmp_path).empty                                   # nothing saved yet: an empty table
     path = log.save("book", tmp_path)
     assert path == claims_file("toy", "book", tmp_path) and path.is_file()
     back = read_claims("book", tmp_path)
-    assert list(back.verdict) == [log.rows[0]["verdict"], "not judged"] and set(back.source) == {"toy"}
-    assert back["diff"].iloc[0] == pytest.approx(log.rows[0]["diff"])
-    log.rows.pop()
+    assert list(back.verdict) == [v.verdict, "not judged"] and set(back.source) == {"toy"}
+    assert back["diff"].iloc[0] == pytest.approx(v.diff) and back.design.iloc[0] == "5 categories × 3 seeds"
+    assert back.sentence.iloc[0] == v.sentence
+    log.verdicts.pop()
     log.save("book", tmp_path)                                                   # a rerun replaces, never appends
     assert len(read_claims("book", tmp_path)) == 1 and not list(path.parent.glob("*.tmp"))
 
@@ -62,13 +53,14 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     assert float(t.iloc[1, 0].split(" ± ")[0]) == pytest.approx(df[df.variant == "A"].i_auroc.mean(), abs=0.05)
     assert t.iloc[0, -1] == 88.0 and np.isnan(t.iloc[1, -1])                      # paper column: row B only
     s = report.judge("A", "B", "A beats B", "i_auroc")
-    assert s == claim_sentence(df, "A", "B", "i_auroc", "A beats B") and "supported" in s
+    assert s == judge(df, "A", "B", "i_auroc", "A beats B", paper_claim=True).sentence
+    assert "**supported**, at this budget" in s
     assert report.markdown() == f"- {s}"
     assert report.log.save("book", tmp_path) == claims_file("toy", "book", tmp_path)
     empty = AblationReport("toy", pd.DataFrame(), ["i_auroc"], paper)             # ablations skipped by the profile
     empty.table(["A"], "t1", [None], ("i_auroc",))
     assert len(shown) == 1 and empty.judge("A", "B", "A beats B", "i_auroc") is None
-    assert empty.markdown() == AblationReport.SKIPPED and empty.log.rows == []
+    assert empty.markdown() == AblationReport.SKIPPED and empty.log.verdicts == []
 
 
 def _papers(rows):
@@ -95,9 +87,11 @@ def test_paper_claims_on_the_shipped_numbers():
     assert set(c.a) == {"urd", "aand", "rdre"} and set(c.b) == {"rd", "rdpp"}
     row = c[(c.table_id == "urd_table2") & (c.a == "urd") & (c.b == "rd") & (c.metric == "p_ap")].iloc[0]
     assert (row.paper_a, row.paper_b) == (72.4, 61.0)                            # URD Table 2, MVTec AD mean
-    judged = judge_claims(grid().rename(columns={"i_auroc": "x"}).assign(variant=lambda d: d.variant.map(
-        {"A": "urd", "B": "rd"})).assign(**{m: 0.0 for m in c.metric.unique()}), c)
-    assert set(judged.verdict) <= {"inconclusive", "not judged"}                 # equal metrics, absent methods
+    runs = grid().rename(columns={"i_auroc": "x"}).assign(variant=lambda d: d.variant.map({"A": "urd", "B": "rd"}))
+    runs = runs.assign(**{m: 0.0 for m in c.metric.unique()})
+    verdicts = {judge(runs, r.a, r.b, r.metric, r.claim, paper_diff=r.paper_diff, paper_claim=True).verdict
+                for r in c.itertuples()}
+    assert verdicts <= {"inconclusive", "not judged"}                            # equal metrics, absent methods
 
 
 def test_mean_ranks_by_hand():
@@ -112,11 +106,12 @@ def test_mean_ranks_by_hand():
         mean_ranks(pd.concat([df[df.category == "c3"], df.iloc[[1]].assign(category="c4")]), "m")   # no shared cell
 
 
-def test_seed_interval_is_the_t_interval():
-    mean, lo, hi = seed_interval([1.0, 2.0, 3.0, np.nan])
+def test_t_interval_by_hand():
+    iv = t_interval([1.0, 2.0, 3.0, np.nan], "seed")
     half = 4.302652729911275 * 1.0 / math.sqrt(3)                                  # t(0.975, 2) · sd / √n
-    assert mean == 2.0 and lo == pytest.approx(2 - half) and hi == pytest.approx(2 + half)
-    assert seed_interval([5.0]) == (5.0, 5.0, 5.0) and all(np.isnan(seed_interval([])))
+    assert iv.mean == 2.0 and iv.low == pytest.approx(2 - half) and iv.high == pytest.approx(2 + half) and iv.n == 3
+    one = t_interval([5.0])
+    assert one.mean == 5.0 and np.isnan(one.low) and np.isnan(t_interval([]).mean)
 
 
 def test_method_dots_draws_one_series_per_method_with_its_interval():
@@ -134,7 +129,7 @@ def test_method_dots_draws_one_series_per_method_with_its_interval():
 def test_method_dots_cuts_an_interval_at_the_metric_range():
     """Three seeds near 100: the t-interval reaches past 100 and is drawn up to 100 only (unless bounds=None)."""
     df = pd.DataFrame({"variant": "A", "category": "c0", "seed": [0, 1, 2], "i_auroc": [99.0, 100.0, 95.0]})
-    _, lo, hi = seed_interval(df.i_auroc)
+    hi = t_interval(df.i_auroc).high
     assert hi > 100
     tops = {}
     for bounds in ((0.0, 100.0), None):

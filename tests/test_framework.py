@@ -379,7 +379,7 @@ def test_side_by_side_and_training_cost_per_optimizer_step_by_hand():
     import numpy as np
     import pandas as pd
 
-    from rdlib.experiments import CategoryRuns, optimizer_steps, side_by_side, train_ms_per_step
+    from rdlib.experiments import CategoryRuns, side_by_side, train_ms_per_step
     from rdlib.runs import Run
 
     a = pd.DataFrame({"i_auroc": [80.0, 60.0, 70.0], "p_auroc": [90.0, 70.0, 80.0]}, index=["brick", "coffee", "mean"])
@@ -391,7 +391,7 @@ def test_side_by_side_and_training_cost_per_optimizer_step_by_hand():
     two = Run(None, None, {}, [{"stage": "a", "step": 5}, {"stage": "a", "step": 10}, {"stage": "b", "step": 30}],
               {"train_seconds": 8.0})
     one = Run(None, None, {}, [{"stage": "main", "step": 40}], {"train_seconds": 2.0})
-    assert optimizer_steps(two) == 40 and optimizer_steps(one) == 40
+    assert two.steps == 40 and one.steps == 40
     assert train_ms_per_step(CategoryRuns(runs={"x": two, "y": one})) == pytest.approx(125.0)
 
 
