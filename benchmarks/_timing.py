@@ -1,16 +1,9 @@
-"""Timing helper shared by the benchmark scripts: the median wall time of ``fn`` after warm-up calls."""
+"""Timing helper shared by the benchmark scripts: the median wall time of ``fn`` after warm-up calls, in seconds
+(``rdlib.timing``: ``torch.utils.benchmark.Timer``)."""
 from __future__ import annotations
 
-import statistics
-import time
+from rdlib.timing import latency_ms
 
 
 def median_seconds(fn, warmup: int = 1, reps: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return latency_ms(fn, repeats=reps, warmup=warmup) / 1e3

@@ -4,12 +4,13 @@ Trains RD (book profile, EfficientNet-Lite0 teacher) at 128² for a given number
 in one of three variants, and prints the test metrics logged every 20 epochs:
 
 - ``base``: RD as the book runs it;
-- ``relu``: the teacher's maps passed through a ReLU before distillation and scoring. Lite0's stage outputs are
-  linear-bottleneck outputs (signed, std 5–9), unlike the post-ReLU ResNet maps RD was designed for;
+- ``relu``: the teacher's maps passed through a ReLU before distillation and scoring (the method option
+  ``teacher_activation="relu"``, which the book profiles use). Lite0's stage outputs are linear-bottleneck outputs
+  (signed, std 5–9), unlike the post-ReLU ResNet maps RD was designed for; ``base`` sets ``teacher_activation="none"``;
 - ``wideN``: the student built with Bottleneck blocks (3, 4, 6) and base width N (default 1024) instead of the
   ResNet18 rules (2.2 M + 0.6 M parameters), to test whether the student is too small to fit normal features.
 
-An experiment, not a method option: the variants patch the model after it is built.
+``wideN`` is an experiment, not a method option: it patches the student's architecture table before the model is built.
 
     python benchmarks/rd_gap_probe.py relu grass,brick,coins [epochs=60] [threads=2]
 """
@@ -19,7 +20,6 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 from rdlib.data import EmbeddedConfig, generate_embedded
 from rdlib.methods import create_method
@@ -39,10 +39,8 @@ def main(variant: str, categories: list[str], epochs: int = 60, threads: int = 2
             import rdlib.models.student as student
 
             student.RD_ARCHS["efficientnet_lite0"] = student.RDArch("bottleneck", 3, (3, 4, 6), int(variant[4:] or 1024))
-        method = create_method("rd", **spec.options)
-        if variant == "relu":
-            encode = method.model.teacher.forward
-            method.model.teacher.forward = lambda x, encode=encode: [F.relu(f) for f in encode(x)]
+        activation = "relu" if variant == "relu" else "none"
+        method = create_method("rd", **{**spec.options, "teacher_activation": activation})
         params = sum(p.numel() for m in (method.model.bottleneck, method.model.decoder) for p in m.parameters())
         t0 = time.perf_counter()
         out = fit(method, train, test, FitConfig(batch_size=16, seed=111, eval_every=20, progress=False))

@@ -55,7 +55,6 @@ if not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
 
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -63,6 +62,7 @@ from IPython.display import Markdown, display
 
 from rdlib.anomaly_map import AnomalyMap, cosine_distance_map, fused_map_reference, gaussian_blur, resolve_backend
 from rdlib.kernels import cosine_distance_triton, triton_supported
+from rdlib.timing import interleaved_latency_ms
 from rdlib.viz import book_style
 
 book_style(precision=3)
@@ -229,25 +229,20 @@ pd.DataFrame(rows).set_index(["target", "dtype", "layout"]) if rows else None
 # ## 5. Speed
 #
 # **This machine.** The reference (`cosine_similarity` + `interpolate` + sum + blur) against `rdlib`'s PyTorch path
-# (distance + matrix operator), which is what every CPU run in this book uses (timings vary between runs):
+# (distance + matrix operator), which is what every CPU run in this book uses: the median of 21 repetitions, the two
+# candidates interleaved (`rdlib.timing.interleaved_latency_ms`) so that load from elsewhere on the machine falls on
+# both alike (timings still vary between builds):
 
 # %% tags=["nbval-ignore-output"]
-def bench(fn, reps=20):
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - t0) / reps * 1e3
-
-
 rows = []
 for name, levels in LEVELS.items():
     g = torch.Generator().manual_seed(0)
     t = [torch.randn(1, c, h, w, generator=g) for c, h, w in levels]
     s = [torch.randn(1, c, h, w, generator=g) for c, h, w in levels]
     amap = AnomalyMap(256, backend="torch")
-    rows.append({"teacher": name, "reference ms": bench(lambda: gaussian_blur(fused_map_reference(t, s, (256, 256)))),
-                 "rdlib (torch path) ms": bench(lambda: amap(t, s))})
+    ms = interleaved_latency_ms({"reference ms": lambda: gaussian_blur(fused_map_reference(t, s, (256, 256))),
+                                 "rdlib (torch path) ms": lambda: amap(t, s)}, repeats=21)
+    rows.append({"teacher": name, **ms})
 df = pd.DataFrame(rows).set_index("teacher")
 df["speed-up"] = df["reference ms"] / df["rdlib (torch path) ms"]
 df

@@ -188,11 +188,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    import numpy as np
-    import torch
-
-    from rdlib.data.dataset import INTERPOLATION
-    from rdlib.data.readers import load_image
+    from rdlib.data.dataset import image_tensor
     from rdlib.utils import atomic_write_json
     from rdlib.viz import save_overlay
 
@@ -204,8 +200,7 @@ def cmd_predict(args) -> int:
     for path in args.images:
         if not Path(path).is_file():
             raise CLIError(f"--images {path}: no such file")
-        img = load_image(path).resize((dc.image_size, dc.image_size), INTERPOLATION[dc.image_interpolation])
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        x = image_tensor(path, dc.image_size, dc.image_interpolation)[None]      # as the test sets read it
         amap, score = method.predict(x.to(next(method.parameters()).device))
         scores[str(path)] = float(score[0])
         save_overlay(out / f"{Path(path).stem}.png", x[0], amap[0, 0].cpu().numpy(), title=f"score {scores[str(path)]:.4f}")

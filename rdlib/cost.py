@@ -14,13 +14,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import statistics
 import sys
-import time
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from rdlib.timing import latency_ms
 
 
 def modules_run(module: nn.Module, fn) -> list[nn.Module]:
@@ -90,21 +90,6 @@ def peak_memory_mb(fn, device: torch.device | None = None) -> float:
 def weights_mb(module: nn.Module) -> float:
     """Parameters and buffers of ``module`` in MB (10⁶ bytes)."""
     return sum(t.numel() * t.element_size() for t in itertools.chain(module.parameters(), module.buffers())) / 1e6
-
-
-def latency_ms(fn, repeats: int = 10, warmup: int = 2, device: torch.device | None = None) -> float:
-    """Median wall time of ``fn()`` in milliseconds (CUDA synchronised when ``device`` is a GPU)."""
-    sync = (lambda: torch.cuda.synchronize(device)) if device is not None and device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(1e3 * (time.perf_counter() - t0))
-    return statistics.median(times)
 
 
 def inference_cost(method, image_size: int, batch: int = 1, device=None, repeats: int = 10, fast: bool = True,

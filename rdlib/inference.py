@@ -30,36 +30,17 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from rdlib.timing import latency_ms
 
 log = logging.getLogger(__name__)
 
 
-def _bn_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
-    """γ/σ and β − μ·γ/σ of an eval-mode BatchNorm."""
-    scale = torch.rsqrt(bn.running_var + bn.eps)
-    if bn.weight is not None:
-        scale = scale * bn.weight
-    shift = -bn.running_mean * scale
-    if bn.bias is not None:
-        shift = shift + bn.bias
-    return scale, shift
-
-
-@torch.no_grad()
-def fold_conv_bn(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> None:
-    """Fold ``bn`` into ``conv`` in place:  W' = W·γ/σ (per output channel),  b' = b·γ/σ + β − μ·γ/σ."""
-    scale, shift = _bn_scale_shift(bn)
-    w = conv.weight
-    if isinstance(conv, nn.ConvTranspose2d):                # weight: in × out/groups × k × k (groups == 1 here)
-        w.mul_(scale.view(1, -1, 1, 1).to(w.dtype))
-    else:                                                   # weight: out × in/groups × k × k
-        w.mul_(scale.view(-1, 1, 1, 1).to(w.dtype))
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(scale)
-    new_bias = bias * scale + shift
-    if conv.bias is None:
-        conv.bias = nn.Parameter(new_bias.to(w.dtype), requires_grad=False)
-    else:
-        conv.bias.copy_(new_bias)
+def fold_conv_bn(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> nn.Module:
+    """``conv`` with ``bn`` folded in (a new module, ``torch.nn.utils.fusion.fuse_conv_bn_eval``):
+    W' = W·γ/σ per output channel, b' = (b − μ)·γ/σ + β."""
+    return fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
 
 
 def _out_channels(conv: nn.Module) -> int | None:
@@ -82,10 +63,10 @@ def fold_batchnorm(module: nn.Module) -> int:
     folded = 0
     for parent in list(module.modules()):
         children = list(parent.named_children())
-        for (_, a), (name_b, b) in zip(children, children[1:]):
+        for (name_a, a), (name_b, b) in zip(children, children[1:]):
             if (isinstance(b, nn.BatchNorm2d) and not b.training and b.track_running_stats
-                    and b.running_mean is not None and _out_channels(a) == b.num_features):
-                fold_conv_bn(a, b)
+                    and b.running_mean is not None and _out_channels(a) == b.num_features and not a.training):
+                setattr(parent, name_a, fold_conv_bn(a, b))
                 setattr(parent, name_b, _replacement(b))
                 folded += 1
     return folded
@@ -181,8 +162,6 @@ def optimize_for_inference(method, image_size: int | None = None, fold_bn: bool 
             if err > atol:
                 report.notes.append(f"torch.compile output off by {err:.2e}: not used")
             else:
-                from rdlib.cost import latency_ms
-
                 eager_s, compiled_s = (latency_ms(lambda f=f: f(probe), repeats=3, warmup=1, device=probe.device)
                                         for f in (out, trial))
                 if compiled_s < eager_s:

@@ -63,13 +63,6 @@ def protocol_note(row: pd.Series) -> str:
             f"checkpoint {row['checkpoint']}, PRO = {PRO_VARIANTS.get(row['pro_variant'], row['pro_variant'])}")
 
 
-def paper_value(table_id: str, method: str, metric: str, category: str = "mean", df: pd.DataFrame | None = None,
-                **match) -> float:
-    """One number from the papers' tables, for prose ("the paper reports {paper_value(...)}"): never typed in."""
-    df = load_paper_numbers() if df is None else df
-    return float(paper_row(df, table_id, method, category, **match)[metric])
-
-
 def with_paper_columns(ours: pd.DataFrame, table_id: str, methods: list, metrics=("i_auroc", "p_auroc", "pro"),
                        df: pd.DataFrame | None = None, **match) -> pd.DataFrame:
     """Add ``paper <metric>`` columns beside ours, row by row (``methods[i]`` names row i's paper row; None: none).
@@ -95,13 +88,11 @@ def ablation_table(grid: pd.DataFrame, rows: list, metrics, table_id: str, paper
 
 
 def chance_levels(predictions) -> dict[str, float]:
-    """What a detector scoring at random reaches on this test set, in %: AUROC is 50 at chance; AP at chance is the
-    share of positives (anomalous images for I-AP, anomalous pixels for P-AP). ``predictions``: an ``EvalResult``."""
-    import numpy as np
+    """What a detector scoring at random reaches on this test set, in % (:func:`rdlib.metrics.chance_levels`):
+    AUROC 50, AP the share of positives. ``predictions``: an ``EvalResult``."""
+    from rdlib.metrics import chance_levels as levels
 
-    labels = np.asarray(predictions.labels).astype(bool)
-    masks = np.asarray(predictions.masks).astype(bool)
-    return {"i_auroc": 50.0, "p_auroc": 50.0, "i_ap": 100.0 * labels.mean(), "p_ap": 100.0 * masks.mean()}
+    return levels(predictions.labels, predictions.masks)
 
 
 def chance_sentence(predictions_by_category: dict) -> str:

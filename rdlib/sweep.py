@@ -59,10 +59,7 @@ class SweepTask:
         when repairing the data changed the run key."""
         from rdlib.utils import stable_hash
 
-        fields = asdict(self)
-        if not fields["fit"]:                                  # ids of tasks without loop settings as before
-            del fields["fit"]
-        return stable_hash(fields)
+        return stable_hash(asdict(self))
 
     @property
     def label(self) -> str:

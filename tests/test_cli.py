@@ -21,6 +21,14 @@ def test_train_evaluate_predict(tiny_benchmark, tmp_path, capsys):
     assert main(["predict", "--run", run_dir, "--images", img, "--out", str(tmp_path / "pred")]) == 0
     scores = json.loads((tmp_path / "pred/scores.json").read_text())
     assert list(scores) == [img] and (tmp_path / "pred").joinpath(img.rsplit("/", 1)[1]).is_file()
+    # predict scores an image as evaluation scored it in the test set (same preprocessing, same model)
+    from rdlib.runs import build_datasets, load_run
+
+    run = load_run(run_dir)
+    pred = run.predictions()
+    table = build_datasets(run.spec)[1].table
+    at = [str(p) for p in table.image_path].index(img)
+    assert scores[img] == pytest.approx(float(pred.scores[at]), rel=1e-4, abs=1e-5)
     capsys.readouterr()
     assert main(["methods"]) == 0
     assert "rd: RD (Deng & Li" in capsys.readouterr().out

@@ -2,7 +2,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rdlib.anomaly_map import cosine_distance_map
 from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel
 from rdlib.methods.rd.loss import rd_loss as distillation_loss
 
@@ -20,10 +19,16 @@ def test_flatten_is_one_cosine_per_map():
     assert torch.allclose(cosine_loss_flatten(t, s), manual)
 
 
-def test_pixel_is_mean_of_the_anomaly_map():
+def test_pixel_is_the_mean_per_pixel_cosine_distance_by_loops():
+    """Eq. 1–2 of the RD paper written out pixel by pixel: Σ_k mean over (b, h, w) of 1 − cos(t[b, :, h, w], s[b, :, h, w])."""
     t, s = pair()
-    manual = sum(cosine_distance_map(a, b).mean() for a, b in zip(t, s))
-    assert torch.allclose(cosine_loss_pixel(t, s), manual)
+    manual = 0.0
+    for a, b in zip(t, s):
+        n, _, h, w = a.shape
+        vals = [1 - torch.dot(a[i, :, y, x], b[i, :, y, x]) / (a[i, :, y, x].norm() * b[i, :, y, x].norm())
+                for i in range(n) for y in range(h) for x in range(w)]
+        manual += float(torch.stack(vals).mean())
+    assert float(cosine_loss_pixel(t, s)) == pytest.approx(manual, rel=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["flatten", "pixel"])

@@ -1,4 +1,4 @@
-"""RD architecture: exact parameter counts derived by hand from methods.md §0.3–0.4."""
+"""RD architecture: exact parameter counts derived by hand from the official RD4AD code's OCBE (``resnet.py``: ``BN_layer``) and decoder (``de_resnet.py``)."""
 import pytest
 import torch
 

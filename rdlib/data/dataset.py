@@ -18,7 +18,10 @@ from rdlib.data.readers import load_image, load_mask, read_dataset
 INTERPOLATION = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST}
 
 
-def _to_tensor(img: Image.Image) -> torch.Tensor:
+def image_tensor(path, image_size: int, interpolation: str = "bilinear") -> torch.Tensor:
+    """The image at ``path`` as every method sees it: RGB, resized to S×S with ``interpolation``, a 3×S×S float
+    tensor in [0, 1] (the test sets and ``python -m rdlib predict`` both read images through this)."""
+    img = load_image(path).resize((image_size, image_size), INTERPOLATION[interpolation])
     return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
@@ -43,7 +46,7 @@ class AnomalyDataset(Dataset):
                 raise ValueError(f"{name}={v!r}; choose from {sorted(INTERPOLATION)}")
         self.table = table.reset_index(drop=True)
         self.image_size = int(image_size)
-        self.image_interp = INTERPOLATION[image_interpolation]
+        self.image_interpolation = image_interpolation
         self.mask_interp = INTERPOLATION[mask_interpolation]
 
     def __len__(self) -> int:
@@ -52,13 +55,13 @@ class AnomalyDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         r = self.table.iloc[i]
         s = self.image_size
-        img = load_image(r.image_path).resize((s, s), self.image_interp)
         if r.mask_path is not None and isinstance(r.mask_path, str):
             m = Image.fromarray(load_mask(r.mask_path).astype(np.uint8) * 255).resize((s, s), self.mask_interp)
             mask = torch.from_numpy((np.asarray(m, dtype=np.float32) / 255.0 > 0.5).astype(np.float32))[None]
         else:
             mask = torch.zeros(1, s, s)
-        return {"image": _to_tensor(img), "mask": mask, "label": int(r.label), "index": i}
+        return {"image": image_tensor(r.image_path, s, self.image_interpolation), "mask": mask, "label": int(r.label),
+                "index": i}
 
 
 def load_split(root: str | Path, category: str, split: str, image_size: int = 256, fmt: str | None = None,

@@ -170,11 +170,6 @@ def compile_cosine_kernels(cases: list[tuple]) -> list[CompiledReport]:
     return reports
 
 
-def compile_cosine_kernel(t: torch.Tensor, s: torch.Tensor, capability: int = 90, launch=None) -> CompiledReport:
-    """One case of :func:`compile_cosine_kernels`."""
-    return compile_cosine_kernels([(t, s, capability, launch)])[0]
-
-
 def compile_finish_kernel(n: int, split: int, capability: int = 90) -> str:
     """PTX of the kernel that adds the partial sums of a channel split (``n`` = B·H·W pixels)."""
     return _compile_jobs([{"kernel": "finish", "capability": capability, "n": n, "split": split}])[0]["ptx"]
@@ -189,7 +184,7 @@ def _main() -> None:
     sys.stdout.write(json.dumps(out))
 
 
-__all__ = ["AOTUnavailable", "CompiledReport", "compile_cosine_kernel", "compile_cosine_kernels",
+__all__ = ["AOTUnavailable", "CompiledReport", "compile_cosine_kernels",
            "compile_finish_kernel", "compile_jit", "count_global_loads"]
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """DRAEM's ten texture augmenters on torchvision's ``transforms.v2`` functional API (imgaug is unmaintained and
 breaks on NumPy 2). Each takes and returns a 3×H×W uint8 tensor; ``random_augment`` applies three distinct ones,
-as DRAEM's ``randAugmenter`` does. Ranges follow DRAEM's code (methods.md §0.7); imgaug's per-channel gamma and its
+as DRAEM's ``randAugmenter`` does. Ranges follow DRAEM's official code (VitjanZ/DRAEM, ``data_loader.py``); imgaug's per-channel gamma and its
 hue/saturation units (−50..50 on a 0..255 hue circle) are converted to their torchvision equivalents.
 """
 from __future__ import annotations

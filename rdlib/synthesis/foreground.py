@@ -36,14 +36,11 @@ def grey(image: np.ndarray) -> np.ndarray:
 
 
 def otsu_threshold(values: np.ndarray) -> float:
-    """Otsu's threshold of 0..255 values (maximises the between-class variance of a 256-bin histogram)."""
-    hist = np.bincount(np.clip(np.round(values), 0, 255).astype(int).ravel(), minlength=256).astype(np.float64)
-    p = hist / hist.sum()
-    omega = np.cumsum(p)
-    mu = np.cumsum(p * np.arange(256))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mu[-1] * omega - mu) ** 2 / (omega * (1 - omega))
-    return float(np.nanargmax(between))
+    """Otsu's threshold of 0..255 values, rounded to integers as OpenCV's ``THRESH_OTSU`` sees a uint8 image
+    (``skimage.filters.threshold_otsu``; values above it are the brighter class)."""
+    from skimage.filters import threshold_otsu
+
+    return float(threshold_otsu(np.clip(np.round(values), 0, 255).astype(np.uint8), nbins=256))
 
 
 def disk(h: int, w: int, radius_frac: float = 0.45) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""Synthesis presets: each paper's constants in one place, with the line of methods.md they come from.
+"""Synthesis presets: each paper's constants in one place, with the paper or official code they come from.
 
-Blend (DRAEM, methods.md §0.7):  I_a = I·(1 − M) + (1 − β)·T·M + β·I·M,  β = the share of the original kept.
+Blend (DRAEM, Zavrtanik et al., ICCV 2021, official code):  I_a = I·(1 − M) + (1 − β)·T·M + β·I·M,  β = the share of the original kept.
 RD-RE writes the same blend with the *texture* weight β_t = 1 − β ∈ [0.15, 1] (§4.2).
 AAND blends after ImageNet normalisation (§3); the per-channel normalisation is affine and the blend weights sum
 to one at every pixel, so that blend equals the image-space blend followed by normalisation: the flag is recorded
@@ -30,22 +30,20 @@ class SynthesisPreset:
 
 PRESETS = {
     "draem": SynthesisPreset("draem", "perlin", 0.5, True, (0.0, 0.8), "none",
-                             source="methods.md §0.7 (DRAEM: 3 of 10 augmenters, β ~ U[0, 0.8), P(anomalous) 0.5)"),
+                             source="DRAEM official code (3 of 10 augmenters, β ~ U[0, 0.8), P(anomalous) 0.5)"),
     "urd": SynthesisPreset("urd", "perlin", 1.0, False, (0.0, 0.8), "urd",
-                           source="methods.md §2 Synthesis (texture not augmented, aug_prob 1.0, GrabCut/Otsu foreground)"),
-    "destseg": SynthesisPreset("destseg", "perlin", 1.0, False, (0.0, 0.8), "urd",
-                               source="methods.md §4.6 (DeSTSeg: the URD generator)"),
+                           source="URD official code (texture not augmented, aug_prob 1.0, GrabCut/Otsu foreground)"),
     "aand": SynthesisPreset("aand", "perlin", 0.8, True, (0.0, 0.8), "aand", min_mask_pixels=4, redraws=10,
                             blend_space="normalised",
-                            source="methods.md §3 Synthesis (augmenters, P(anomalous) 0.8, > 4 mask pixels in ≤ 10 draws, "
+                            source="AAND official code (augmenters, P(anomalous) 0.8, > 4 mask pixels in ≤ 10 draws, "
                                    "normalised-space blend, fixed-threshold foreground)"),
     "rdre": SynthesisPreset("rdre", "perlin", 1.0, True, (0.0, 0.85), "urd",
-                            source="methods.md §4.2 (texture weight β_t ∈ [0.15, 1], i.e. original kept ∈ [0, 0.85])"),
+                            source="RD-RE paper, Sec. 3 (texture weight β_t ∈ [0.15, 1], i.e. original kept ∈ [0, 0.85])"),
     "rdre_simplex": SynthesisPreset("rdre_simplex", "simplex", 1.0, False, (0.0, 0.0), "none",
-                                    source="methods.md §4.2, RD-RE Table 8 (simplex noise instead of Perlin + texture)"),
+                                    source="RD-RE paper, Table 8 (simplex noise instead of Perlin + texture)"),
     "rdre_none": SynthesisPreset("rdre_none", "none", 0.0, False, source="RD-RE Table 8 (no synthesis)"),
     "rdpp": SynthesisPreset("rdpp", "simplex", 1.0, False, (0.0, 0.0), "none", returns_mask=False,
-                            source="methods.md §5 (RD++: simplex noise × 0.2 in one 10–32 px box, no mask used)"),
+                            source="RD++ official code (simplex noise × 0.2 in one 10–32 px box, no mask used)"),
 }
 
 

@@ -54,10 +54,10 @@ class AANDMethod(Method):
     gate ('mrg' | 'none'), residual ('tanh' | 'sigmoid' | 'learnable'), memory_items (L), temperature (τ),
     focal_gamma, focal_alpha, la_weight (0.1 code | 1.0 paper), la_margin (α), mask_threshold, max_normal,
     max_anomalous, raa_epochs; stage 2: hkd (L_HKD on/off), hard_k (K_h), distill_epochs; both: lr, betas,
-    lr_milestones (fractions of a stage's epochs), lr_gamma; map_source ('distill' | 'gate'), cache_features,
-    map_backend."""
+    lr_milestones (fractions of a stage's epochs), lr_gamma; map_source ('distill' | 'gate'), cache_features.
+    The anomaly map's backend is ``model.anomaly_map.backend`` (or ``$RDLIB_ANOMALY_MAP_BACKEND``)."""
 
-    KEY_EXCLUDE = ("map_backend", "cache_features")
+    KEY_EXCLUDE = ("cache_features",)
 
     def __init__(self, teacher: str = "efficientnet_lite0", weights: str = "imagenet", teacher_activation: str = "none",
                  image_size: int = 256, levels: tuple[int, ...] | None = None, raa: bool = True, gate: str = "mrg",
@@ -66,15 +66,14 @@ class AANDMethod(Method):
                  max_normal: int = 5000, max_anomalous: int = 1000, raa_epochs: int = 100, hkd: bool = True,
                  hard_k: int = 10, distill_epochs: int = 120, lr: float = 0.005,
                  betas: tuple[float, float] = (0.5, 0.999), lr_milestones: tuple[float, ...] = (0.8, 0.9),
-                 lr_gamma: float = 0.2, map_source: str = "distill", cache_features: bool = True,
-                 map_backend: str | None = None):
+                 lr_gamma: float = 0.2, map_source: str = "distill", cache_features: bool = True):
         super().__init__()
         if hard_k < 1:
             raise ValueError(f"hard_k (K_h) must be >= 1, got {hard_k}")
         if not all(0 < m <= 1 for m in lr_milestones):
             raise ValueError(f"lr_milestones are fractions of a stage's epochs in (0, 1], got {lr_milestones}")
         self.model = AAND(teacher, weights, raa, memory_items, temperature, residual, gate, image_size, levels,
-                          map_backend=map_backend, teacher_activation=teacher_activation, map_source=map_source)
+                          teacher_activation=teacher_activation, map_source=map_source)
         self.use_raa, self.gate_mode, self.hkd, self.hard_k = bool(raa), gate, bool(hkd), int(hard_k)
         self.focal_gamma, self.focal_alpha, self.la_weight, self.la_margin = focal_gamma, focal_alpha, la_weight, la_margin
         self.mask_threshold, self.max_normal, self.max_anomalous = mask_threshold, max_normal, max_anomalous

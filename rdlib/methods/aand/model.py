@@ -27,7 +27,7 @@ class AAND(nn.Module):
         teacher, weights, teacher_activation: the frozen teacher, as RD's.
         raa: False drops stage 1 (F_A = F_T: Table V "base" and (d)).
         memory_items, temperature, residual, gate: the RAA options (see :class:`RAA`).
-        image_size, levels, sigma, map_backend: the anomaly map, as RD's.
+        image_size, levels, sigma: the anomaly map, as RD's.
         map_source: "distill" (the paper's map, Eq. 14) or "gate" (Σ_k up(w^k), the "MRG score only" row of
             Table V (a), blurred and scored like the distillation map).
     """
@@ -35,13 +35,13 @@ class AAND(nn.Module):
     def __init__(self, teacher: str = "efficientnet_lite0", weights: str = "imagenet", raa: bool = True,
                  memory_items: int = 50, temperature: float = 0.2, residual: str = "tanh", gate: str = "mrg",
                  image_size: int = 256, levels: tuple[int, ...] | None = None, sigma: float = 4.0,
-                 map_backend: str | None = None, teacher_activation: str = "none", map_source: str = "distill"):
+                 teacher_activation: str = "none", map_source: str = "distill"):
         super().__init__()
         self.teacher = create_teacher(teacher, weights, activation=teacher_activation)
         self.raa = nn.ModuleList(RAA(c, memory_items, temperature, residual, gate) for c in self.teacher.channels) \
             if raa else None
         self.bottleneck, self.decoder = build_student(self.teacher, "oce+mff")
-        self.anomaly_map = AnomalyMap(image_size, levels, sigma, backend=map_backend)
+        self.anomaly_map = AnomalyMap(image_size, levels, sigma)
         self.map_source = self.check_map_source(map_source)
 
     @staticmethod

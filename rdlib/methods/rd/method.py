@@ -45,18 +45,18 @@ PROFILES = {
 class RDMethod(Method):
     """RD. Options: teacher, weights, bottleneck ('oce+mff'|'oce'|'pre'), loss ('flatten' code default | 'pixel'
     paper), image_size, levels (map levels), teacher_activation ('none' | 'relu', see the model), lr, betas,
-    epochs, cache_features, map_backend."""
+    epochs, cache_features."""
 
-    KEY_EXCLUDE = ("map_backend", "cache_features")          # how it is computed, not what: not part of run keys
+    KEY_EXCLUDE = ("cache_features",)          # how it is computed, not what: not part of run keys
 
     def __init__(self, teacher: str = "efficientnet_lite0", weights: str = "imagenet", bottleneck: str = "oce+mff",
                  loss: str = "flatten", image_size: int = 256, levels: tuple[int, ...] | None = None, lr: float = 0.005,
                  betas: tuple[float, float] = (0.5, 0.999), epochs: int = 200, cache_features: bool = True,
-                 map_backend: str | None = None, teacher_activation: str = "none"):
+                 teacher_activation: str = "none"):
         super().__init__()
         self.loss_mode = check_loss(loss)
         self.model = ReverseDistillation(teacher, weights, bottleneck, image_size=image_size, levels=levels,
-                                         map_backend=map_backend, teacher_activation=teacher_activation)
+                                         teacher_activation=teacher_activation)
         self.lr, self.betas, self.epochs = lr, tuple(betas), epochs
         self.cache_features = cache_features
         self._cache: list[torch.Tensor] | None = None

@@ -31,13 +31,13 @@ class ReverseDistillation(nn.Module):
 
     def __init__(self, teacher: str | TeacherEncoder = "efficientnet_lite0", weights: str = "imagenet",
                  bottleneck: str = "oce+mff", arch: RDArch | None = None, image_size: int = 256,
-                 levels: tuple[int, ...] | None = None, sigma: float = 4.0, map_backend: str | None = None,
+                 levels: tuple[int, ...] | None = None, sigma: float = 4.0,
                  teacher_activation: str = "none"):
         super().__init__()
         self.teacher = teacher if isinstance(teacher, TeacherEncoder) else create_teacher(
             teacher, weights, activation=teacher_activation)
         self.bottleneck, self.decoder = build_student(self.teacher, bottleneck, arch)
-        self.anomaly_map = AnomalyMap(image_size, levels, sigma, backend=map_backend)
+        self.anomaly_map = AnomalyMap(image_size, levels, sigma)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:

@@ -1,4 +1,4 @@
-"""RD++'s projection loss (methods.md §5; official ``Revisit_RDLoss``), each term on lists of maps, one per level:
+"""RD++'s projection loss (Tien et al., CVPR 2023, Sec. 3; official ``Revisit_RDLoss``), each term on lists of maps, one per level:
 
     L_SSOT   = Σ_k S_ε( softmax(vec P_k(x)), softmax(vec P_k(x)[π]) )     Sinkhorn divergence over the batch,
                                                                           π a random shuffle of the batch

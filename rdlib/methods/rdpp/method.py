@@ -1,4 +1,4 @@
-"""RD++ as a trainable method (methods.md §5; official ``main.py``).
+"""RD++ as a trainable method (Tien et al., CVPR 2023; official code tientrandinh/Revisiting-Reverse-Distillation, ``main.py``).
 
 One stage trains projection + OCBE + decoder on pairs (normal image x, noisy copy x̃) from the ``rdpp`` synthesis
 preset (simplex noise × 0.2 added in one 10–32 px box, no mask):
@@ -26,7 +26,7 @@ from rdlib.methods.rdpp.loss import projection_loss
 from rdlib.methods.rdpp.model import RDPlusPlus
 
 _ADAM = dict(lr=0.005, proj_lr=0.001, betas=(0.5, 0.999))
-# the official per-class epochs (methods.md §5); MVTec classes not listed there train the default 200
+# the official per-class epochs (``main.py`` of the RD++ repository); MVTec classes not listed there train the default 200
 PAPER_EPOCHS = {"carpet": 10, "leather": 10, "wood": 100, "hazelnut": 160, "metal_nut": 160, "bottle": 200, "pill": 200,
                 "cable": 240, "grid": 260, "tile": 260, "screw": 280, "toothbrush": 280, "capsule": 300,
                 "transistor": 300, "zipper": 300}
@@ -59,23 +59,22 @@ class RDPPMethod(Method):
     proj_weight (0.2), recon_weight (0.01), contrast_weight (0.1), contrast_margin (0.5), ssot (compute L_SSOT, which
     is 0 up to rounding: see :mod:`rdlib.methods.rdpp.loss`), ssot_blur (0.05),
     ssot_scaling (0.95); lr (OCBE + decoder), proj_lr (projection), betas, accumulate (batches per optimizer step),
-    epochs, map_backend."""
+    epochs."""
 
-    KEY_EXCLUDE = ("map_backend",)
 
     def __init__(self, teacher: str = "efficientnet_lite0", weights: str = "imagenet", teacher_activation: str = "none",
                  bottleneck: str = "oce+mff", image_size: int = 256, levels: tuple[int, ...] | None = None,
                  proj_weight: float = 0.2, recon_weight: float = 0.01, contrast_weight: float = 0.1,
                  contrast_margin: float = 0.5, ssot: bool = True, ssot_blur: float = 0.05, ssot_scaling: float = 0.95,
                  lr: float = 0.005, proj_lr: float = 0.001, betas: tuple[float, float] = (0.5, 0.999),
-                 accumulate: int = 2, epochs: int = 200, map_backend: str | None = None):
+                 accumulate: int = 2, epochs: int = 200):
         super().__init__()
         if accumulate < 1:
             raise ValueError(f"accumulate (batches per optimizer step) must be >= 1, got {accumulate}")
         if not 0 < ssot_scaling < 1:
             raise ValueError(f"ssot_scaling (geomloss' ε-annealing factor) must be in (0, 1), got {ssot_scaling}")
         self.model = RDPlusPlus(teacher, weights, bottleneck, image_size=image_size, levels=levels,
-                                map_backend=map_backend, teacher_activation=teacher_activation)
+                                teacher_activation=teacher_activation)
         self.proj_weight, self.recon_weight, self.contrast_weight = proj_weight, recon_weight, contrast_weight
         self.contrast_margin, self.ssot, self.ssot_blur, self.ssot_scaling = contrast_margin, bool(ssot), ssot_blur, ssot_scaling
         self.lr, self.proj_lr, self.betas, self.accumulate, self.epochs = lr, proj_lr, tuple(betas), int(accumulate), epochs

@@ -20,7 +20,7 @@ SYNTHESIS = ("rdre", "rdre_simplex", "rdre_none")
 
 ASSUMPTIONS = [
     # (what, value chosen, source, option that switches it)
-    ("fusion equation's indices", "encoder layer L fused into the decoder stage of L's resolution", "our reading (methods.md §4.1), matches Table 6", "fuse"),
+    ("fusion equation's indices", "encoder layer L fused into the decoder stage of L's resolution", "our reading of the paper's Sec. 3 fusion equation, consistent with its Table 6", "fuse"),
     ("student encoder", "the teacher's network, randomly initialised", "DeSTSeg code", "student_weights"),
     ("decoder", "4 stages × 2 residual blocks, bilinear ×2 between stages", "DeSTSeg code", "-"),
     ("LDA descriptor", "max − mean per window; W₃ linear over windows; r = 4", "paper prose; our choice", "lda"),
@@ -73,9 +73,8 @@ class RDREMethod(Method):
     """RD-RE. Options: teacher, weights, teacher_activation, student_weights, fuse, lda, caams, lda_windows, window,
     heads, seg, ca, aspp, image_size, top_k, synthesis ('rdre' | 'rdre_simplex' | 'rdre_none', Table 8), seg_loss
     ('focal+l1' | 'focal', Table 9), focal_gamma, student_steps, seg_steps, lr_student, lr_lda, lr_caams, lr_seg,
-    momentum, weight_decay, seg_width, map_backend (see :data:`ASSUMPTIONS` for what the paper leaves open)."""
+    momentum, weight_decay, seg_width (see :data:`ASSUMPTIONS` for what the paper leaves open)."""
 
-    KEY_EXCLUDE = ("map_backend",)
 
     def __init__(self, teacher: str = "resnet18", weights: str = "imagenet", teacher_activation: str = "none",
                  student_weights: str = "random", fuse: tuple[int, ...] = (2, 3), lda: bool = True, caams: bool = True,
@@ -83,7 +82,7 @@ class RDREMethod(Method):
                  ca: bool = True, aspp: bool = True, image_size: int = 256, top_k: int = 100, synthesis: str = "rdre",
                  seg_loss: str = "focal+l1", focal_gamma: float = 4.0, student_steps: int = 1000, seg_steps: int = 4000,
                  lr_student: float = 0.1, lr_lda: float = 0.01, lr_caams: float = 0.01, lr_seg: float = 0.1,
-                 momentum: float = 0.9, weight_decay: float = 1e-4, map_backend: str | None = None,
+                 momentum: float = 0.9, weight_decay: float = 1e-4,
                  seg_width: int = 256):
         super().__init__()
         if synthesis not in SYNTHESIS:
@@ -91,7 +90,7 @@ class RDREMethod(Method):
         if seg_loss not in SEG_LOSSES:
             raise ValueError(f"seg_loss={seg_loss!r}; choose from {list(SEG_LOSSES)} (RD-RE Table 9)")
         self.model = RDRE(teacher, weights, student_weights, tuple(fuse), lda, caams, tuple(lda_windows), window, heads,
-                          seg, ca, aspp, image_size, top_k, teacher_activation, map_backend, seg_width)
+                          seg, ca, aspp, image_size, top_k, teacher_activation, seg_width)
         self.seg_loss, self.focal_gamma = seg_loss, focal_gamma
         self.student_steps, self.seg_steps = student_steps, seg_steps
         self.lrs = dict(student=lr_student, lda=lr_lda, caams=lr_caams, seg=lr_seg)

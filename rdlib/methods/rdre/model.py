@@ -7,7 +7,7 @@ image with cross-stage fusion (LDA + CAAMS-FF), and a segmentation sub-network o
              fusion at encoder layer L (default L = 2, 3): d ← d + CAAMS-FF(LDA(e_L) + Up(d_deeper))
     seg      σ(Head(discrepancy([t], [d₄, d₃, d₂])))         anomaly map; score = mean of the top 100 pixels
 
-The paper's fusion equation indexes the features inconsistently; the reading used (methods.md §4.1) fuses each
+The paper's fusion equation indexes the features inconsistently; the reading used (consistent with the paper's Table 6 and its LDA window sizes) fuses each
 encoder feature into the decoder stage of the same resolution, which matches Table 6 ("layers 2 and 3").
 """
 from __future__ import annotations
@@ -92,7 +92,7 @@ class RDRE(nn.Module):
                  fuse: tuple[int, ...] = (2, 3), lda: bool = True, caams: bool = True,
                  lda_windows: tuple[int, int, int] = (8, 4, 2), window: int = 8, heads: int = 4, seg: bool = True,
                  ca: bool = True, aspp: bool = True, image_size: int = 256, top_k: int = 100,
-                 teacher_activation: str = "none", map_backend: str | None = None, seg_width: int = 256,
+                 teacher_activation: str = "none", seg_width: int = 256,
                  map_source: str | None = None):
         super().__init__()
         self.teacher = create_teacher(teacher, weights, activation=teacher_activation)
@@ -103,7 +103,7 @@ class RDRE(nn.Module):
             raise ValueError(f"student encoder channels {channels[:3]} differ from the teacher's {self.teacher.channels}")
         self.decoder = FusionDecoder(channels, sizes, fuse, lda, caams, lda_windows, window, heads)
         self.seg = SegmentationHead(sum(self.teacher.channels), seg_width, ca=ca, aspp=aspp) if seg else None
-        self.anomaly_map = AnomalyMap(image_size, sigma=0.0, score="topk", top_k=top_k, backend=map_backend)
+        self.anomaly_map = AnomalyMap(image_size, sigma=0.0, score="topk", top_k=top_k)
         self.map_source = self.check_map_source(map_source or ("seg" if seg else "distill"))
 
     def check_map_source(self, source: str) -> str:

@@ -44,21 +44,20 @@ PROFILES = {
 class URDMethod(Method):
     """URD. Options: teacher, weights, gii ('sc' code default | 'sa' paper | 'none'), expert (E–T–S | T–S),
     denoising (the student also rebuilds T(I_n) from T(I_a)), teacher_extra_term (the code's d(T(I_a), E(I_a)) in
-    L_TE; False = paper Eq. 3), image_size, levels, steps, lr, teacher_lr, betas, map_backend, teacher_activation
+    L_TE; False = paper Eq. 3), image_size, levels, steps, lr, teacher_lr, betas, teacher_activation
     (as RD's: 'relu' in the book's profiles for Lite0)."""
 
-    KEY_EXCLUDE = ("map_backend",)
 
     def __init__(self, teacher: str = "efficientnet_lite0", weights: str = "imagenet", gii: str = "sc",
                  expert: bool = True, denoising: bool = True, teacher_extra_term: bool = True, image_size: int = 256,
                  levels: tuple[int, ...] | None = None, steps: int = 5000, lr: float = 0.005, teacher_lr: float = 1e-4,
-                 betas: tuple[float, float] = (0.5, 0.999), map_backend: str | None = None,
+                 betas: tuple[float, float] = (0.5, 0.999),
                  teacher_activation: str = "none"):
         super().__init__()
         if gii not in GII_MODES:
             raise ValueError(f"gii={gii!r}; choose from {list(GII_MODES)} ('sc' = released code, 'sa' = paper)")
         self.expert, self.denoising, self.teacher_extra_term = bool(expert), bool(denoising), bool(teacher_extra_term)
-        self.model = URD(teacher, weights, gii, expert, image_size, levels, map_backend=map_backend,
+        self.model = URD(teacher, weights, gii, expert, image_size, levels,
                          teacher_activation=teacher_activation)
         self.steps, self.lr, self.teacher_lr, self.betas = steps, lr, teacher_lr, tuple(betas)
 

@@ -33,13 +33,13 @@ class URD(nn.Module):
         teacher, weights: the network E and T share (see :data:`rdlib.models.encoders.TEACHERS`).
         gii: "sc" (released code: plain concatenation), "sa" (paper: similarity attention), "none" (no GII).
         expert: True: E–T–S (T trainable, guided by the frozen E); False: T–S (T frozen, no E), URD Table 6.
-        image_size, levels, sigma, map_backend: the anomaly map, as RD's.
+        image_size, levels, sigma: the anomaly map, as RD's.
         teacher_activation: "none" | "relu" on E's and T's maps, as RD's option (a no-op for the paper's ResNets).
     """
 
     def __init__(self, teacher: str = "efficientnet_lite0", weights: str = "imagenet", gii: str = "sc",
                  expert: bool = True, image_size: int = 256, levels: tuple[int, ...] | None = None, sigma: float = 4.0,
-                 map_backend: str | None = None, teacher_activation: str = "none"):
+                 teacher_activation: str = "none"):
         super().__init__()
         self.teacher = create_teacher(teacher, weights, frozen=not expert, activation=teacher_activation)
         self.expert = None
@@ -51,7 +51,7 @@ class URD(nn.Module):
         self.decoder = GIIDecoder(decoder, self.teacher.channels, gii)
         xavier_init(self.bottleneck)
         xavier_init(self.decoder)
-        self.anomaly_map = AnomalyMap(image_size, levels, sigma, backend=map_backend)
+        self.anomaly_map = AnomalyMap(image_size, levels, sigma)
 
     @torch.no_grad()
     def expert_features(self, x: torch.Tensor) -> list[torch.Tensor]:
