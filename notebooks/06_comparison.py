@@ -144,9 +144,9 @@ pd.DataFrame({LABELS[m]: {k: str(v) for k, v in method_profile(m, METHOD_PROFILE
 # %% [markdown]
 # ## 2. The sweep
 #
-# `rdlib.sweep.plan` checks every (method, category, seed) before a worker starts; `run_sweep` submits the runs that
-# are not finished to the Dask cluster, collects each failure with its traceback instead of stopping, and merges
-# every row into one table ({glue:text}`cmp_table`). The same sweep from a shell:
+# `rdlib.sweep.plan` checks every (method, category, seed) before a worker starts; `run_sweep` (the executor every
+# chapter's grid uses too) submits the runs that are not finished to the Dask cluster, collects each failure with
+# its traceback instead of stopping, and merges every row into one table ({glue:text}`cmp_table`). The same sweep from a shell:
 # `python -m rdlib sweep --methods rd,rdpp,urd,aand,rdre,patch_knn --categories all --seeds 111,112,113
 # --profile compare --data embedded --table runs/sweeps/compare.csv`.
 
@@ -159,7 +159,7 @@ print(sweep.report())
 order = {m: i for i, m in enumerate(METHODS)}
 rows = sweep.rows.copy()                                    # finished in whatever order the workers took: sort
 rows = rows.sort_values(["method", "category", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
-rows = rows.reset_index(drop=True).assign(variant=rows.method.to_numpy())
+rows = rows.reset_index(drop=True)
 ok = rows[rows.status != "failed"].copy()
 failed = rows[rows.status == "failed"]
 glue("cmp_size", f"{IMAGE_SIZE}×{IMAGE_SIZE}", display=False)

@@ -1,26 +1,28 @@
-"""Experiment helpers the chapters share: train a method over categories (and seeds and variants), collect the
-metrics in tables in which a failed run is a visible row, per-defect AUROC, re-scoring a trained run.
+"""Experiments the chapters share, on the one executor (:func:`rdlib.sweep.run_sweep`): a grid of labelled runs
+(variants × categories × seeds, plus variants that re-score a trained variant's runs) into the one long table,
+per-category runs, per-defect AUROC, re-scoring, learning curves.
 
+    grid = run_grid("rd", "book", root, ["brick"], {"Pre": {"options": {"bottleneck": "pre"}}}, seeds=[1, 2, 3],
+                    workers=2)                                # a row per run: variant, method, category, seed, status...
     runs = train_categories("rd", "book", root, ["brick", "grass"])
     table = results_table(runs)                               # one row per category + mean; failures marked
-    grid = run_grid("rd", "book", root, ["brick"], {"Pre": {"options": {"bottleneck": "pre"}}}, seeds=[1, 2, 3])
 
-With ``workers=2`` (on a CPU) the runs that are not finished train first as tasks of a local Dask cluster of two
-single-threaded worker processes (:func:`rdlib.sweep.run_sweep`), except a lone last one (5 runs on 2 workers),
-which trains in the calling process with every core; the tables are then read from the finished runs, in order.
-On 2 cores two such workers finished four 128² RD runs 1.25 times as fast as one process with two threads.
+``workers`` > 1 on a CPU trains the unfinished runs on a local Dask cluster of one-thread workers (``address``: an
+existing cluster); ``workers=1`` trains them here. A failed run is a row (status ``failed`` and its ``error``), never
+a crash.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
 from rdlib.metrics import METRICS, auroc
-from rdlib.runs import Run, RunSpec, build_datasets, get_or_train
+from rdlib.runs import Run, build_datasets, load_run
 from rdlib.training import EvalResult, evaluate
 
 log = logging.getLogger(__name__)
@@ -34,59 +36,74 @@ class CategoryRuns:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def train_on_workers(method: str, profile: str, data_root, jobs, data_format: str | None = None, runs_dir=None,
-                     workers: int = 2) -> dict[str, str]:
-    """Train the unfinished runs of ``jobs`` (``(category, options, fit)`` triples) as tasks of a local Dask cluster
-    of ``workers`` processes; returns ``{run key: error}`` of the tasks that failed. Jobs whose spec is invalid are
-    left to the caller, which reports them.
+def run_grid(method: str, profile: str, data_root, categories, variants: dict[str, dict], seeds=(None,),
+             data_format: str | None = None, runs_dir=None, device=None, progress: bool = False,
+             workers: int = 1, rescored: dict[str, tuple[str, dict]] | None = None,
+             address: str | None = None, threads: int | None = None) -> pd.DataFrame:
+    """Every (variant, category, seed) of ``method``: the long table of :func:`rdlib.sweep.run_sweep` (a row per
+    run, in this order: variant, method, category, seed, key, status, error, the metrics, image size, optimizer
+    steps, training seconds, run folder).
 
-    When the unfinished runs leave one over after full rounds (5 runs on 2 workers), that last run is left to the
-    caller too: it trains in the caller's process with every core instead of alone on a one-thread worker while the
-    other cores idle (four 8-epoch RD runs at 128²: 15.2 s a run alone with 2 threads, 24.3 s a run on each of two
-    1-thread workers)."""
+    ``variants``: ``{label: {"options": {...}, "fit": {...}}}`` on top of the profile; ``seeds``: values of the fit
+    seed (None: the variant's or the profile's). ``rescored``: ``{label: (trained variant, scoring options)}``:
+    variants that train nothing of their own, each a trained variant's runs re-scored (:func:`rescore`, e.g.
+    ``{"gate only": ("full", {"source": "gate"})}``); their rows carry the trained runs' design and key and the
+    status ``rescored``.
+    """
+    from rdlib.methods import method_profile
     from rdlib.sweep import SweepTask, run_sweep
 
+    default_seed = method_profile(method, profile)["fit"].get("seed", 0)
     tasks = []
-    for cat, options, fit in jobs:
-        try:
-            spec = RunSpec.from_profile(method, profile, data_root, cat, options, fit, data_format)
-        except Exception:  # noqa: BLE001 - the caller's loop records the error with its row
-            continue
-        if spec.finished(runs_dir):
-            continue
-        tasks.append(SweepTask(method, cat, spec.fit_config().seed, profile, str(data_root), dict(options or {}),
-                               data_format, {k: v for k, v in (fit or {}).items() if k != "seed"}))
-    if len(tasks) % workers == 1:
-        tasks = tasks[:-1]                                     # the straggler trains in the caller with all threads
-    result = run_sweep(tasks, runs_root=runs_dir, workers=workers, warn=False) if tasks else None   # rows report
-    return {f.key: f.error for f in result.failures} if result else {}
-
-
-def _parallel(workers: int, device) -> bool:
-    return workers > 1 and str(device or "cpu").startswith("cpu")
-
-
-def _get_or_train(spec: RunSpec, failed: dict[str, str], runs_dir, device, progress: bool) -> Run:
-    if spec.key() in failed:
-        raise RuntimeError(f"(on a Dask worker) {failed[spec.key()]}")
-    return get_or_train(spec, runs_dir, device=device, progress=progress)
+    for label, v in variants.items():
+        fit = dict(v.get("fit") or {})
+        for cat in categories:
+            for seed in seeds:
+                s = fit.get("seed", default_seed) if seed is None else seed
+                tasks.append(SweepTask(method, cat, int(s), profile, str(data_root), dict(v.get("options") or {}),
+                                       data_format, {k: x for k, x in fit.items() if k != "seed"}, variant=label))
+    result = run_sweep(tasks, runs_root=runs_dir, address=address, workers=workers, threads=threads, warn=False,
+                       device=None if device is None else str(device), progress=progress)
+    rows = result.rows.to_dict("records")
+    for r in rows:
+        if r["status"] == "failed":
+            log.warning("%s %s %s seed %s: %s", method, r["variant"], r["category"], r["seed"], r["error"])
+    for label, (source, scoring) in (rescored or {}).items():
+        if source not in variants:
+            raise ValueError(f"rescored[{label!r}] re-scores {source!r}, which is not a trained variant of this grid "
+                             f"({sorted(variants)})")
+        for r in [r for r in rows if r["variant"] == source]:
+            row = {**{k: r.get(k) for k in ("method", "category", "seed", "profile", "key", "image_size", "steps",
+                                             "run_dir")}, "variant": label}
+            try:
+                if r["status"] == "failed":
+                    raise RuntimeError(f"its run of {source!r} failed")
+                m = rescore(load_run(Path(r["run_dir"])), {label: scoring}, device)[label]
+                row.update(status="rescored", error="", **{k: m.get(k, np.nan) for k in METRICS})
+            except Exception as e:  # noqa: BLE001 - a failed cell is a row, not a crash
+                row.update(status="failed", error=f"{type(e).__name__}: {e}")
+            rows.append(row)
+    front = ["variant", "method", "category", "seed", "key", "status", "error", *METRICS]
+    table = pd.DataFrame(rows)
+    for c in front:
+        if c not in table:
+            table[c] = np.nan
+    return table[front + [c for c in table.columns if c not in front]]
 
 
 def train_categories(method: str, profile: str, data_root, categories, options: dict | None = None,
                      fit: dict | None = None, data_format: str | None = None, runs_dir=None, device=None,
                      progress: bool = False, workers: int = 1) -> CategoryRuns:
-    """Train (or reuse) one run per category; a failing category is recorded, never silently dropped.
-    ``workers`` > 1 on a CPU: the runs train in parallel on a local Dask cluster first (see the module doc)."""
+    """Train (or reuse) one run per category (:func:`run_grid` with one variant); a failing category is recorded
+    with its error, never silently dropped."""
+    grid = run_grid(method, profile, data_root, categories, {method: {"options": options or {}, "fit": fit or {}}},
+                    data_format=data_format, runs_dir=runs_dir, device=device, progress=progress, workers=workers)
     out = CategoryRuns()
-    failed = (train_on_workers(method, profile, data_root, [(c, options, fit) for c in categories], data_format,
-                               runs_dir, workers) if _parallel(workers, device) else {})
-    for cat in categories:
-        try:
-            spec = RunSpec.from_profile(method, profile, data_root, cat, options, fit, data_format)
-            out.runs[cat] = _get_or_train(spec, failed, runs_dir, device, progress)
-        except Exception as e:  # noqa: BLE001 - one failing category must not sink the others
-            out.failed[cat] = f"{type(e).__name__}: {e}"
-            log.warning("%s %s: FAILED (%s)", method, cat, out.failed[cat])
+    for r in grid.itertuples():
+        if r.status == "failed":
+            out.failed[r.category] = r.error
+        else:
+            out.runs[r.category] = load_run(Path(r.run_dir))
     return out
 
 
@@ -105,56 +122,10 @@ def results_table(cr: CategoryRuns, metrics=METRICS) -> pd.DataFrame:
 
 
 def long_table(cr: CategoryRuns, variant: str, seed=0) -> pd.DataFrame:
-    """The runs of ``train_categories`` as rows of the long table ``rdlib.claims.judge`` reads
-    (variant, category, seed, metrics, image size, optimizer steps, run key); failed categories are left out."""
+    """The runs of ``train_categories`` as rows of the long table (variant, category, seed, metrics, image size,
+    optimizer steps, run key); failed categories are left out."""
     return pd.DataFrame([{"variant": variant, "category": cat, "seed": seed, **run.metrics, **run.design_row()}
                          for cat, run in cr.runs.items()])
-
-
-def run_grid(method: str, profile: str, data_root, categories, variants: dict[str, dict], seeds=(None,),
-             data_format: str | None = None, runs_dir=None, device=None, progress: bool = False,
-             workers: int = 1, rescored: dict[str, tuple[str, dict]] | None = None) -> pd.DataFrame:
-    """Every (variant, category, seed): a long table with one row per run and a status column, plus the design
-    columns a verdict names (image size, optimizer steps, run key).
-
-    ``variants``: ``{label: {"options": {...}, "fit": {...}}}`` on top of the profile; ``seeds``: values of the fit
-    seed (None keeps the profile's); ``workers`` > 1 on a CPU: the runs train in parallel first (module doc).
-    ``rescored``: ``{label: (trained variant, scoring options)}``: variants that train nothing of their own, each a
-    trained variant's runs re-scored (:func:`rescore`, e.g. ``{"gate only": ("full", {"source": "gate"})}``); their
-    rows carry the trained runs' design and key.
-    """
-    cells = [(label, v, cat, seed, {**v.get("fit", {}), **({} if seed is None else {"seed": seed})})
-             for label, v in variants.items() for cat in categories for seed in seeds]
-    failed = (train_on_workers(method, profile, data_root, [(cat, v.get("options"), fit) for _, v, cat, _, fit in cells],
-                               data_format, runs_dir, workers) if _parallel(workers, device) else {})
-    rows, trained = [], {}
-    for label, v, cat, seed, fit in cells:
-        row = {"variant": label, "category": cat, "seed": seed}
-        try:
-            spec = RunSpec.from_profile(method, profile, data_root, cat, v.get("options"), fit, data_format)
-            trained[label, cat, seed] = run = _get_or_train(spec, failed, runs_dir, device, progress)
-            row.update(status="ok", **{m: run.metrics.get(m, np.nan) for m in METRICS}, **run.design_row())
-        except Exception as e:  # noqa: BLE001 - a failed cell is a row, not a crash
-            row.update(status=f"FAILED: {type(e).__name__}: {e}"[:160], **{m: np.nan for m in METRICS})
-            log.warning("%s %s %s seed %s: %s", method, label, cat, seed, row["status"])
-        rows.append(row)
-    for label, (source, scoring) in (rescored or {}).items():
-        if source not in variants:
-            raise ValueError(f"rescored[{label!r}] re-scores {source!r}, which is not a trained variant of this grid "
-                             f"({sorted(variants)})")
-        for cat in categories:
-            for seed in seeds:
-                row = {"variant": label, "category": cat, "seed": seed}
-                run = trained.get((source, cat, seed))
-                try:
-                    if run is None:
-                        raise RuntimeError(f"its run of {source!r} failed")
-                    m = rescore(run, {label: scoring}, device)[label]
-                    row.update(status="ok", **{k: m.get(k, np.nan) for k in METRICS}, **run.design_row())
-                except Exception as e:  # noqa: BLE001 - a failed cell is a row, not a crash
-                    row.update(status=f"FAILED: {type(e).__name__}: {e}"[:160], **{k: np.nan for k in METRICS})
-                rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def side_by_side(tables: dict[str, pd.DataFrame], metrics=("i_auroc", "p_auroc")) -> pd.DataFrame:

@@ -41,7 +41,7 @@ def test_sweep_on_two_local_workers_survives_a_failing_task_and_resumes(tiny_ben
     again = run_sweep(tasks, table=table, runs_root=runs, workers=2, threads=1)
     assert again.ok and again.submitted == 2
     status = again.rows.set_index(["method", "category", "seed"]).sort_index().status
-    assert (status.loc[("rd", "brick")] == "skipped").all() and status.loc[("patch_knn", "brick", 0)] == "skipped"
+    assert (status.loc[("rd", "brick")] == "reused").all() and status.loc[("patch_knn", "brick", 0)] == "reused"
     assert (status.loc[("rd", "coffee")] == "trained").all()
     assert {d: (tmp_path / d / "checkpoint.pt").stat().st_mtime_ns for d in finished_dirs} == stamps
     final = read_table(table)
@@ -64,11 +64,11 @@ def test_plan_checks_everything_before_running(tiny_benchmark):
 
 def test_table_merges_by_task_and_the_newest_row_wins(tmp_path):
     path = tmp_path / "t.csv"
-    write_table(path, pd.DataFrame([{"method": "rd", "category": "a", "seed": 0, "profile": "ci", "task": "t1", "key": "k1",
+    write_table(path, pd.DataFrame([{"variant": "rd", "method": "rd", "category": "a", "seed": 0, "profile": "ci", "task": "t1", "key": "k1",
                                      "status": "failed"},
-                                    {"method": "rd", "category": "b", "seed": 0, "profile": "ci", "task": "t2", "key": "k2",
+                                    {"variant": "rd", "method": "rd", "category": "b", "seed": 0, "profile": "ci", "task": "t2", "key": "k2",
                                      "status": "trained"}]))
-    merged = write_table(path, pd.DataFrame([{"method": "rd", "category": "a", "seed": 0, "profile": "ci", "task": "t1", "key": "k3",
+    merged = write_table(path, pd.DataFrame([{"variant": "rd", "method": "rd", "category": "a", "seed": 0, "profile": "ci", "task": "t1", "key": "k3",
                                               "status": "trained", "i_auroc": 90.0}]))
     assert list(merged.key) == ["k3", "k2"] and list(merged.status) == ["trained", "trained"]
     assert read_table(path).i_auroc.iloc[0] == 90.0
@@ -104,71 +104,69 @@ def test_address_joins_an_existing_cluster_and_tasks_ask_for_the_gpu_its_workers
                       runs_root=tmp_path / "runs", address=cluster.scheduler_address, gpus=True)
 
 
-def test_run_grid_on_two_workers_trains_the_exact_runs_the_serial_grid_reads(tiny_benchmark, tmp_path, monkeypatch):
-    """``run_grid(workers=2)``: every run (fit overrides and seeds included) is trained on the workers before the
-    table is read, so the caller only loads finished runs of the same keys; a failing cell is a row naming the file."""
+def test_run_grid_on_two_workers_trains_every_run_there_into_one_table(tiny_benchmark, tmp_path):
+    """``run_grid(workers=2)``: every run (fit overrides and seeds included) trains on the workers; the table has a
+    row per run in the grid's order, with the same format as a sweep's; a failing cell is a row naming the file."""
+    import os
+
     import rdlib.experiments as ex
+    from rdlib.runs import RunSpec
+    from rdlib.sweep import ROW_KEYS
 
     data = tmp_path / "data"
     shutil.copytree(tiny_benchmark, data)
     bad = data / "coffee" / "train" / "good" / "000.png"
     bad.write_bytes(bad.read_bytes()[:40])
     runs = tmp_path / "runs"
-    loaded = []
-
-    def only_finished(spec, runs_dir=None, **kw):
-        finished = (spec.dir(runs_dir) / "metrics.json").is_file()
-        assert finished or spec.category == "coffee", f"{spec.category} was not trained on a worker"
-        loaded.append((spec.category, spec.key()))
-        return original(spec, runs_dir, **kw)
-
-    original = ex.get_or_train
-    monkeypatch.setattr(ex, "get_or_train", only_finished)
     variants = {"plain": {"options": {"epochs": 1}}, "batch 3": {"options": {"epochs": 1}, "fit": {"batch_size": 3}}}
     grid = ex.run_grid("rd", "ci", data, ["brick", "coffee"], variants, seeds=[0, 1], runs_dir=runs, workers=2)
-    assert len(grid) == 8
-    ok, failed = grid[grid.status == "ok"], grid[grid.status != "ok"]
-    assert set(ok.category) == {"brick"} and len(ok) == 4 and ok.i_auroc.notna().all()
-    assert len(failed) == 4 and failed.status.str.contains("000.png").all()
-    assert all(cat == "brick" for cat, _ in loaded)                 # coffee's failures were not retried here
-    from rdlib.runs import RunSpec
-
+    assert set(ROW_KEYS) <= set(grid.columns) and {"error", "image_size", "steps", "run_dir"} <= set(grid.columns)
+    assert list(zip(grid.variant, grid.category, grid.seed)) == [(v, c, s) for v in variants for c in ("brick", "coffee")
+                                                                  for s in (0, 1)]
+    ok, failed = grid[grid.status != "failed"], grid[grid.status == "failed"]
+    assert set(ok.status) == {"trained"} and set(ok.category) == {"brick"} and ok.i_auroc.notna().all()
+    assert len(failed) == 4 and failed.error.str.contains("000.png").all()
+    assert (ok.worker_pid != os.getpid()).all()                                  # 4 runs, 2 workers: none here
     expected = {RunSpec.from_profile("rd", "ci", data, "brick", v["options"], {**v.get("fit", {}), "seed": s}).key()
                 for v in variants.values() for s in (0, 1)}
-    assert {k for _, k in loaded} == expected                                   # 4 distinct keys: batch size and seed kept
+    assert set(ok.key) == expected                                               # batch size and seed kept
     assert {p.name for p in (runs / "rd" / "brick").iterdir()} == expected
+    again = ex.run_grid("rd", "ci", data, ["brick"], variants, seeds=[0, 1], runs_dir=runs, workers=2)
+    assert set(again.status) == {"reused"} and set(again.key) == expected
 
 
-def test_a_lone_last_run_trains_in_the_caller_with_every_core(tiny_benchmark, tmp_path, monkeypatch):
+def test_a_lone_last_run_trains_in_the_caller_with_every_core(tiny_benchmark, tmp_path):
     """3 unfinished runs on 2 workers: two go to the workers, the third trains in the caller's process (not alone on
-    a one-thread worker); with one unfinished run left no cluster is used at all. Same keys, same table."""
+    a one-thread worker); with one unfinished run left it trains here too. Same keys, same table."""
+    import os
+
     import rdlib.experiments as ex
-    import rdlib.sweep as sw
 
     runs = tmp_path / "runs"
-    submitted, loaded = [], []
-    real_sweep, real_get = sw.run_sweep, ex.get_or_train
-
-    def spy_sweep(tasks, **kw):
-        submitted.append(sorted(t.seed for t in tasks))
-        return real_sweep(tasks, **kw)
-
-    def spy_get(spec, runs_dir=None, **kw):
-        loaded.append((spec.fit_config().seed, spec.finished(runs_dir)))
-        return real_get(spec, runs_dir, **kw)
-
-    monkeypatch.setattr(sw, "run_sweep", spy_sweep)
-    monkeypatch.setattr(ex, "get_or_train", spy_get)
     variants = {"plain": {"options": {"epochs": 1}}}
     grid = ex.run_grid("rd", "ci", tiny_benchmark, ["brick"], variants, seeds=[0, 1, 2], runs_dir=runs, workers=2)
-    assert submitted == [[0, 1]]
-    assert loaded == [(0, True), (1, True), (2, False)]                  # seed 2 trained here, after the workers
-    assert (grid.status == "ok").all() and grid.i_auroc.notna().all() and len(grid) == 3
-    submitted.clear()
-    loaded.clear()
+    here = grid.set_index("seed").worker_pid == os.getpid()
+    assert list(here) == [False, False, True] and (grid.status == "trained").all() and grid.i_auroc.notna().all()
     grid = ex.run_grid("rd", "ci", tiny_benchmark, ["brick"], variants, seeds=[0, 1, 2, 3], runs_dir=runs, workers=2)
-    assert submitted == [] and loaded == [(0, True), (1, True), (2, True), (3, False)]
-    assert (grid.status == "ok").all() and len({p.name for p in (runs / "rd" / "brick").iterdir()}) == 4
+    assert list(grid.status) == ["reused", "reused", "reused", "trained"] and grid.worker_pid.iloc[3] == os.getpid()
+    assert len({p.name for p in (runs / "rd" / "brick").iterdir()}) == 4
+
+
+def test_rescored_variants_reuse_the_trained_runs_and_say_so(tiny_benchmark, tmp_path):
+    """A re-scored variant trains nothing: its rows carry the trained run's key and design, status 'rescored', and
+    metrics of the same model scored otherwise (RD with the deepest map only)."""
+    import rdlib.experiments as ex
+    from rdlib.runs import load_run
+
+    grid = ex.run_grid("rd", "ci", tiny_benchmark, ["brick"], {"all maps": {"options": {"epochs": 1}}}, seeds=[0, 1],
+                       runs_dir=tmp_path, rescored={"M3": ("all maps", {"levels": (2,)})})
+    trained, rescored = grid[grid.variant == "all maps"], grid[grid.variant == "M3"]
+    assert list(rescored.status) == ["rescored", "rescored"] and list(rescored.key) == list(trained.key)
+    assert list(rescored.steps) == list(trained.steps)
+    want = ex.rescore(load_run(trained.run_dir.iloc[0]), {"M3": {"levels": (2,)}})["M3"]["i_auroc"]
+    assert rescored.i_auroc.iloc[0] == pytest.approx(want)
+    with pytest.raises(ValueError, match="not a trained variant"):
+        ex.run_grid("rd", "ci", tiny_benchmark, ["brick"], {"a": {}}, runs_dir=tmp_path, rescored={"b": ("z", {})})
 
 
 def test_local_workers_keep_glibc_default_trimming_and_the_thread_count():
