@@ -156,10 +156,7 @@ sweep = run_sweep(tasks, table=table_path, runs_root=RUNS_DIR, address=ADDRESS, 
 print(sweep.report())
 
 # %%
-order = {m: i for i, m in enumerate(METHODS)}
-rows = sweep.rows.copy()                                    # finished in whatever order the workers took: sort
-rows = rows.sort_values(["method", "category", "seed"], key=lambda c: c.map(order) if c.name == "method" else c)
-rows = rows.reset_index(drop=True)
+rows = sweep.rows                                           # one row per task, in the plan's order
 ok = rows[rows.status != "failed"].copy()
 failed = rows[rows.status == "failed"]
 glue("cmp_size", f"{IMAGE_SIZE}×{IMAGE_SIZE}", display=False)

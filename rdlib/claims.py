@@ -81,13 +81,20 @@ class Verdict:
         if self.image_size:
             parts.append(" vs ".join(f"{s}²" for s in self.image_size.split(" vs ")))
         if self.steps_a and self.steps_b:
-            parts.append(f"{self.steps_a} steps each" if self.steps_a == self.steps_b
-                         else f"{self.steps_a} vs {self.steps_b} steps")
+            steps = lambda v: "training-free" if v == "0" else f"{v} steps"          # noqa: E731
+            if self.steps_a == self.steps_b:
+                parts.append(f"{steps(self.steps_a)} each")
+            elif "0" in (self.steps_a, self.steps_b):
+                parts.append(f"{steps(self.steps_a)} vs {steps(self.steps_b)}")
+            else:
+                parts.append(f"{self.steps_a} vs {self.steps_b} steps")
         return ", ".join(parts)
 
     @property
     def unequal_budgets(self) -> bool:
-        return bool(self.steps_a and self.steps_b and self.steps_a != self.steps_b)
+        """Both variants trained, for different numbers of optimizer steps."""
+        return bool(self.steps_a and self.steps_b and "0" not in (self.steps_a, self.steps_b)
+                    and self.steps_a != self.steps_b)
 
     @property
     def undetectable(self) -> bool:
@@ -118,7 +125,10 @@ class Verdict:
         if self.unequal_budgets:
             s += f" The two variants trained for different numbers of optimizer steps ({self.steps_a} vs {self.steps_b})."
         if self.verdict == "inconclusive" and np.isfinite(self.detectable):
-            if self.undetectable:
+            if self.detectable >= 100:
+                s += (f" This design is too small to detect any effect on a 0–100 scale (its smallest detectable "
+                      f"effect is about {self.detectable:.0f} points).")
+            elif self.undetectable:
                 s += (f" This design detects effects of about {self.detectable:.1f} points or more; the paper's "
                       f"Δ = {_num(self.paper_diff)} is smaller, so these runs could not have confirmed it.")
             else:

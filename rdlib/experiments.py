@@ -137,7 +137,7 @@ def side_by_side(tables: dict[str, pd.DataFrame], metrics=("i_auroc", "p_auroc")
 
 def train_ms_per_step(cr: CategoryRuns) -> float:
     """Mean training milliseconds per optimizer step over the runs (measured when they trained, under that load)."""
-    vals = [1e3 * r.info["train_seconds"] / r.steps for r in cr.runs.values()
+    vals = [1e3 * r.info["train_seconds"] / max(1, r.steps) for r in cr.runs.values()
             if r.history and "train_seconds" in r.info]
     return float(np.mean(vals)) if vals else float("nan")
 

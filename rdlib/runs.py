@@ -149,12 +149,12 @@ class Run:
 
     @property
     def steps(self) -> int:
-        """Optimizer steps the run took over all its stages (the last logged step of each stage; 1 without a
-        history, e.g. a training-free method)."""
+        """Optimizer steps the run took over all its stages (the last logged step of each stage; 0 for a
+        training-free method, which logs none)."""
         last = {}
         for h in self.history:
             last[h.get("stage")] = h["step"]
-        return max(1, sum(last.values()))
+        return sum(last.values())
 
     def design_row(self) -> dict:
         """What a long table needs besides the metrics to say what a verdict rests on."""

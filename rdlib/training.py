@@ -289,6 +289,162 @@ def _selection_value(metrics: dict, expr: str) -> float:
     return float(sum(metrics[t] for t in metric_terms(expr)))
 
 
+@dataclass
+class LoopState:
+    """What the loop carries across steps, stages and a resume: the position to start from, the history, the best
+    evaluation of each stage, the running sums of the current record and the evaluations without improvement."""
+
+    stage_index: int = 0
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    history: list = field(default_factory=list)
+    best: dict = field(default_factory=dict)
+    sums: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    n: int = 0
+    stale: int = 0
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict) -> "LoopState":
+        return cls(*(int(ck.get(k, 0)) for k in ("stage_index", "epoch", "batch", "step")), ck["history"],
+                   ck["best"] or {}, ck.get("sums", {}), ck.get("counts", {}), ck.get("n", 0), ck.get("stale", 0))
+
+    def enter_stage(self, index: int) -> None:
+        self.stage_index, self.epoch, self.batch, self.step = index, 0, 0, 0
+        self.sums, self.counts, self.n, self.stale = {}, {}, 0, 0
+
+    def add_logs(self, logs: dict) -> None:
+        """Accumulate one step's logs (a log a step leaves out does not count in that key's mean)."""
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+            self.counts[k] = self.counts.get(k, 0) + 1
+        self.n += 1
+
+    def record(self, stage: str, epoch: int) -> dict:
+        """Append the means since the last record to the history (and start new sums)."""
+        rec = {"stage": stage, "epoch": epoch, "step": self.step,
+               **{k: v / max(self.counts.get(k, self.n), 1) for k, v in self.sums.items()}}
+        self.history.append(rec)
+        self.sums, self.n, self.counts = {}, 0, {}
+        return rec
+
+
+class _Loop:
+    """One run of :func:`fit`: the method, its data and settings, the loop state, checkpoints and the progress bar."""
+
+    def __init__(self, method: Method, train_set, test_set, cfg: FitConfig, device, run_dir, bar):
+        self.method, self.train_set, self.test_set, self.cfg, self.device = method, train_set, test_set, cfg, device
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.ckpt_path = self.run_dir / "checkpoint.pt" if self.run_dir else None
+        self.state = LoopState()
+        self.best_memory: dict = {}                 # stage → weights of its best evaluation (in memory)
+        self.bar = bar
+        self.last_save = time.monotonic()
+
+    def save(self, position: dict, optimizers: dict, schedulers: dict, same_stage: bool) -> None:
+        """Write a checkpoint that resumes at ``position`` (atomically; within a stage at most one per
+        ``checkpoint_seconds``)."""
+        if self.ckpt_path is None:
+            return
+        if same_stage and time.monotonic() - self.last_save < self.cfg.checkpoint_seconds:
+            return                                  # a checkpoint costs ~0.2 s: short CPU runs keep fewer of them
+        self.last_save = time.monotonic()
+        st = self.state
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, "method": self.method.checkpoint_state(),
+                           # at a stage boundary the next stage builds fresh optimizers: store none
+                           "optimizers": {k: o.state_dict() for k, o in optimizers.items()} if same_stage else {},
+                           "schedulers": {k: s.state_dict() for k, s in schedulers.items()} if same_stage else {},
+                           **position, "history": st.history, "best": st.best, "sums": st.sums,
+                           "counts": st.counts, "n": st.n, "stale": st.stale}, self.ckpt_path)
+
+    def evaluate(self, plan: StagePlan, trains, units: int, epoch: int) -> bool:
+        """Evaluate at multiples of eval_every; update the stage's best; return True to stop early."""
+        method, st, stage = self.method, self.state, plan.stage
+        if self.test_set is None or plan.eval_every < 1 or units % plan.eval_every:
+            return False
+        res = evaluate(method, self.test_set, device=self.device, pro=plan.eval_pro)
+        metrics = {**res.metrics, **method.extra_metrics(stage, self.test_set, self.device)}
+        set_train_modes(method, trains)
+        by_step = stage.unit == "step"
+        last = st.history[-1] if st.history else {}
+        rec = last if last.get("step") == st.step and last.get("stage") == stage.name \
+            else st.record(stage.name, epoch + (1 if by_step else 0))
+        rec.update({f"test_{k}": v for k, v in metrics.items()})
+        if plan.selection != "best_on_test":
+            return False
+        value = _selection_value(metrics, plan.metric)
+        best = st.best.get(stage.name)
+        if best is None or value > best["value"]:
+            st.best[stage.name] = {"epoch": epoch + (1 if by_step else 0), "step": st.step, "value": value,
+                                   "metric": plan.metric}
+            self.best_memory[stage.name] = {k: v.detach().clone() for k, v in method.checkpoint_state().items()}
+            if self.run_dir is not None:
+                atomic_torch_save(self.best_memory[stage.name], self.run_dir / f"best-{stage.name}.pt")
+            st.stale = 0
+        else:
+            st.stale += 1
+        if plan.stop_above is not None and value > plan.stop_above:         # AAND's rule: good enough, stop
+            return True
+        return bool(plan.early_stop and st.stale >= plan.early_stop)
+
+    def run_stage(self, plan: StagePlan, trains, optimizers: dict, schedulers: dict) -> bool:
+        """Train one stage from the state's position; returns True when it stopped early."""
+        method, cfg, st, stage, bar = self.method, self.cfg, self.state, plan.stage, self.bar
+        by_step = stage.unit == "step"
+        log_every = cfg.log_every or max(1, stage.length // 100)
+        epoch, skip = st.epoch, st.batch
+
+        def postfix(rec: dict) -> None:
+            bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k not in ("stage", "epoch", "step")})
+
+        while True:
+            epoch_seed = stable_seed(cfg.seed, stage.name, epoch)
+            gen = torch.Generator().manual_seed(epoch_seed)
+            torch.manual_seed(epoch_seed)
+            if hasattr(self.train_set, "set_epoch"):
+                self.train_set.set_epoch(epoch_seed)
+            set_train_modes(method, trains)
+            n_batches = 0
+            for bi, batch in enumerate(method.train_batches(self.train_set, stage, cfg.batch_size, gen, self.device,
+                                                            cfg.num_workers)):
+                n_batches += 1
+                if bi < skip:
+                    continue
+                torch.manual_seed(stable_seed(cfg.seed, stage.name, "step", st.step))
+                st.add_logs(method.training_step(batch, optimizers, stage))
+                st.step += 1
+                if not by_step:
+                    continue
+                for sch in schedulers.values():
+                    sch.step()
+                bar.update(1)
+                if st.step % log_every == 0 or st.step == stage.length:
+                    postfix(st.record(stage.name, epoch + 1))
+                stopped = self.evaluate(plan, trains, st.step, epoch)
+                if st.step >= stage.length or stopped:
+                    return stopped
+                if st.step % cfg.checkpoint_every == 0:
+                    self.save({"stage_index": st.stage_index, "epoch": epoch, "batch": bi + 1, "step": st.step},
+                              optimizers, schedulers, same_stage=True)
+            if n_batches == 0:
+                raise ValueError(f"{method.name} stage {stage.name!r}: the training set gave no batch (is it empty?)")
+            skip = 0
+            epoch += 1
+            if by_step:
+                continue
+            for sch in schedulers.values():
+                sch.step()
+            rec = st.record(stage.name, epoch)
+            bar.update(1)
+            postfix(rec)
+            stopped = self.evaluate(plan, trains, epoch, epoch)
+            if epoch >= stage.length or stopped:
+                return stopped
+            self.save({"stage_index": st.stage_index, "epoch": epoch, "batch": 0, "step": st.step}, optimizers,
+                      schedulers, same_stage=True)
+
+
 def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg: FitConfig | None = None,
         run_dir: str | Path | None = None, resume: bool = True) -> dict:
     """Train ``method`` through all its stages. Returns ``{"history": [...], "best": {stage: {...}}, "config": ...}``.
@@ -296,50 +452,31 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
     With ``run_dir``, checkpoints are written atomically (``checkpoint.pt``) and training resumes from them. After a
     stage with ``best_on_test`` the best evaluated weights are loaded before the next stage (and kept at the end).
     """
+    from tqdm.auto import tqdm
+
     cfg = cfg or FitConfig()
     device = torch.device(cfg.device) if cfg.device else default_device()
     plans = plan_stages(method, cfg, test_set is not None)
     method.to(device)
     seed_everything(cfg.seed)
-    ckpt_path = Path(run_dir) / "checkpoint.pt" if run_dir else None
-    pos = {"stage_index": 0, "epoch": 0, "batch": 0, "step": 0}
-    state = {"history": [], "best": {}, "sums": {}, "counts": {}, "n": 0, "stale": 0}
+    loop = _Loop(method, train_set, test_set, cfg, device, run_dir, bar=None)
     resumed = None
-    if resume and ckpt_path is not None and ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path, device)
-        method.load_checkpoint_state(ck["method"])
-        pos = {k: int(ck.get(k, 0)) for k in pos}
-        state = {"history": ck["history"], "best": ck["best"] or {}, "sums": ck.get("sums", {}),
-                 "counts": ck.get("counts", {}), "n": ck.get("n", 0), "stale": ck.get("stale", 0)}
-        resumed = ck
-        log.info("resuming %s at stage %d, epoch %d, step %d", ckpt_path, pos["stage_index"], pos["epoch"], pos["step"])
-    from tqdm.auto import tqdm
-
+    if resume and loop.ckpt_path is not None and loop.ckpt_path.exists():
+        resumed = load_checkpoint(loop.ckpt_path, device)
+        method.load_checkpoint_state(resumed["method"])
+        loop.state = LoopState.from_checkpoint(resumed)
+        log.info("resuming %s at stage %d, epoch %d, step %d", loop.ckpt_path, loop.state.stage_index,
+                 loop.state.epoch, loop.state.step)
+    st = loop.state
     total = sum(p.stage.length for p in plans)
-    done = sum(p.stage.length for p in plans[: pos["stage_index"]])
-    if pos["stage_index"] < len(plans):
-        done += pos["epoch"] if plans[pos["stage_index"]].stage.unit == "epoch" else pos["step"]
+    done = sum(p.stage.length for p in plans[: st.stage_index])
+    if st.stage_index < len(plans):
+        done += st.epoch if plans[st.stage_index].stage.unit == "epoch" else st.step
     units = {p.stage.unit for p in plans}
-    bar = tqdm(total=total, initial=done, desc=method.name, disable=not cfg.progress, leave=True,
-               unit=units.pop() if len(units) == 1 else "unit", dynamic_ncols=True)
-    best_memory: dict = {}
-
-    last_save = [time.monotonic()]
-
-    def save(next_pos: dict, optimizers: dict, schedulers: dict, same_stage: bool) -> None:
-        if ckpt_path is None:
-            return
-        if same_stage and time.monotonic() - last_save[0] < cfg.checkpoint_seconds:
-            return                                  # a checkpoint costs ~0.2 s: short CPU runs keep fewer of them
-        last_save[0] = time.monotonic()
-        atomic_torch_save({"format": CHECKPOINT_FORMAT, "method": method.checkpoint_state(),
-                           # at a stage boundary the next stage builds fresh optimizers: store none
-                           "optimizers": {k: o.state_dict() for k, o in optimizers.items()} if same_stage else {},
-                           "schedulers": {k: s.state_dict() for k, s in schedulers.items()} if same_stage else {},
-                           **next_pos, "history": state["history"], "best": state["best"], "sums": state["sums"],
-                           "counts": state["counts"], "n": state["n"], "stale": state["stale"]}, ckpt_path)
-
-    for si in range(pos["stage_index"], len(plans)):
+    loop.bar = bar = tqdm(total=total, initial=done, desc=method.name, disable=not cfg.progress, leave=True,
+                          unit=units.pop() if len(units) == 1 else "unit", dynamic_ncols=True)
+    first = st.stage_index
+    for si in range(first, len(plans)):
         plan = plans[si]
         stage = plan.stage
         optimizers = method.configure_optimizers(stage)
@@ -347,7 +484,7 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
         schedulers = method.configure_schedulers(stage, optimizers)
         if set(schedulers) - set(optimizers):
             raise ValueError(f"{method.name}: schedulers {sorted(set(schedulers) - set(optimizers))} name no optimizer")
-        if resumed is not None and si == pos["stage_index"] and resumed["optimizers"]:
+        if resumed is not None and si == first and resumed["optimizers"]:
             if set(resumed["optimizers"]) != set(optimizers):
                 raise RuntimeError(f"checkpoint optimizers {sorted(resumed['optimizers'])} do not match stage "
                                    f"'{stage.name}' optimizers {sorted(optimizers)}")
@@ -355,28 +492,26 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
                 opt.load_state_dict(resumed["optimizers"][name])
             for name, sch in schedulers.items():
                 sch.load_state_dict(resumed.get("schedulers", {})[name])
-        if si != pos["stage_index"]:
-            pos = {"stage_index": si, "epoch": 0, "batch": 0, "step": 0}
-            state.update(sums={}, counts={}, n=0, stale=0)
+        if si != first:
+            st.enter_stage(si)
         bar.set_description(f"{method.name}:{stage.name} (setup)")
         method.setup_training(train_set, stage, device)
         bar.set_description(f"{method.name}:{stage.name}")
         try:
-            stopped = _run_stage(method, plan, trains, train_set, test_set, cfg, device, optimizers, schedulers,
-                                 pos, state, bar, save, best_memory, run_dir)
+            stopped = loop.run_stage(plan, trains, optimizers, schedulers)
         finally:
             method.teardown_training(stage)
-        if plan.selection == "best_on_test" and stage.name in state["best"]:
-            best = best_memory.get(stage.name)
+        if plan.selection == "best_on_test" and stage.name in st.best:
+            best = loop.best_memory.get(stage.name)
             if best is None:                                    # resumed after the best was found: read it back
                 best = load_checkpoint_state_file(Path(run_dir) / f"best-{stage.name}.pt", device)
             method.load_checkpoint_state(best)
-            state["best"][stage.name]["early_stopped"] = stopped
-        save({"stage_index": si + 1, "epoch": 0, "batch": 0, "step": 0}, optimizers, schedulers, same_stage=False)
+            st.best[stage.name]["early_stopped"] = stopped
+        loop.save({"stage_index": si + 1, "epoch": 0, "batch": 0, "step": 0}, optimizers, schedulers, same_stage=False)
         resumed = None
     bar.close()
     method.eval()                                               # trained: every module in inference mode
-    return {"history": state["history"], "best": state["best"], "config": asdict(cfg)}
+    return {"history": st.history, "best": st.best, "config": asdict(cfg)}
 
 
 def load_checkpoint_state_file(path: Path, device) -> dict:
@@ -385,97 +520,3 @@ def load_checkpoint_state_file(path: Path, device) -> dict:
     except Exception as e:  # noqa: BLE001
         raise RuntimeError(f"{path}: unreadable best-checkpoint ({type(e).__name__}: {e}). Delete the run folder "
                            "to retrain.") from e
-
-
-def _run_stage(method, plan: StagePlan, trains, train_set, test_set, cfg: FitConfig, device, optimizers, schedulers,
-               pos: dict, state: dict, bar, save, best_memory: dict, run_dir) -> bool:
-    """Train one stage from ``pos``; returns True when it stopped early."""
-    stage = plan.stage
-    by_step = stage.unit == "step"
-    log_every = cfg.log_every or max(1, stage.length // 100)
-    epoch, skip, step = pos["epoch"], pos["batch"], pos["step"]
-
-    def record(extra: dict | None = None) -> dict:
-        rec = {"stage": stage.name, "epoch": epoch + (0 if not by_step else 1), "step": step,
-               **{k: v / max(state["counts"].get(k, state["n"]), 1) for k, v in state["sums"].items()}, **(extra or {})}
-        state["history"].append(rec)
-        state["sums"], state["n"], state["counts"] = {}, 0, {}
-        return rec
-
-    def maybe_evaluate(units: int) -> bool:
-        """Evaluate at multiples of eval_every; update the best; return True to stop early."""
-        if test_set is None or plan.eval_every < 1 or units % plan.eval_every:
-            return False
-        res = evaluate(method, test_set, device=device, pro=plan.eval_pro)
-        metrics = {**res.metrics, **method.extra_metrics(stage, test_set, device)}
-        set_train_modes(method, trains)
-        rec = state["history"][-1] if state["history"] and state["history"][-1].get("step") == step \
-            and state["history"][-1]["stage"] == stage.name else record()
-        rec.update({f"test_{k}": v for k, v in metrics.items()})
-        if plan.selection != "best_on_test":
-            return False
-        value = _selection_value(metrics, plan.metric)
-        best = state["best"].get(stage.name)
-        if best is None or value > best["value"]:
-            state["best"][stage.name] = {"epoch": epoch + (1 if by_step else 0), "step": step, "value": value,
-                                         "metric": plan.metric}
-            best_memory[stage.name] = {k: v.detach().clone() for k, v in method.checkpoint_state().items()}
-            if run_dir is not None:
-                atomic_torch_save(best_memory[stage.name], Path(run_dir) / f"best-{stage.name}.pt")
-            state["stale"] = 0
-        else:
-            state["stale"] += 1
-        if plan.stop_above is not None and value > plan.stop_above:         # AAND's rule: good enough, stop
-            return True
-        return bool(plan.early_stop and state["stale"] >= plan.early_stop)
-
-    stopped = False
-    while True:
-        epoch_seed = stable_seed(cfg.seed, stage.name, epoch)
-        gen = torch.Generator().manual_seed(epoch_seed)
-        torch.manual_seed(epoch_seed)
-        if hasattr(train_set, "set_epoch"):
-            train_set.set_epoch(epoch_seed)
-        set_train_modes(method, trains)
-        n_batches = 0
-        for bi, batch in enumerate(method.train_batches(train_set, stage, cfg.batch_size, gen, device, cfg.num_workers)):
-            n_batches += 1
-            if bi < skip:
-                continue
-            torch.manual_seed(stable_seed(cfg.seed, stage.name, "step", step))
-            logs = method.training_step(batch, optimizers, stage)
-            step += 1
-            for k, v in logs.items():              # a log a step leaves out does not count in that key's mean
-                state["sums"][k] = state["sums"].get(k, 0.0) + float(v)
-                state["counts"][k] = state["counts"].get(k, 0) + 1
-            state["n"] += 1
-            if not by_step:
-                continue
-            for sch in schedulers.values():
-                sch.step()
-            bar.update(1)
-            if step % log_every == 0 or step == stage.length:
-                rec = record()
-                bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k not in ("stage", "epoch", "step")})
-            stopped = maybe_evaluate(step)
-            if step >= stage.length or stopped:
-                return stopped
-            if step % cfg.checkpoint_every == 0:
-                save({"stage_index": pos["stage_index"], "epoch": epoch, "batch": bi + 1, "step": step},
-                     optimizers, schedulers, same_stage=True)
-        if n_batches == 0:
-            raise ValueError(f"{method.name} stage {stage.name!r}: the training set gave no batch (is it empty?)")
-        skip = 0
-        epoch += 1
-        if by_step:
-            continue
-        for sch in schedulers.values():
-            sch.step()
-        rec = record()
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k not in ("stage", "epoch", "step")})
-        stopped = maybe_evaluate(epoch)
-        if epoch >= stage.length or stopped:
-            return stopped
-        save({"stage_index": pos["stage_index"], "epoch": epoch, "batch": 0, "step": step}, optimizers, schedulers,
-             same_stage=True)

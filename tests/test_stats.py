@@ -246,3 +246,11 @@ def test_chapter_setup_merges_the_profile_and_generates_the_embedded_data_at_its
     given = chapter_setup("urd", "ci", data_root="/some/mvtec")
     assert given.root == "/some/mvtec" and given.data_name == "/some/mvtec"
     assert given.options == method_profile("urd", "ci")["options"]
+
+
+def test_a_training_free_variant_is_named_so_and_a_hopeless_design_says_it():
+    df = grid(shift=0.0, noise=30.0, cats=2, seeds=1, seed=5)
+    df["steps"] = np.where(df.variant == "A", 40, 0)
+    v = judge(df, "A", "B", "i_auroc", "A beats B")
+    assert v.design.endswith("40 steps vs training-free") and not v.unequal_budgets
+    assert v.verdict == "inconclusive" and "too small to detect any effect" in v.sentence
