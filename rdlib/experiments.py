@@ -243,4 +243,4 @@ def chapter_setup(method: str, profile: str, options: dict | None = None, fit: d
 
 __all__ = ["CategoryRuns", "ChapterSetup", "chapter_setup", "learning_curves", "level_distance_table", "long_table",
            "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "side_by_side",
-           "train_categories", "train_ms_per_step", "train_on_workers"]
+           "train_categories", "train_ms_per_step"]
