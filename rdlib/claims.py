@@ -164,7 +164,7 @@ def judge(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, *, mar
         return Verdict(verdict="not judged", reason=f"no runs of {', '.join(map(repr, absent))} in the table",
                        **base)
     sub = results[results.variant.isin([a, b])]
-    wide = sub.groupby(["category", "seed", "variant"], sort=False)[metric].mean().unstack("variant")
+    wide = sub.groupby(["category", "seed", "variant"], sort=False, dropna=False)[metric].mean().unstack("variant")
     wide = wide.reindex(columns=[a, b]).astype(float).dropna()
     if wide.empty:
         return Verdict(verdict="not judged", reason=f"no (category, seed) cell has {metric} for both {a!r} and {b!r}",

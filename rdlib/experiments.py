@@ -53,7 +53,9 @@ def run_grid(method: str, profile: str, data_root, categories, variants: dict[st
     from rdlib.methods import method_profile
     from rdlib.sweep import SweepTask, run_sweep
 
-    default_seed = method_profile(method, profile)["fit"].get("seed", 0)
+    from rdlib.training import FitConfig
+
+    default_seed = method_profile(method, profile)["fit"].get("seed", FitConfig().seed)
     tasks = []
     for label, v in variants.items():
         fit = dict(v.get("fit") or {})

@@ -42,10 +42,10 @@ def _package_of(name: str, path: Path) -> str:
     return name if path.name == "__init__.py" else name.rpartition(".")[0]
 
 
-def imported_modules(name: str, root: Path = PACKAGE_ROOT) -> set[str]:
+def imported_modules(name: str, root: Path = PACKAGE_ROOT, path: Path | None = None) -> set[str]:
     """The ``rdlib`` modules that module ``name`` imports anywhere in its source (relative imports resolved; ``from
-    pkg import sub`` counts the submodule)."""
-    path = module_file(name, root)
+    pkg import sub`` counts the submodule). ``path``: the source of a module outside ``rdlib``."""
+    path = path or module_file(name, root)
     if path is None:
         return set()
     found = set()
@@ -79,7 +79,8 @@ def module_closure(roots, root: Path = PACKAGE_ROOT, stop=NOT_FOLLOWED) -> set[s
 
 
 def _method_modules(method: str, root: Path) -> tuple[list[str], list[Path]]:
-    """A registered method's own modules: its package under ``rdlib/methods/``, or the file that defines it."""
+    """A registered method's own modules: its package under ``rdlib/methods/``; for a method defined outside
+    ``rdlib``, the file that defines it and the ``rdlib`` modules that file imports."""
     from rdlib.methods import method_class
 
     cls = method_class(method)
@@ -88,7 +89,14 @@ def _method_modules(method: str, root: Path) -> tuple[list[str], list[Path]]:
         pkg = ".".join(mod.split(".")[:3])
         folder = root.joinpath(*pkg.split(".")[1:])
         return [pkg + ("" if p.stem == "__init__" else f".{p.stem}") for p in sorted(folder.glob("*.py"))], []
-    return [], [Path(inspect.getsourcefile(cls))]
+    try:
+        source = Path(inspect.getsourcefile(cls))
+    except TypeError:
+        source = None
+    if source is None or not source.is_file():
+        raise ValueError(f"method {method!r} is defined where its source cannot be read ({mod}, e.g. a notebook or "
+                         "the interactive prompt), so its runs' keys cannot follow its code: define it in a module")
+    return sorted(imported_modules(mod, root, source)), [source]
 
 
 def code_files(method: str, synthesis: bool = False, root: Path | None = None) -> tuple[str, ...]:

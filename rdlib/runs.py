@@ -29,6 +29,9 @@ from rdlib.utils import atomic_write_json, seed_everything, stable_hash
 log = logging.getLogger(__name__)
 
 
+UNKNOWN_METHOD = "its method is not registered in this process"
+
+
 class RunError(RuntimeError):
     """A run folder that cannot be trusted (damaged files, a key collision); the message says what to do."""
 
@@ -149,9 +152,10 @@ class Run:
 
     @property
     def steps(self) -> int:
-        """Optimizer steps the run took over all its stages (the last logged step of each stage; 0 for a
-        training-free method, which logs none)."""
-        last = {}
+        """Optimizer steps the run took over all its stages that have optimizers (0 for a training-free method)."""
+        if self.info.get("optimizer_steps") is not None:
+            return int(self.info["optimizer_steps"])
+        last = {}                                          # runs stored without the count: every logged stage
         for h in self.history:
             last[h.get("stage")] = h["step"]
         return sum(last.values())
@@ -213,11 +217,19 @@ def get_or_train(spec: RunSpec, runs_root: str | Path | None = None, device: str
                      spec.fit_config().evaluation())
             retrain = True
     d.mkdir(parents=True, exist_ok=True)
+    if not retrain and (d / "checkpoint.pt").is_file() and (d / "config.json").is_file():
+        try:                                       # an unfinished run: resume only under the same evaluations
+            recorded = json.loads((d / "config.json").read_text()).get("evaluation")
+        except Exception:  # noqa: BLE001
+            recorded = None
+        if recorded != spec.fit_config().evaluation():
+            log.info("%s: unfinished run recorded other evaluations (%s): starting it again", d, recorded)
+            retrain = True
     if retrain:
         for f in ("checkpoint.pt", "metrics.json", "history.json", "predictions.npz", *[p.name for p in d.glob("best-*.pt")]):
             (d / f).unlink(missing_ok=True)
     atomic_write_json(d / "config.json", {"spec": asdict(spec), "key": spec.key(), "code": spec.code(),
-                                          "rdlib": rdlib.__version__})
+                                          "evaluation": spec.fit_config().evaluation(), "rdlib": rdlib.__version__})
     train_set, test_set = build_datasets(spec)
     cfg = spec.fit_config(device, progress, num_workers)
     seed_everything(cfg.seed)                       # the initial weights depend on the seed too
@@ -232,7 +244,7 @@ def get_or_train(spec: RunSpec, runs_root: str | Path | None = None, device: str
             "selection": cfg.selection, "n_train": len(train_set), "n_test": len(test_set),
             "device": str(next(method.parameters()).device), "data_config": asdict(spec.data_config()),
             "texture_source": getattr(train_set, "texture_source", None), "notes": res.notes,
-            "evaluation": cfg.evaluation()}
+            "evaluation": cfg.evaluation(), "optimizer_steps": out["optimizer_steps"]}
     atomic_write_json(metrics_path, {"metrics": res.metrics, "info": info})
     return _load(spec, d)
 
@@ -247,6 +259,9 @@ def load_run(where: RunSpec | str | Path, runs_root: str | Path | None = None) -
         if not (d / "config.json").is_file():
             raise FileNotFoundError(f"{d}: not a run folder (no config.json)")
         spec, why = _stored_spec(d)
+        if why == UNKNOWN_METHOD:
+            raise RunError(f"{d}: its method {spec.method!r} is not registered: import the module that registers it "
+                           "(@register_method) first")
         if why:
             raise RunError(f"{d}: stale run ({why}): its results are not what the current code and data would "
                            "give. Retrain it (python -m rdlib train ...); `python -m rdlib runs stale --remove` "
@@ -260,11 +275,18 @@ def load_run(where: RunSpec | str | Path, runs_root: str | Path | None = None) -
 def _stored_spec(d: Path) -> tuple[RunSpec | None, str]:
     """The spec in a run folder's config.json and, when the folder is stale (the current code, options or data give
     another key, or the configuration is unreadable), why."""
+    from rdlib.methods import list_methods
+
     try:
         stored = json.loads((d / "config.json").read_text())
         spec = RunSpec(**stored["spec"])
+    except Exception as e:  # noqa: BLE001 - unreadable: stale
+        return None, f"its configuration no longer loads: {type(e).__name__}: {e}"
+    if spec.method not in list_methods():
+        return spec, UNKNOWN_METHOD
+    try:
         key = spec.key()
-    except Exception as e:  # noqa: BLE001 - unreadable or no longer valid: stale
+    except Exception as e:  # noqa: BLE001 - options or loop settings the current code refuses: stale
         return None, f"its configuration no longer loads: {type(e).__name__}: {e}"
     if key == d.name:
         return spec, ""
@@ -277,12 +299,13 @@ def _stored_spec(d: Path) -> tuple[RunSpec | None, str]:
 
 def stale_runs(runs_root: str | Path | None = None) -> list[tuple[Path, str]]:
     """Every run folder under ``runs_root`` (``<method>/<category>/<key>/``) whose key the current code, options
-    and data no longer give, with the reason: such runs are never reused."""
+    and data no longer give, with the reason: such runs are never reused. Runs of a method that is not registered
+    in this process (one defined outside rdlib) cannot be checked here and are left out."""
     root = Path(runs_root or default_runs_dir())
     out = []
     for cfg in sorted(root.glob("*/*/*/config.json")):
         _, why = _stored_spec(cfg.parent)
-        if why:
+        if why and why != UNKNOWN_METHOD:
             out.append((cfg.parent, why))
     return out
 

@@ -306,17 +306,25 @@ def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root
         rows[i] = _failed_row(task, key, f"{type(exc).__name__}: {exc}")
         (log.warning if warn else log.info)("task %s failed: %s: %s", task.label, type(exc).__name__, exc)
 
+    if table is not None:
+        read_table(table)                                          # an unreadable table stops the sweep before it starts
+    same_run: dict[str, list] = {}                                 # run key → the other tasks that ask for that run
     for i, task in enumerate(tasks):
         try:
             spec = task.spec()
+            key = spec.key()
             if spec.finished(runs_root):
                 rows[i] = _row(task, load_run(spec, runs_root), "reused")         # finished earlier: not submitted
+            elif key in same_run:
+                same_run[key].append((i, task))                    # trained once, by the first task that asks
             else:
-                todo.append((i, task, spec.key()))
+                same_run[key] = []
+                todo.append((i, task, key))
         except Exception as e:  # noqa: BLE001 - an invalid task is a failed row
             failed(i, task, "", e, traceback.format_exc())
     parallel = bool(address) or (workers > 1 and str(device or "cpu").startswith("cpu"))
-    here = [] if parallel else todo
+    to_train = len(todo)
+    here, todo = ([], todo) if parallel else (todo, [])
     if parallel and not address and len(todo) % workers == 1:
         here = [todo.pop()]                                        # the straggler trains here with every thread
     n_workers, resources = 0, None
@@ -355,8 +363,15 @@ def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root
             rows[i] = train_task(asdict(task), runs_root, None, False, device or str(default_device()), progress)
         except Exception as e:  # noqa: BLE001 - a failing run is a row, not a crash
             failed(i, task, key, e, traceback.format_exc())
+    for key, others in same_run.items():                       # tasks that asked for a run another task trained
+        first = next((rows[i] for i, r in rows.items() if r.get("key") == key), None)
+        for i, task in others:
+            if first is None or first["status"] == "failed":
+                rows[i] = _failed_row(task, key, (first or {}).get("error", "its run was not trained"))
+            else:
+                rows[i] = {**first, "variant": task.variant or task.method, "task": task.id, "profile": task.profile,
+                           "status": "reused"}
     frame = pd.DataFrame([rows[i] for i in sorted(rows)])
     if table is not None and len(frame):
         write_table(table, frame)
-    return SweepResult(frame, failures, Path(table) if table is not None else None, n_workers, len(todo) + len(here),
-                       resources)
+    return SweepResult(frame, failures, Path(table) if table is not None else None, n_workers, to_train, resources)

@@ -104,11 +104,15 @@ class FitConfig:
         return {"eval_every": self.eval_every, "eval_pro": self.eval_pro}
 
     def covered_by(self, recorded: dict | None) -> bool:
-        """Whether a finished run whose history recorded ``recorded`` (:meth:`evaluation`) has every evaluation
-        these settings ask for."""
-        if not self.eval_every and not self.eval_pro:
+        """Whether a run whose history recorded ``recorded`` (:meth:`evaluation`) has every evaluation these
+        settings ask for: at least as often (every n units when asked for every multiple of n) and with PRO when
+        asked."""
+        if not self.eval_every:                          # nothing asked beyond the stages' own schedules
             return True
-        return recorded == self.evaluation()
+        every = (recorded or {}).get("eval_every")
+        if not every or self.eval_every % every:
+            return False
+        return bool((recorded or {}).get("eval_pro")) or not self.eval_pro
 
 
 def _check_rule(rule: str, what: str) -> None:
@@ -304,11 +308,20 @@ class LoopState:
     counts: dict = field(default_factory=dict)
     n: int = 0
     stale: int = 0
+    optimized: dict = field(default_factory=dict)      # stage → whether it has optimizers (a training-free stage not)
 
     @classmethod
     def from_checkpoint(cls, ck: dict) -> "LoopState":
         return cls(*(int(ck.get(k, 0)) for k in ("stage_index", "epoch", "batch", "step")), ck["history"],
-                   ck["best"] or {}, ck.get("sums", {}), ck.get("counts", {}), ck.get("n", 0), ck.get("stale", 0))
+                   ck["best"] or {}, ck.get("sums", {}), ck.get("counts", {}), ck.get("n", 0), ck.get("stale", 0),
+                   ck.get("optimized", {}))
+
+    def optimizer_steps(self) -> int:
+        """Optimizer steps over the stages that have optimizers (the last recorded step of each)."""
+        last = {}
+        for h in self.history:
+            last[h.get("stage")] = h["step"]
+        return sum(v for k, v in last.items() if self.optimized.get(k, True))
 
     def enter_stage(self, index: int) -> None:
         self.stage_index, self.epoch, self.batch, self.step = index, 0, 0, 0
@@ -356,7 +369,8 @@ class _Loop:
                            "optimizers": {k: o.state_dict() for k, o in optimizers.items()} if same_stage else {},
                            "schedulers": {k: s.state_dict() for k, s in schedulers.items()} if same_stage else {},
                            **position, "history": st.history, "best": st.best, "sums": st.sums,
-                           "counts": st.counts, "n": st.n, "stale": st.stale}, self.ckpt_path)
+                           "counts": st.counts, "n": st.n, "stale": st.stale, "optimized": st.optimized},
+                          self.ckpt_path)
 
     def evaluate(self, plan: StagePlan, trains, units: int, epoch: int) -> bool:
         """Evaluate at multiples of eval_every; update the stage's best; return True to stop early."""
@@ -494,6 +508,7 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
                 sch.load_state_dict(resumed.get("schedulers", {})[name])
         if si != first:
             st.enter_stage(si)
+        st.optimized[stage.name] = bool(optimizers)
         bar.set_description(f"{method.name}:{stage.name} (setup)")
         method.setup_training(train_set, stage, device)
         bar.set_description(f"{method.name}:{stage.name}")
@@ -511,7 +526,7 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
         resumed = None
     bar.close()
     method.eval()                                               # trained: every module in inference mode
-    return {"history": st.history, "best": st.best, "config": asdict(cfg)}
+    return {"history": st.history, "best": st.best, "config": asdict(cfg), "optimizer_steps": st.optimizer_steps()}
 
 
 def load_checkpoint_state_file(path: Path, device) -> dict:

@@ -98,6 +98,14 @@ def test_settings_that_cannot_change_the_weights_are_not_in_the_key():
     assert FitConfig(checkpoint_seconds=60).key_dict() == FitConfig().key_dict()
 
 
+def test_recorded_evaluations_cover_a_request_when_at_least_as_frequent():
+    rec = FitConfig(eval_every=5, eval_pro=True).evaluation()
+    assert FitConfig(eval_every=10).covered_by(rec) and FitConfig(eval_every=5, eval_pro=True).covered_by(rec)
+    assert not FitConfig(eval_every=2).covered_by(rec) and not FitConfig(eval_every=1).covered_by(None)
+    assert not FitConfig(eval_every=5, eval_pro=True).covered_by(FitConfig(eval_every=5).evaluation())
+    assert FitConfig(eval_every=0).covered_by(None) and FitConfig().covered_by(None)
+
+
 def test_a_run_without_the_evaluations_asked_for_is_retrained_with_identical_weights(tiny_benchmark, tmp_path):
     plain = RunSpec.from_profile("rd", "ci", tiny_benchmark, "brick", {"epochs": 2}, {"batch_size": 3})
     curves = RunSpec.from_profile("rd", "ci", tiny_benchmark, "brick", {"epochs": 2}, {"batch_size": 3, "eval_every": 1})
@@ -131,5 +139,9 @@ def test_stale_runs_are_reported_never_reused_and_removed_on_request(tiny_benchm
     assert not spec.finished(runs) and spec.dir(runs) != old.dir            # the lookup never finds the old folder
     assert main(["runs", "stale", "--runs-dir", str(runs)]) == 0
     assert f"stale: {old.dir}" in capsys.readouterr().out and old.dir.is_dir()
+    foreign = runs / "toy_method" / "brick" / "abc"                         # a method not registered here
+    foreign.mkdir(parents=True)
+    (foreign / "config.json").write_text(json.dumps({"spec": {**json.loads((old.dir / "config.json").read_text())["spec"],
+                                                              "method": "toy_method"}}))
     assert main(["runs", "stale", "--runs-dir", str(runs), "--remove"]) == 0
-    assert not old.dir.exists() and stale_runs(runs) == []
+    assert not old.dir.exists() and stale_runs(runs) == [] and foreign.is_dir()       # never removed unchecked

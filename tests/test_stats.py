@@ -193,6 +193,10 @@ def test_long_table_carries_the_design_columns(tiny_benchmark, tmp_path):
     assert {"image_size", "steps", "key"} <= set(df.columns)
     v = judge(df, "A", "B", "i_auroc", "A beats B")
     assert v.diff == 0 and v.verdict == "inconclusive" and "64²" in v.design
+    assert (df.steps == 0).all() and v.design.endswith("training-free each")   # kNN takes no optimizer step
+    rd = train_categories("rd", "ci", str(tiny_benchmark), ["brick"], {"epochs": 2}, {"batch_size": 3},
+                          runs_dir=tmp_path).runs["brick"]
+    assert rd.steps == 4                                                         # 6 images, batch 3, 2 epochs
 
 
 def test_plateau_step_by_hand():

@@ -169,6 +169,20 @@ def test_rescored_variants_reuse_the_trained_runs_and_say_so(tiny_benchmark, tmp
         ex.run_grid("rd", "ci", tiny_benchmark, ["brick"], {"a": {}}, runs_dir=tmp_path, rescored={"b": ("z", {})})
 
 
+def test_tasks_that_ask_for_the_same_run_each_get_their_row(tiny_benchmark, tmp_path):
+    """Two variants whose settings give one run key (evaluation settings do not change the weights) train it once
+    and both keep their row, on the workers as in this process."""
+    import rdlib.experiments as ex
+
+    variants = {"a": {"options": {"epochs": 1}}, "b": {"options": {"epochs": 1}, "fit": {"log_every": 3}},
+                "c": {"options": {"epochs": 2}}}
+    for workers, runs in ((2, tmp_path / "w"), (1, tmp_path / "here")):
+        grid = ex.run_grid("rd", "ci", tiny_benchmark, ["brick"], variants, seeds=[0], runs_dir=runs, workers=workers)
+        assert list(grid.variant) == ["a", "b", "c"] and grid.key.iloc[0] == grid.key.iloc[1] != grid.key.iloc[2]
+        assert list(grid.status) == ["trained", "reused", "trained"] and grid.i_auroc.iloc[0] == grid.i_auroc.iloc[1]
+        assert len(list((runs / "rd" / "brick").iterdir())) == 2
+
+
 def test_local_workers_keep_glibc_default_trimming_and_the_thread_count():
     """Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers by default, which made PyTorch training there twice as
     slow; the local cluster leaves it out and gives every worker the requested thread count."""
