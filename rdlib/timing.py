@@ -7,16 +7,29 @@ candidates the repetitions interleaved, so that load from elsewhere on the machi
 """
 from __future__ import annotations
 
+import logging
 import statistics
 
 import torch
-from torch.utils.benchmark import Timer
+
+
+def _timer_class():
+    """``torch.utils.benchmark.Timer``, imported without the warning its import logs on a machine without CUDA
+    ("No CUDA runtime is found ...", from ``torch.utils.cpp_extension``: noise in every notebook that times)."""
+    quiet = logging.getLogger("torch.utils.cpp_extension")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        from torch.utils.benchmark import Timer
+    finally:
+        quiet.setLevel(level)
+    return Timer
 
 
 def _once(fn, device: torch.device | None = None) -> float:
     """Seconds of one call of ``fn``; the Timer synchronises the accelerator, when there is one, before reading the
     clock (``device`` is kept for callers that name it)."""
-    return Timer(stmt="fn()", globals={"fn": fn}).timeit(1).median
+    return _timer_class()(stmt="fn()", globals={"fn": fn}).timeit(1).median
 
 
 def latency_ms(fn, repeats: int = 10, warmup: int = 2, device: torch.device | None = None) -> float:
