@@ -244,10 +244,12 @@ class AblationReport:
     def __init__(self, chapter: str, grid: pd.DataFrame, metrics, paper: pd.DataFrame | None = None):
         self.grid, self.metrics, self.paper = grid, list(metrics), paper
         self.log = ClaimLog(chapter)
+        self.paper_rows: dict[str, tuple] = {}      # variant → (table_id, paper method, match) of the last table shown
 
     def table(self, rows: list[str], table_id: str, paper_methods: list, paper_metrics, **match) -> None:
         """Display the variants ``rows`` (mean ± 95 % interval) beside the paper's rows of ``table_id``
         (:func:`rdlib.results.ablation_table`); nothing when the grid is empty."""
+        self.paper_rows.update({v: (table_id, m, match) for v, m in zip(rows, paper_methods) if m})
         if self.grid.empty:
             return
         from IPython.display import display
@@ -257,12 +259,29 @@ class AblationReport:
         display(ablation_table(self.grid, rows, self.metrics, table_id, paper_methods, paper_metrics, df=self.paper,
                                **match))
 
+    def paper_effect(self, a: str, b: str, metric: str) -> float | None:
+        """The paper's A − B on ``metric`` in the table last shown with both variants' paper rows (PRO for our
+        ``pro_rd`` / ``aupro``), or None when the paper has no such pair."""
+        from rdlib.results import load_paper_numbers, paper_row
+
+        if a not in self.paper_rows or b not in self.paper_rows or self.paper_rows[a][0] != self.paper_rows[b][0]:
+            return None
+        df = load_paper_numbers() if self.paper is None else self.paper
+        col = "pro" if metric in ("pro_rd", "aupro") else metric
+        try:
+            va, vb = (float(paper_row(df, t, m, **match)[col]) for t, m, match in (self.paper_rows[a], self.paper_rows[b]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return va - vb if np.isfinite(va) and np.isfinite(vb) else None
+
     def judge(self, a: str, b: str, claim: str, metric: str, paper_diff: float | None = None) -> str | None:
-        """Record :func:`judge` of the paper's claim "``a`` beats ``b`` on ``metric``" on the grid; returns its
-        sentence (None when the grid is empty)."""
+        """Record :func:`judge` of the paper's claim "``a`` beats ``b`` on ``metric``" on the grid, with the paper's
+        own effect (given, or read from the table last shown) to say whether the design could detect it; returns
+        the sentence (None when the grid is empty)."""
         if self.grid.empty:
             return None
-        return self.log.add(judge(self.grid, a, b, metric, claim, paper_diff=paper_diff, paper_claim=True))
+        effect = paper_diff if paper_diff is not None else self.paper_effect(a, b, metric)
+        return self.log.add(judge(self.grid, a, b, metric, claim, paper_diff=effect, paper_claim=True))
 
     def markdown(self) -> str:
         """The recorded verdicts as a bullet list (what the chapter prints)."""

@@ -53,7 +53,7 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     assert float(t.iloc[1, 0].split(" ± ")[0]) == pytest.approx(df[df.variant == "A"].i_auroc.mean(), abs=0.05)
     assert t.iloc[0, -1] == 88.0 and np.isnan(t.iloc[1, -1])                      # paper column: row B only
     s = report.judge("A", "B", "A beats B", "i_auroc")
-    assert s == judge(df, "A", "B", "i_auroc", "A beats B", paper_claim=True).sentence
+    assert s == judge(df, "A", "B", "i_auroc", "A beats B", paper_claim=True).sentence   # A has no paper row here
     assert "**supported**, at this budget" in s
     assert report.markdown() == f"- {s}"
     assert report.log.save("book", tmp_path) == claims_file("toy", "book", tmp_path)
@@ -61,6 +61,12 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     empty.table(["A"], "t1", [None], ("i_auroc",))
     assert len(shown) == 1 and empty.judge("A", "B", "A beats B", "i_auroc") is None
     assert empty.markdown() == AblationReport.SKIPPED and empty.log.verdicts == []
+    both = AblationReport("toy", df, ["i_auroc"], paper)                          # both rows have the paper's numbers
+    both.table(["B", "A"], "t1", ["paper_b", "paper_a"], ("i_auroc",))
+    assert both.paper_effect("A", "B", "i_auroc") == pytest.approx(3.0)             # 91 − 88, the paper's effect
+    assert both.paper_effect("A", "B", "p_auroc") is None and both.paper_effect("A", "C", "i_auroc") is None
+    both.judge("A", "B", "A beats B", "i_auroc")
+    assert both.log.verdicts[-1].paper_diff == pytest.approx(3.0)
 
 
 def _papers(rows):
