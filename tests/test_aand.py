@@ -262,3 +262,26 @@ def test_cli_trains_and_evaluates_aand(tiny_benchmark, tmp_path, capsys):
         (__import__("pathlib").Path(run_dir) / "best-raa.pt").is_file()
     assert main(["train", *common, "--no-progress", "--stage-selection", "raa"]) == 2
     assert "STAGE=METRIC" in capsys.readouterr().err
+
+
+def test_stage_one_counts_foreground_patches_with_the_codes_threshold(monkeypatch):
+    """The official amplification loss pools the foreground mask like the anomaly mask and keeps patches whose
+    foreground share is > 0.3 (models/loss.py, ``mask_thresh``): a patch 40 % foreground is a normal patch of L_A."""
+    import rdlib.methods.aand.method as aand_method
+
+    torch.manual_seed(0)
+    method = create_method("aand", image_size=64, weights="random").train()
+    raa = next(s for s in method.stages() if s.name == "raa")
+    opt = method.configure_optimizers(raa)["raa"]
+    fg = torch.zeros(1, 1, 64, 64)
+    fg[..., :, :22] = 1                                  # the second 16-px column of patches: 6 / 16 = 0.375 foreground
+    seen = []
+    real = aand_method.amplification_loss
+    monkeypatch.setattr(aand_method, "amplification_loss", lambda t, a, mk, g, *rest: seen.append(g) or real(t, a, mk, g, *rest))
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 40:, 40:] = 1
+    method._raa_step({"synthetic": torch.rand(1, 3, 64, 64), "mask": mask, "foreground": fg}, opt)
+    deepest = seen[-1][0, 0]                             # the coarsest level: each patch covers many pixels
+    share = F.adaptive_avg_pool2d(fg, deepest.shape)[0, 0]
+    assert torch.equal(deepest, (share > 0.3).float())
+    assert bool(((share > 0.3) & (share <= 0.5)).any())  # patches the old 0.5 threshold left out are counted now

@@ -222,6 +222,17 @@ def test_rdpp_items_carry_no_mask_and_change_one_box(tiny_benchmark):
     assert 10 <= np.ptp(ys) + 1 <= 32 and 10 <= np.ptp(xs) + 1 <= 32
 
 
+def test_rdpp_noise_is_added_without_clipping_as_the_official_dataset_does():
+    """On a white image every positive noise value leaves [0, 1]; the official RD++ dataset keeps it (no clip), so
+    the synthetic image is exactly image + 0.2 × noise inside the box."""
+    images = torch.ones(1, 3, 48, 48)
+    g = torch.Generator().manual_seed(3)
+    out, masks = synthesize(images, None, None, get_preset("rdpp"), g)
+    box = masks[0, 0] > 0
+    assert box.any() and out.max() > 1.0                       # values above 1 survive
+    assert torch.equal(out[:, :, ~box], images[:, :, ~box])    # outside the box nothing changes
+
+
 def test_perlin_presets_need_textures(tiny_benchmark):
     with pytest.raises(ValueError, match="blends textures"):
         SyntheticAnomalies(load_split(tiny_benchmark, "brick", "train", 32), "draem", None)
@@ -367,3 +378,18 @@ def test_otsu_threshold_maximises_the_between_class_variance_by_brute_force():
 
         best = max(range(256), key=between)
         assert between(otsu_threshold(v)) == pytest.approx(between(best))
+
+
+def test_rdre_synthesis_places_anomalies_anywhere_unless_the_foreground_option_is_asked(tiny_benchmark):
+    """Neither the RD-RE paper nor DRAEM / DeSTSeg restricts anomalies to a foreground: the default preset computes
+    none; ``rdre_foreground`` (an rdlib option) keeps them inside URD's foreground (coffee: the cup)."""
+    from rdlib.data.textures import find_texture_source
+
+    base = load_split(tiny_benchmark, "coffee", "train", 64)
+    textures = find_texture_source()
+    plain = SyntheticAnomalies(base, "rdre", textures, "coffee")
+    inside = SyntheticAnomalies(base, "rdre_foreground", textures, "coffee")
+    assert plain.foregrounds == [] and "foreground" not in plain[0]
+    assert any(f is not None for f in inside.foregrounds) and "foreground" in inside[0]
+    fg = inside[0]["foreground"]
+    assert torch.all(inside[0]["mask"] <= fg)                  # the anomaly lies inside the foreground

@@ -75,12 +75,45 @@ def test_teacher_loss_on_a_hand_computed_case():
     assert teacher_loss(e_n, t_a, e_n, mask, e_anomalous=[-t_a[0]]).item() == pytest.approx(expected + 2, abs=1e-6)
 
 
-def test_level_masks_follow_the_code_resize_chain_and_binarise():
-    mask = torch.zeros(1, 1, 8, 8)
-    mask[..., :4, :4] = 1
-    m4, m2 = level_masks(mask, [(4, 4), (2, 2)])
-    assert set(m4.unique().tolist()) <= {0.0, 1.0} and m4.shape == (1, 1, 4, 4)
-    assert m2[0, 0].tolist() == [[1.0, 0.0], [0.0, 0.0]]
+def _bilinear_align_corners(m, size):
+    """Bilinear resize with align_corners=True, pixel by pixel (the reference for F.interpolate)."""
+    h, w = len(m), len(m[0])
+    oh, ow = size
+    out = []
+    for i in range(oh):
+        y = i * (h - 1) / (oh - 1) if oh > 1 else 0.0
+        y0 = min(int(y), h - 1)
+        y1, fy = min(y0 + 1, h - 1), y - y0
+        row = []
+        for j in range(ow):
+            x = j * (w - 1) / (ow - 1) if ow > 1 else 0.0
+            x0 = min(int(x), w - 1)
+            x1, fx = min(x0 + 1, w - 1), x - x0
+            top = m[y0][x0] * (1 - fx) + m[y0][x1] * fx
+            bottom = m[y1][x0] * (1 - fx) + m[y1][x1] * fx
+            row.append(top * (1 - fy) + bottom * fy)
+        out.append(row)
+    return out
+
+
+def test_level_masks_rebinarise_before_each_resize_as_the_official_teacher_does():
+    """The official chain (resize the previous level's binarised mask, 1 where >= 0.5), written out pixel by pixel,
+    on a mask where resizing the continuous chain instead gives other level-2 and level-3 masks."""
+    sizes = [(9, 9), (6, 6), (4, 4)]
+    mask = (torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    want, m = [], mask[0, 0].tolist()
+    for size in sizes:
+        m = [[1.0 if v >= 0.5 else 0.0 for v in row] for row in _bilinear_align_corners(m, size)]
+        want.append(m)
+    got = level_masks(mask, sizes)
+    assert [g[0, 0].tolist() for g in got] == want
+    continuous, c = [], mask
+    for size in sizes:                                   # the chain rdlib used until session 13
+        c = torch.nn.functional.interpolate(c, size=size, mode="bilinear", align_corners=True)
+        continuous.append((c > 0.5).float())
+    assert [int((a != b).sum()) for a, b in zip(got, continuous)][1:] != [0, 0]
+    edge = torch.tensor([[[[1.0, 0.0]]]])                # resized to 3 wide, the middle is exactly 0.5: the code says 1
+    assert level_masks(edge, [(1, 3)])[0][0, 0, 0].tolist() == [1.0, 1.0, 0.0]
 
 
 def test_student_loss_terms_by_variant():

@@ -39,7 +39,7 @@ def synthesize(images: torch.Tensor, textures: torch.Tensor | None, foreground: 
             noise = simplex_octaves((3, bh, bw), generator=generator, device=dev)
             out[i, :, y:y + bh, x:x + bw] += preset.simplex_scale * noise       # RD++: added, not blended
             masks[i, :, y:y + bh, x:x + bw] = 1.0
-        return out.clamp(0, 1), masks
+        return out, masks                  # not clipped to [0, 1]: the official RD++ dataset adds the noise as is
     masks = perlin_masks(b, h, w, generator, dev)
     if foreground is not None:
         masks = masks * foreground

@@ -3,7 +3,7 @@
 * ``aand``: AAND's ``fore_extractor`` — grey image, Gaussian blur σ = 8, a fixed threshold per category; a centred
   disk of radius 0.45·H for bottle and cable (AAND's code reaches cable only through a leaked loop variable; here
   both are named explicitly).
-* ``urd`` (URD / DeSTSeg): GrabCut (rectangle = the image minus a 1-pixel border, 11 iterations; OpenCV) for most
+* ``urd`` (URD's code): GrabCut (rectangle = the image minus a 1-pixel border, 11 iterations; OpenCV) for most
   objects, inverse Otsu for capsule and screw, none for textures and transistor.
 * the embedded benchmark: textures (brick, grass, gravel, coins) have no foreground mask; ``coffee`` (a cup on a
   table) uses the ``otsu`` rule on the blurred grey image.

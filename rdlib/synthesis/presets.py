@@ -37,8 +37,11 @@ PRESETS = {
                             blend_space="normalised",
                             source="AAND official code (augmenters, P(anomalous) 0.8, > 4 mask pixels in ≤ 10 draws, "
                                    "normalised-space blend, fixed-threshold foreground)"),
-    "rdre": SynthesisPreset("rdre", "perlin", 1.0, True, (0.0, 0.85), "urd",
+    "rdre": SynthesisPreset("rdre", "perlin", 1.0, True, (0.0, 0.85), "none",
                             source="RD-RE paper, Sec. 3 (texture weight β_t ∈ [0.15, 1], i.e. original kept ∈ [0, 0.85])"),
+    "rdre_foreground": SynthesisPreset("rdre_foreground", "perlin", 1.0, True, (0.0, 0.85), "urd",
+                                       source="rdlib option: the rdre preset with anomalies kept inside URD's GrabCut/Otsu "
+                                              "foreground (in neither the RD-RE paper, DRAEM nor DeSTSeg)"),
     "rdre_simplex": SynthesisPreset("rdre_simplex", "simplex", 1.0, False, (0.0, 0.0), "none",
                                     source="RD-RE paper, Table 8 (simplex noise instead of Perlin + texture)"),
     "rdre_none": SynthesisPreset("rdre_none", "none", 0.0, False, source="RD-RE Table 8 (no synthesis)"),

@@ -134,7 +134,7 @@ class AANDMethod(Method):
         sizes = [f.shape[-2:] for f in f_t]
         masks = pooled_masks(batch["mask"], sizes, self.mask_threshold)
         fg = batch.get("foreground")
-        fgs = pooled_masks(fg, sizes, 0.5) if fg is not None else [None] * len(f_t)
+        fgs = pooled_masks(fg, sizes, self.mask_threshold) if fg is not None else [None] * len(f_t)   # code: 0.3 for both
         f_a, w, delta = m.advance(f_t, masks)                           # F_A = F_T + M ⊙ Δ while training
         focal = sum(focal_loss(wk, mk, self.focal_gamma, self.focal_alpha) for wk, mk in zip(w, masks)) \
             if self.gate_mode == "mrg" else f_t[0].new_zeros(())

@@ -16,7 +16,7 @@ from rdlib.methods.base import DataConfig, Method, Stage
 from rdlib.methods.rdre.loss import SEG_LOSSES, segmentation_loss
 from rdlib.methods.rdre.model import RDRE
 
-SYNTHESIS = ("rdre", "rdre_simplex", "rdre_none")
+SYNTHESIS = ("rdre", "rdre_simplex", "rdre_none", "rdre_foreground")
 
 ASSUMPTIONS = [
     # (what, value chosen, source, option that switches it)
@@ -71,7 +71,8 @@ PROFILES = {
                  summary="RD-RE (Fu & Lin, Computers 2026): cross-stage fusion with LDA and CAAMS-FF, segmentation head")
 class RDREMethod(Method):
     """RD-RE. Options: teacher, weights, teacher_activation, student_weights, fuse, lda, caams, lda_windows, window,
-    heads, seg, ca, aspp, image_size, top_k, synthesis ('rdre' | 'rdre_simplex' | 'rdre_none', Table 8), seg_loss
+    heads, seg, ca, aspp, image_size, top_k, synthesis ('rdre' | 'rdre_simplex' | 'rdre_none', Table 8;
+    'rdre_foreground': anomalies inside URD's foreground, an rdlib option), seg_loss
     ('focal+l1' | 'focal', Table 9), focal_gamma, student_steps, seg_steps, lr_student, lr_lda, lr_caams, lr_seg,
     momentum, weight_decay, seg_width (see :data:`ASSUMPTIONS` for what the paper leaves open)."""
 

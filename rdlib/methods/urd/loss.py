@@ -23,12 +23,14 @@ from rdlib.losses import cosine_loss_flatten
 
 
 def level_masks(mask: torch.Tensor, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-    """M_i: the B×1×S×S mask resized to each level, shallow to deep, each from the previous one (bilinear,
-    align_corners=True, as the code does 256→64→32→16), then binarised at 0.5."""
+    """M_i: the B×1×S×S mask resized to each level, shallow to deep, each from the previous level's *binarised*
+    mask (bilinear, align_corners=True, then 1 where ≥ 0.5), as the official teacher loss does
+    (``models/teacher.py``, ``loss_distil_aug_p``: 256→64→32→16, the mask re-binarised before each next resize)."""
     out, m = [], mask.float()
     for size in sizes:
         m = F.interpolate(m, size=size, mode="bilinear", align_corners=True)
-        out.append((m > 0.5).float())
+        m = (m >= 0.5).float()
+        out.append(m)
     return out
 
 
