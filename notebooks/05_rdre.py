@@ -234,8 +234,9 @@ pd.DataFrame(rows).set_index("teacher").round(2)
 # ## 4. Training
 #
 # The `book` profile trains {glue:text}`rdre_steps` steps at batch {glue:text}`rdre_batch` and
-# {glue:text}`rdre_size` with a {glue:text}`rdre_width`-channel head (the paper: 1,000 + 4,000 steps at batch 32 and
-# 256², DeSTSeg's 256-channel head; the head alone made a CPU step take seconds). The last checkpoint is kept.
+# {glue:text}`rdre_size` with a {glue:text}`rdre_width`-channel head (the paper: batch 32 at 256², no step counts;
+# DeSTSeg's code, which RD-RE builds on: 1,000 + 4,000 steps and a 256-channel head, which alone made a CPU step
+# take seconds). The last checkpoint is kept.
 
 # %%
 glue("rdre_steps", f"{options['student_steps']} + {options['seg_steps']}", display=False)
@@ -549,7 +550,7 @@ rd_own = (paper_row(paper, "rd_table1", "rd", image_size=256).i_auroc,
 display(pd.DataFrame({"RD as quoted by RD-RE": rd_in_rdre, "RD paper (its Tables 1–2)": rd_own},
                      index=["I-AUROC", "P-AUROC", "PRO"]))
 pd.DataFrame([
-    ("data", "MVTec AD, 15 categories (also VisA, BTAD, MPDD)", data_name + f", {len(runs)} categories"),
+    ("data", "MVTec AD, 15 categories (also VisA; BTAD for generalisation)", data_name + f", {len(runs)} categories"),
     ("teacher / student encoder", "ResNet18, ImageNet / not stated",
      f"{TEACHER} ({options.get('weights', 'imagenet')}), teacher_activation={options.get('teacher_activation', 'none')!r}"
      f" / {options.get('student_weights', 'random')} init"),
