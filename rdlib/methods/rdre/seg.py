@@ -43,8 +43,8 @@ class CoordinateAttention(nn.Module):
 
 
 class ASPP(nn.Module):
-    """Atrous spatial pyramid pooling (DeSTSeg's): 1×1, three 3×3 at dilations 6/12/18 and a global-pool branch,
-    concatenated and fused by a 3×3 conv (DeSTSeg fuses with 3×3)."""
+    """Atrous spatial pyramid pooling: 1×1, three 3×3 at dilations 6/12/18 and a global-pool branch, concatenated and
+    fused by a 3×3 conv. Not DeSTSeg's (see ``rdlib.methods.rdre.ASSUMPTIONS``, "ASPP layout")."""
 
     def __init__(self, channels: int, rates: tuple[int, ...] = (6, 12, 18)):
         super().__init__()
