@@ -83,7 +83,7 @@ from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel
 from rdlib.methods import get_model, method_profile
 from rdlib.models import TEACHERS
 from rdlib.results import (METRIC_LABELS, chance_sentence, compare, load_paper_numbers, paper_row,
-                           protocol_note, readable, with_paper_columns)
+                           protocol_note, readable)
 from rdlib.runs import build_datasets
 from rdlib.stats import mean_interval_table
 from rdlib.viz import book_style, category_chart, panel_grid, score_histogram, show
@@ -368,6 +368,7 @@ glue("abl_size", f"{abl_size}²", display=False)
 glue("abl_steps", str(abl_steps), display=False)
 paper = load_paper_numbers()
 ABL_METRICS = ["i_auroc", "p_auroc", "pro_rd"]
+PAPER_METRICS = ("i_auroc", "p_auroc", "pro")                  # the paper's columns beside ours (its PRO is the RD code's)
 abl_options = {**OPTIONS, "image_size": abl_size, "epochs": abl_epochs}
 claims = ClaimLog("rd")           # the verdicts, also saved for the comparison chapter
 
@@ -380,9 +381,9 @@ def ablation(variants: dict, rescored: dict | None = None) -> pd.DataFrame:
                     rescored=rescored)
 
 
-def paper_claim(grid: pd.DataFrame, a: str, b: str, claim: str, metric: str = "i_auroc") -> None:
-    """Record the verdict on the paper's claim 'a beats b', judged on the runs in ``grid`` at this budget."""
-    claims.add(judge(grid, a, b, metric, claim, paper_claim=True))
+def report(grid: pd.DataFrame) -> AblationReport:
+    """A grid's table beside the paper's, and its claims judged into the chapter's log (with the paper's effect)."""
+    return AblationReport("rd", grid, ABL_METRICS, paper, log=claims)
 
 
 # %% [markdown]
@@ -394,10 +395,10 @@ def paper_claim(grid: pd.DataFrame, a: str, b: str, claim: str, metric: str = "i
 # %%
 if ABLATION_CATEGORIES:
     g5 = ablation({"Pre": dict(bottleneck="pre"), "+OCE": dict(bottleneck="oce"), "+OCE+MFF": dict(bottleneck="oce+mff")})
-    t5 = mean_interval_table(g5, ABL_METRICS)
-    display(readable(with_paper_columns(t5, "rd_table5", ["rd_pre", "rd_pre_oce", "rd_pre_oce_mff"], df=paper)))
-    paper_claim(g5, "+OCE+MFF", "Pre", "The full OCBE beats the pretrained-stage bottleneck (Table 5)")
-    paper_claim(g5, "+OCE+MFF", "+OCE", "Multi-scale fusion improves the one-class embedding (Table 5)")
+    r5 = report(g5)
+    r5.table(["Pre", "+OCE", "+OCE+MFF"], "rd_table5", ["rd_pre", "rd_pre_oce", "rd_pre_oce_mff"], PAPER_METRICS)
+    r5.judge("+OCE+MFF", "Pre", "The full OCBE beats the pretrained-stage bottleneck (Table 5)", "i_auroc")
+    r5.judge("+OCE+MFF", "+OCE", "Multi-scale fusion improves the one-class embedding (Table 5)", "i_auroc")
 
 # %% [markdown]
 # **Teacher (Table 6).** The paper compares ResNet18, ResNet50 and WideResNet50-2 teachers. Their ImageNet weights
@@ -414,12 +415,12 @@ if ABLATION_CATEGORIES:
     if RANDOM_TEACHER_ROW:
         teachers6["efficientnet_lite0 (random init)"] = dict(teacher="efficientnet_lite0", weights="random")
     g6 = ablation(teachers6)
-    t6 = mean_interval_table(g6, ABL_METRICS)
-    display(readable(with_paper_columns(t6, "rd_table6", ["rd_resnet18", "rd_resnet50", "rd_wrn50", None, None][:len(t6)],
-                                        df=paper)))
+    r6 = report(g6)
+    r6.table(list(teachers6), "rd_table6", ["rd_resnet18", "rd_resnet50", "rd_wrn50", None, None][:len(teachers6)],
+             PAPER_METRICS)
     if RANDOM_TEACHER_ROW:
-        paper_claim(g6, "efficientnet_lite0 (ImageNet)", "efficientnet_lite0 (random init)",
-                    "An ImageNet teacher beats a random one (the premise of Table 6)")
+        r6.judge("efficientnet_lite0 (ImageNet)", "efficientnet_lite0 (random init)",
+                 "An ImageNet teacher beats a random one (the premise of Table 6)", "i_auroc")
 glue("random_row", "on in this build" if RANDOM_TEACHER_ROW else "off in the CPU book, to fit its budget; on in the "
      "`full` profile", display=False)
 
@@ -432,10 +433,10 @@ if ABLATION_CATEGORIES:
     subsets = {"M1": (0,), "M2": (1,), "M3": (2,), "M2,3": (1, 2), "M1,2,3": (0, 1, 2)}
     g7 = ablation({"trained": {}}, rescored={label: ("trained", {"levels": lv}) for label, lv in subsets.items()})
     g7 = g7[g7.variant != "trained"]
-    t7 = mean_interval_table(g7, ABL_METRICS)
-    display(readable(with_paper_columns(t7, "rd_table7", ["rd_m1", "rd_m2", "rd_m3", "rd_m23", "rd_m123"], df=paper)))
-    paper_claim(g7, "M1,2,3", "M2,3", "All three maps beat the two deeper ones (Table 7)")
-    paper_claim(g7, "M1,2,3", "M1", "All three maps beat the shallowest alone (Table 7)")
+    r7 = report(g7)
+    r7.table(list(subsets), "rd_table7", ["rd_m1", "rd_m2", "rd_m3", "rd_m23", "rd_m123"], PAPER_METRICS)
+    r7.judge("M1,2,3", "M2,3", "All three maps beat the two deeper ones (Table 7)", "i_auroc")
+    r7.judge("M1,2,3", "M1", "All three maps beat the shallowest alone (Table 7)", "i_auroc")
 
 # %% [markdown]
 # **Loss (RD4AD issue #22).** The official flattened loss against the paper's per-pixel loss (Eq. 2).
@@ -444,8 +445,8 @@ if ABLATION_CATEGORIES:
 if ABLATION_CATEGORIES:
     gl = ablation({"flatten (official code)": dict(loss="flatten"), "pixel (paper Eq. 2)": dict(loss="pixel")})
     display(readable(mean_interval_table(gl, ABL_METRICS)))
-    paper_claim(gl, "flatten (official code)", "pixel (paper Eq. 2)",
-          "The official flattened loss beats the paper's per-pixel loss (RD4AD #22)")
+    report(gl).judge("flatten (official code)", "pixel (paper Eq. 2)",
+                     "The official flattened loss beats the paper's per-pixel loss (RD4AD #22)", "i_auroc")
 
 # %% [markdown]
 # ### Why RD trails the nearest-neighbour reference here

@@ -241,9 +241,10 @@ class AblationReport:
 
     SKIPPED = "_Ablations skipped in this profile._"
 
-    def __init__(self, chapter: str, grid: pd.DataFrame, metrics, paper: pd.DataFrame | None = None):
+    def __init__(self, chapter: str, grid: pd.DataFrame, metrics, paper: pd.DataFrame | None = None,
+                 log: ClaimLog | None = None):
         self.grid, self.metrics, self.paper = grid, list(metrics), paper
-        self.log = ClaimLog(chapter)
+        self.log = log if log is not None else ClaimLog(chapter)      # a chapter with several grids shares one log
         self.paper_rows: dict[str, tuple] = {}      # variant → (table_id, paper method, match) of the last table shown
 
     def table(self, rows: list[str], table_id: str, paper_methods: list, paper_metrics, **match) -> None:

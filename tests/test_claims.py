@@ -67,6 +67,10 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     assert both.paper_effect("A", "B", "p_auroc") is None and both.paper_effect("A", "C", "i_auroc") is None
     both.judge("A", "B", "A beats B", "i_auroc")
     assert both.log.verdicts[-1].paper_diff == pytest.approx(3.0)
+    shared = ClaimLog("toy")                                                      # several grids, one chapter log
+    AblationReport("toy", df, ["i_auroc"], paper, log=shared).judge("A", "B", "first", "i_auroc")
+    AblationReport("toy", df, ["i_auroc"], paper, log=shared).judge("B", "A", "second", "i_auroc")
+    assert [v.claim for v in shared.verdicts] == ["first", "second"]
 
 
 def _papers(rows):
