@@ -11,6 +11,10 @@ method's package is never part of another's code unless it imports it.
 
     code_files("urd")      # ('rdlib/__init__.py', ..., 'rdlib/methods/urd/loss.py', ..., 'rdlib/training.py')
     code_hash("urd")       # 16 hex digits
+
+The hash is read from the files once per process, as the modules are: a process that edits rdlib's source and
+reloads it (e.g. a notebook kernel with autoreload) calls :func:`clear_cache` too, or restarts, so that its keys
+describe the code it now runs.
 """
 from __future__ import annotations
 
