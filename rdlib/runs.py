@@ -152,13 +152,9 @@ class Run:
 
     @property
     def steps(self) -> int:
-        """Optimizer steps the run took over all its stages that have optimizers (0 for a training-free method)."""
-        if self.info.get("optimizer_steps") is not None:
-            return int(self.info["optimizer_steps"])
-        last = {}                                          # runs stored without the count: every logged stage
-        for h in self.history:
-            last[h.get("stage")] = h["step"]
-        return sum(last.values())
+        """Optimizer steps the run took over all its stages that have optimizers (0 for a training-free method),
+        as the loop counted them (:meth:`rdlib.training.LoopState.optimizer_steps`)."""
+        return int(self.info["optimizer_steps"])
 
     def design_row(self) -> dict:
         """What a long table needs besides the metrics to say what a verdict rests on."""

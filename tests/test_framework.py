@@ -389,8 +389,8 @@ def test_side_by_side_and_training_cost_per_optimizer_step_by_hand():
     assert t.loc["coffee", "RD P-AUROC"] == 70.0 and np.isnan(t.loc["coffee", "kNN I-AUROC"])
     # two stages of 10 and 30 steps in 8 s → 200 ms per step; a single-stage run of 40 steps in 2 s → 50 ms
     two = Run(None, None, {}, [{"stage": "a", "step": 5}, {"stage": "a", "step": 10}, {"stage": "b", "step": 30}],
-              {"train_seconds": 8.0})
-    one = Run(None, None, {}, [{"stage": "main", "step": 40}], {"train_seconds": 2.0})
+              {"train_seconds": 8.0, "optimizer_steps": 40})
+    one = Run(None, None, {}, [{"stage": "main", "step": 40}], {"train_seconds": 2.0, "optimizer_steps": 40})
     assert two.steps == 40 and one.steps == 40
     assert train_ms_per_step(CategoryRuns(runs={"x": two, "y": one})) == pytest.approx(125.0)
 
