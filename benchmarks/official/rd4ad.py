@@ -1,0 +1,106 @@
+"""RD (Deng & Li, CVPR 2022) against the official RD4AD code (github.com/hq-deng/RD4AD).
+
+Official pieces used: ``resnet.wide_resnet50_2`` (encoder + ``BN_layer``, the OCBE), ``de_resnet.de_wide_resnet50_2``
+(the decoder), ``main.loss_fucntion`` (the training loss), ``main.py``'s Adam, ``test.cal_anomaly_map`` with
+``amap_mode='a'`` and ``scipy.ndimage.gaussian_filter(σ=4)`` (the evaluation map; the image score is its maximum).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter
+from torch import nn
+
+from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, KeyMap, compare, compare_levels,
+                                         compare_tensors, copy_weights, official_modules, randomize_batchnorm_,
+                                         share_gradients)
+
+REPOSITORY = "hq-deng/RD4AD"
+PAPER = "RD"
+MODULES = ["resnet", "de_resnet", "main", "test"]
+
+KEYMAP = KeyMap(
+    rules=[
+        (r"^encoder\.(conv1|bn1|layer1|layer2|layer3)\.", r"teacher.body.\1."),      # timm features_only ResNet
+        (r"^bn\.conv1\.", "bottleneck.mff1.0.0."), (r"^bn\.bn1\.", "bottleneck.mff1.0.1."),   # f1: two stride-2 convs
+        (r"^bn\.conv2\.", "bottleneck.mff1.1.0."), (r"^bn\.bn2\.", "bottleneck.mff1.1.1."),
+        (r"^bn\.conv3\.", "bottleneck.mff2.0."), (r"^bn\.bn3\.", "bottleneck.mff2.1."),       # f2: one
+        (r"^bn\.bn_layer\.", "bottleneck.oce."),                                            # OCE
+        (r"^decoder\.layer1\.", "decoder.stage_a."), (r"^decoder\.layer2\.", "decoder.stage_b."),
+        (r"^decoder\.layer3\.", "decoder.stage_c."),
+    ],
+    renames=[(r"^(bottleneck|decoder)\.(.*)\.(downsample|upsample)\.", r"\1.\2.shortcut.")],
+    unused={r"^encoder\.(layer4|fc)\.": "encoder layer4 and fc: built, never reached (the forward returns layer1-3)",
+            r"^bn\.(conv4|bn4)\.": "BN_layer conv4/bn4: built in __init__, never called in forward"},
+)
+
+
+def official_map(t: list[torch.Tensor], s: list[torch.Tensor], size: int, test) -> tuple[np.ndarray, np.ndarray]:
+    """The official evaluation, one image at a time (it reads item 0 of the batch): map B×S×S, score B."""
+    maps = []
+    for i in range(t[0].shape[0]):
+        m, _ = test.cal_anomaly_map([f[i:i + 1] for f in s], [f[i:i + 1] for f in t], size, amap_mode="a")
+        maps.append(gaussian_filter(m, sigma=4))
+    maps = np.stack(maps)
+    return maps, maps.reshape(len(maps), -1).max(1)
+
+
+def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) -> dict:
+    from rdlib.methods import create_method
+    from rdlib.methods.rd.loss import rd_loss
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    method = create_method("rd", teacher="wide_resnet50_2", weights="random", image_size=image_size)
+    model = method.model
+    randomize_batchnorm_(model, g)
+    with official_modules(checkout, MODULES) as off:
+        encoder, bn = off.resnet.wide_resnet50_2(pretrained=False)
+        decoder = off.de_resnet.de_wide_resnet50_2(pretrained=False)
+        official = nn.ModuleDict({"encoder": encoder, "bn": bn, "decoder": decoder})
+        account = copy_weights(model, official, KEYMAP)
+        mapping = account.pop("mapping")
+        rows = []
+
+        x = torch.rand(batch, 3, image_size, image_size, generator=g)     # rdlib: [0, 1]; official: normalised
+        xn = (x - IMAGENET_MEAN) / IMAGENET_STD
+        # training step, as main.py runs it: encoder in eval, bn and decoder in train mode
+        encoder.eval(); bn.train(); decoder.train()
+        method.train()
+        t_off = encoder(xn)
+        t_our = model.encode(x)
+        rows += compare_levels("teacher features f_E", t_our, t_off)
+        phi_off, phi_our = bn(t_off), model.bottleneck(t_our)
+        rows.append(compare("OCBE embedding φ (train mode)", phi_our, phi_off))
+        s_off, s_our = decoder(phi_off), model.decoder(phi_our)
+        rows += compare_levels("student features f_D (train mode)", s_our, s_off)
+        loss_off = off.main.loss_fucntion(t_off, s_off)
+        loss_our = rd_loss(t_our, s_our)
+        rows.append(compare("loss (flattened cosine, main.loss_fucntion)", loss_our, loss_off))
+        opt_off = torch.optim.Adam(list(decoder.parameters()) + list(bn.parameters()), lr=0.005, betas=(0.5, 0.999))
+        opt_our = method.configure_optimizers(method.stages()[0])["student"]
+        opt_off.zero_grad(); opt_our.zero_grad()
+        loss_off.backward(); loss_our.backward()
+        rows.append(compare_tensors("gradients of every trainable tensor", model, official, mapping, "grad"))
+        share_gradients(model, official, mapping)
+        opt_off.step(); opt_our.step()
+        rows.append(compare_tensors("parameters after one Adam step (same gradients)", model, official, mapping,
+                                    "param"))
+        rows.append(compare_tensors("BN running statistics after the step", model, official, mapping, "buffer"))
+
+        # evaluation, as test.evaluation runs it
+        bn.eval(); decoder.eval()
+        method.eval()
+        with torch.no_grad():
+            t_off = encoder(xn)
+            map_off, score_off = official_map(t_off, decoder(bn(t_off)), image_size, off.test)
+            map_our, score_our = method.predict(x)
+        rows.append(compare("anomaly map (Σ levels, Gaussian σ=4)", map_our[:, 0], map_off))
+        rows.append(compare("image score (max of the map)", score_our, score_off))
+    return {"paper": PAPER, "official": {"repository": REPOSITORY, "modules": MODULES},
+            "setup": {"teacher": "wide_resnet50_2, random weights, BN statistics randomised", "image_size": image_size,
+                      "batch": batch, "seed": seed, "dtype": "float32", "device": "cpu",
+                      "input": "uniform noise in [0, 1]; the official models get it ImageNet-normalised"},
+            "weights": account, "components": rows}
