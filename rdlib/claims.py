@@ -298,20 +298,12 @@ def read_claims(profile: str, runs_dir: str | Path | None = None) -> pd.DataFram
             else pd.DataFrame(columns=[*CLAIM_COLUMNS, "label"]))
 
 
-def _our_metric(metric: str, pro_variant) -> str:
-    """The metric of ours a paper's column is judged on: PRO computed as the RD code does where the paper says so,
-    the standard pooled AUPRO where it does not say."""
-    if metric != "pro":
-        return metric
-    return "pro_rd" if pro_variant == "rd_per_image" else "aupro"
-
-
 def paper_claims(df: pd.DataFrame | None = None, datasets=("mvtec_ad",),
                  metrics=("i_auroc", "i_ap", "p_auroc", "p_ap", "pro")) -> pd.DataFrame:
     """Every "our method beats RD" and "... beats RD++" of the URD, AAND and RD-RE result tables on ``datasets``
     (the mean row of each, where the paper's value is higher), as claims to judge: paper, table, a, b (rdlib method names), metric (ours), the paper's
     two values and their difference, and the claim's text."""
-    from rdlib.results import load_paper_numbers
+    from rdlib.results import load_paper_numbers, our_pro_metrics
 
     df = load_paper_numbers() if df is None else df
     rows = []
@@ -331,11 +323,11 @@ def paper_claims(df: pd.DataFrame | None = None, datasets=("mvtec_ad",),
                 if va.empty or vb.empty or va.iloc[0] <= vb.iloc[0]:     # a tie or a loss is not a claim
                     continue
                 a, b = PAPER_METHODS[own], PAPER_METHODS[other]
-                ours = _our_metric(metric, t.pro_variant.iloc[0])
-                rows.append({"source": f"{t.paper.iloc[0]} {t.table.iloc[0]}", "table_id": table_id, "dataset": dataset,
-                             "a": a, "b": b, "metric": ours, "paper_a": float(va.iloc[0]), "paper_b": float(vb.iloc[0]),
-                             "paper_diff": float(va.iloc[0] - vb.iloc[0]),
-                             "claim": f"{METHOD_LABELS[a]} beats {METHOD_LABELS[b]} on {_label(ours)}"})
+                for ours in (our_pro_metrics(t.pro_variant.iloc[0]) if metric == "pro" else (metric,)):
+                    rows.append({"source": f"{t.paper.iloc[0]} {t.table.iloc[0]}", "table_id": table_id, "dataset": dataset,
+                                 "a": a, "b": b, "metric": ours, "paper_a": float(va.iloc[0]),
+                                 "paper_b": float(vb.iloc[0]), "paper_diff": float(va.iloc[0] - vb.iloc[0]),
+                                 "claim": f"{METHOD_LABELS[a]} beats {METHOD_LABELS[b]} on {_label(ours)}"})
     return pd.DataFrame(rows)
 
 

@@ -47,14 +47,34 @@ def paper_row(df: pd.DataFrame, table_id: str, method: str, category: str = "mea
     return sel.iloc[0]
 
 
-def compare(paper: dict[str, float], ours: dict[str, float], metrics: list[str] | None = None) -> pd.DataFrame:
-    """Paper | Ours | Δ (ours − paper) for each metric present in both (``pro`` in the paper ↔ ``pro_rd`` ours)."""
+def our_pro_metrics(pro_variant: str | None) -> tuple[str, ...]:
+    """The one rule for a paper's PRO column, used by every chapter and the comparison: ours computed as that paper's
+    code or text computes it (``rd_per_image`` → ``pro_rd``, ``pooled`` → ``aupro``); when the paper does not say,
+    both, each labelled."""
+    if pro_variant == "rd_per_image":
+        return ("pro_rd",)
+    if pro_variant == "pooled":
+        return ("aupro",)
+    if pro_variant in (None, "unknown") or pd.isna(pro_variant):
+        return ("pro_rd", "aupro")
+    raise ValueError(f"pro_variant={pro_variant!r}; choose from {sorted(PRO_VARIANTS)}")
+
+
+def compare(paper: dict[str, float], ours: dict[str, float], metrics: list[str] | None = None,
+            pro_variant: str | None = None) -> pd.DataFrame:
+    """Paper | Ours | Δ (ours − paper) for each metric present in both. The paper's PRO is set beside ours by
+    :func:`our_pro_metrics` (``pro_variant``: the table's protocol, e.g. ``paper_row(...).pro_variant``; required
+    when the paper has a PRO); an unknown variant gives one row per candidate."""
     metrics = metrics or [m for m in ("i_auroc", "i_ap", "p_auroc", "p_ap", "pro") if m in paper and pd.notna(paper[m])]
     rows = []
     for m in metrics:
-        ours_key = "pro_rd" if m == "pro" and "pro_rd" in ours else m
-        p, o = float(paper[m]), float(ours.get(ours_key, float("nan")))
-        rows.append({"metric": METRIC_LABELS.get(m, m), "paper": p, "ours": o, "Δ": o - p})
+        if m == "pro" and pro_variant is None:
+            raise ValueError("the paper reports PRO: pass pro_variant (its table's protocol.pro_variant) so ours is "
+                             "computed the same way")
+        for ours_key in (our_pro_metrics(pro_variant) if m == "pro" else (m,)):
+            p, o = float(paper[m]), float(ours.get(ours_key, float("nan")))
+            label = f"PRO vs ours {METRIC_LABELS[ours_key]}" if m == "pro" else METRIC_LABELS.get(m, m)
+            rows.append({"metric": label, "paper": p, "ours": o, "Δ": o - p})
     return pd.DataFrame(rows).set_index("metric")
 
 
@@ -114,3 +134,21 @@ def chance_sentence(predictions_by_category: dict) -> str:
 def readable(df: pd.DataFrame) -> pd.DataFrame:
     """Columns named as a reader knows them, with their unit: ``i_auroc`` → ``I-AUROC (%)``."""
     return df.rename(columns={k: f"{v} (%)" for k, v in METRIC_LABELS.items()})
+
+
+def coverage(paper: str) -> pd.DataFrame:
+    """Every table and result figure of ``paper`` ("rd", "urd", "aand", "rd_re"), from
+    ``rdlib/resources/coverage.yaml``: where its chapter reproduces it (section, at the book's scale) or why not."""
+    from rdlib.paths import resource
+
+    data = yaml.safe_load(resource("coverage.yaml").read_text())
+    if paper not in data:
+        raise ValueError(f"no coverage list for paper {paper!r}; choose from {sorted(data)}")
+    return pd.DataFrame([{"paper's": it["item"], "in this chapter": it.get("shown", "not reproduced"),
+                          "why / note": it.get("reason", it.get("note", ""))} for it in data[paper]["items"]])
+
+
+def not_reproduced(paper: str) -> pd.DataFrame:
+    """The part of :func:`coverage` the chapter does not reproduce, with the reason (each chapter ends with it)."""
+    c = coverage(paper)
+    return c[c["in this chapter"] == "not reproduced"].drop(columns="in this chapter").set_index("paper's")

@@ -1,6 +1,7 @@
 """Claims judged on runs (rdlib.claims), ranks, the per-category interval plot, and the comparison profiles' promise
 that the comparison chapter reuses the paper chapters' ablation runs by key."""
 import math
+from pathlib import Path
 
 import jupytext
 import matplotlib
@@ -86,8 +87,9 @@ def test_paper_claims_takes_the_papers_own_method_against_rd_and_rdpp_only_where
     got = {(r.a, r.b, r.metric): r.paper_diff for r in c.itertuples()}
     assert got == {("urd", "rd", "i_auroc"): pytest.approx(1.0), ("urd", "rd", "pro_rd"): pytest.approx(5.0),
                    ("urd", "rdpp", "pro_rd"): pytest.approx(2.0)}               # the tie with RD++ is not a claim
-    pooled = paper_claims(df.assign(pro_variant="unknown"))
-    assert set(pooled.metric) == {"i_auroc", "aupro"}                           # PRO not stated: the standard AUPRO
+    unknown = paper_claims(df.assign(pro_variant="unknown"))
+    assert set(unknown.metric) == {"i_auroc", "pro_rd", "aupro"}                # PRO not stated: both, one claim each
+    assert set(paper_claims(df.assign(pro_variant="pooled")).metric) == {"i_auroc", "aupro"}
     assert paper_claims(df.assign(dataset="visa")).empty                        # only the datasets asked for
 
 
@@ -180,3 +182,43 @@ def test_compare_profile_is_the_chapters_ablation_baseline(method, chapter, over
     compare_spec = RunSpec.from_profile(method, "compare", "/data", "brick", None, {"seed": 112})
     assert chapter_spec.full_options() == compare_spec.full_options()
     assert chapter_spec.fit_config().key_dict() == compare_spec.fit_config().key_dict()
+
+
+def test_paper_vs_ours_follows_the_one_pro_rule():
+    from rdlib.results import compare, our_pro_metrics
+
+    ours = {"i_auroc": 90.0, "pro_rd": 80.0, "aupro": 70.0}
+    t = compare({"i_auroc": 95.0, "pro": 85.0}, ours, pro_variant="rd_per_image")
+    assert t.loc["PRO vs ours PRO (RD per-image)", "Δ"] == pytest.approx(-5.0) and len(t) == 2
+    both = compare({"i_auroc": 95.0, "pro": 85.0}, ours, pro_variant="unknown")
+    assert list(both["ours"]) == [90.0, 80.0, 70.0]                             # unknown: both of ours, labelled
+    assert compare({"pro": 85.0}, ours, pro_variant="pooled")["ours"].tolist() == [70.0]
+    with pytest.raises(ValueError, match="pro_variant"):
+        compare({"pro": 85.0}, ours)
+    with pytest.raises(ValueError, match="pooled"):
+        our_pro_metrics("made up")
+
+
+def test_coverage_accounts_for_every_table_and_names_real_sections():
+    import yaml
+
+    from rdlib.paths import resource
+    from rdlib.results import coverage, load_paper_numbers, not_reproduced
+
+    listed = yaml.safe_load(resource("coverage.yaml").read_text())
+    tables = load_paper_numbers().groupby("paper").table_id.unique()
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    for paper, entry in listed.items():
+        ids = {it.get("id") for it in entry["items"]} - {None}
+        assert ids == set(tables[paper]), f"{paper}: tables not accounted for {set(tables[paper]) - ids}"
+        source = (notebooks / f"{entry['chapter']}.py").read_text()
+        headings = {line[5:].strip() for line in source.splitlines() if line.startswith("# ## ")}
+        for it in entry["items"]:
+            assert ("shown" in it) != ("reason" in it), it                   # reproduced, or a reason why not
+            if "shown" in it:
+                assert it["shown"] in headings, f"{paper}: no section {it['shown']!r} in {entry['chapter']}"
+            if it.get("id") and "shown" in it:
+                assert f'"{it["id"]}"' in source, f"{paper}: {it['id']} listed as shown but the chapter never reads it"
+        assert len(coverage(paper)) == len(entry["items"])
+        assert (not_reproduced(paper)["why / note"].str.len() > 20).all()
+    assert "Table 4" in not_reproduced("rd").index and "Table VI" in not_reproduced("aand").index
