@@ -5,15 +5,14 @@
   blend of the four corner dot products, scaled by √2. Every sample of the batch has its own resolution.
 * :func:`perlin_masks` — DRAEM's masks: resolution 2^a × 2^b (a, b ~ U{0..5} independently), the noise rotated by a
   random angle in ±90°, thresholded at 0.5.
-* :func:`simplex_noise3d` / :func:`simplex_octaves` — 3-D simplex noise (Gustavson's formulation of Perlin's
-  simplex noise) and its fractal sum, for RD++'s noise (6 octaves, persistence 0.6, base frequency 32). RD++ uses
-  the OpenSimplex variant; both are smooth gradient noise on a simplex lattice with values in about [−1, 1], but
-  the lattices differ, so individual values are not the same.
+* :func:`simplex_octaves` — RD++'s noise: the fractal sum (6 octaves, persistence 0.6, a first octave 32 px
+  wide) of 3-D OpenSimplex noise from the ``opensimplex`` package, the lattice RD++'s dataset uses.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -83,56 +82,31 @@ def perlin_masks(batch: int, height: int, width: int, generator: torch.Generator
 
 
 # --------------------------------------------------------------------------------------------------- simplex
-_GRAD3 = torch.tensor([[1, 1, 0], [-1, 1, 0], [1, -1, 0], [-1, -1, 0], [1, 0, 1], [-1, 0, 1], [1, 0, -1],
-                       [-1, 0, -1], [0, 1, 1], [0, -1, 1], [0, 1, -1], [0, -1, -1]], dtype=torch.float32)
-_F3, _G3 = 1.0 / 3.0, 1.0 / 6.0
-
-
-def simplex_noise3d(points: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """3-D simplex noise at ``points`` (…×3), with a permutation table ``perm`` (512 ints: a permutation of 0..255,
-    repeated). Values in about [−1, 1] (Gustavson's scaling 32)."""
-    dev = points.device
-    grad, perm = _GRAD3.to(dev), perm.to(dev)
-    p = points.float()
-    s = p.sum(-1, keepdim=True) * _F3                        # skew into the simplex lattice
-    ijk = torch.floor(p + s)
-    t = ijk.sum(-1, keepdim=True) * _G3
-    x0 = p - (ijk - t)                                       # offset from the cell origin (unskewed)
-    # which of the six tetrahedra: rank the coordinates of x0
-    order = torch.argsort(x0, dim=-1, descending=True)
-    e = torch.eye(3, device=dev)
-    o1 = e[order[..., 0]]
-    o2 = o1 + e[order[..., 1]]
-    offsets = [torch.zeros_like(x0), o1, o2, torch.ones_like(x0)]
-    ii = ijk.long() & 255
-    total = torch.zeros(p.shape[:-1], device=dev)
-    for k, off in enumerate(offsets):
-        xk = x0 - off + k * _G3
-        idx = ii + off.long()
-        gi = perm[idx[..., 0] + perm[idx[..., 1] + perm[idx[..., 2]]]] % 12
-        tk = (0.6 - (xk * xk).sum(-1)).clamp_min(0)
-        total = total + tk ** 4 * (grad[gi] * xk).sum(-1)
-    return 32.0 * total
-
-
-def random_permutation(generator: torch.Generator | None = None) -> torch.Tensor:
-    perm = torch.randperm(256, generator=generator)
-    return torch.cat([perm, perm])
-
-
 def simplex_octaves(shape: tuple[int, int, int], octaves: int = 6, persistence: float = 0.6, frequency: float = 32.0,
                     generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Fractal 3-D simplex noise on a (D, H, W) grid: Σ_o persistence^o · noise(2^o · frequency · x) / Σ persistence^o,
-    with x the grid coordinates divided by H (RD++: D = 3 colour channels, 6 octaves, persistence 0.6)."""
+    """Fractal 3-D OpenSimplex noise on a (D, H, W) grid, summed as RD++'s ``rand_3d_octaves`` sums it::
+
+        noise(c) = Σ_o persistence^o · opensimplex(c / (frequency / 2^o))      (c: integer channel, row, column)
+
+    The lattice is the ``opensimplex`` package's, the one RD++'s dataset uses, seeded from ``generator``: with the
+    same seed the values equal the official ones (the equivalence harness checks this). The first octave varies over
+    ``frequency`` (32) pixels, each further octave twice as fast; the amplitudes are not normalised. On RD++'s
+    10–31 px boxes the noise is therefore smooth and nearly the same in the three colour channels (D = 3 sits within
+    one lattice cell): a tinted blotch, not pixel noise. RD++ seeds one lattice per dataset; here every call draws its
+    own seed (a different blotch for every synthesised image)."""
+    from opensimplex import OpenSimplex
+
+    seed = int(torch.randint(-2 ** 62, 2 ** 62, (1,), generator=generator))
+    return torch.from_numpy(octave_sum(OpenSimplex(seed), shape, octaves, persistence, frequency)).float().to(device)
+
+
+def octave_sum(lattice, shape: tuple[int, int, int], octaves: int, persistence: float, frequency: float) -> np.ndarray:
+    """Σ_o persistence^o · lattice.noise3array(x / f_o, y / f_o, z / f_o), f_o = frequency / 2^o → D×H×W float64."""
     d, h, w = shape
-    perm = random_permutation(generator)
-    zz, yy, xx = torch.meshgrid(*(torch.arange(n, device=device, dtype=torch.float32) for n in (d, h, w)), indexing="ij")
-    base = torch.stack([zz, yy, xx], -1) / max(h, w)
-    out = torch.zeros(shape, device=device)
-    amp, norm, freq = 1.0, 0.0, frequency
+    out = np.zeros(shape)
+    amp, freq = 1.0, float(frequency)
     for _ in range(octaves):
-        out = out + amp * simplex_noise3d(base * freq, perm)
-        norm += amp
+        out += amp * lattice.noise3array(np.arange(w) / freq, np.arange(h) / freq, np.arange(d) / freq)
         amp *= persistence
-        freq *= 2
-    return out / norm
+        freq /= 2
+    return out
