@@ -190,14 +190,19 @@ def compare_levels(component: str, ours: list, official: list, tolerance: float 
 
 
 def compare_tensors(component: str, ours: nn.Module, official: nn.Module, mapping: dict, what: str,
-                    tolerance: float = TOLERANCE) -> dict:
+                    tolerance: float = TOLERANCE, exclude: str | None = None, only: str | None = None,
+                    absolute: float | None = None) -> dict:
     """One row for many tensors: ``what`` = "grad" (gradients of trainable parameters), "param" (parameters) or
-    "buffer" (BN running statistics); the worst tensor is named."""
+    "buffer" (BN running statistics); the worst tensor is named. ``exclude`` / ``only``: regexes on rdlib names.
+    ``absolute``: judge by the largest absolute difference instead (for tensors whose true value is 0, e.g. the
+    gradient of a bias that a normalisation removes, where both sides hold rounding noise)."""
     o_all = {**dict(official.named_parameters()), **dict(official.named_buffers())}
     u_all = {**dict(ours.named_parameters()), **dict(ours.named_buffers())}
     u_params = dict(ours.named_parameters())
     rows = []
     for ko, ku in mapping.items():
+        if (exclude and re.search(exclude, ku)) or (only and not re.search(only, ku)):
+            continue
         if what == "buffer":
             if ku in u_params or not u_all[ku].is_floating_point():
                 continue
@@ -214,6 +219,11 @@ def compare_tensors(component: str, ours: nn.Module, official: nn.Module, mappin
         rows.append((ku, compare(ku, a, b, tolerance)))
     if not rows:
         raise HarnessError(f"{component}: nothing to compare")
+    if absolute is not None:
+        worst_key, worst = max(rows, key=lambda r: r[1]["max_abs"])
+        return {"component": component, "shape": [len(rows)], "max_abs": worst["max_abs"], "max_rel": None,
+                "tolerance_abs": absolute, "tensors": len(rows), "worst": worst_key,
+                "verdict": "equal" if worst["max_abs"] <= absolute else "differs"}
     worst_key, worst = max(rows, key=lambda r: r[1]["max_rel"])
     return {"component": component, "shape": [len(rows)], "max_abs": max(r["max_abs"] for _, r in rows),
             "max_rel": worst["max_rel"], "tolerance": tolerance, "tensors": len(rows), "worst": worst_key,
