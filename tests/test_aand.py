@@ -285,3 +285,24 @@ def test_stage_one_counts_foreground_patches_with_the_codes_threshold(monkeypatc
     share = F.adaptive_avg_pool2d(fg, deepest.shape)[0, 0]
     assert torch.equal(deepest, (share > 0.3).float())
     assert bool(((share > 0.3) & (share <= 0.5)).any())  # patches the old 0.5 threshold left out are counted now
+
+
+def test_raa_convolutions_start_as_the_official_code_initialises_them():
+    """The official ResNet's Kaiming-normal loop (fan_out, ReLU) runs after its RAA modules are built: every RAA conv
+    weight has std √(2 / (out channels · k²)), not PyTorch's default (about 2.5× smaller for these widths)."""
+    from torch import nn
+
+    from rdlib.methods.aand.raa import RAA
+
+    torch.manual_seed(0)
+    for m in RAA(256).modules():
+        if isinstance(m, nn.Conv2d):
+            expected = (2 / (m.out_channels * m.kernel_size[0] * m.kernel_size[1])) ** 0.5
+            assert abs(float(m.weight.std()) / expected - 1) < 0.05
+
+
+def test_aand_reads_images_bicubic_and_masks_nearest_as_its_code_does():
+    from rdlib.methods import method_class
+
+    dc = method_class("aand").data_config({"image_size": 64})
+    assert (dc.image_interpolation, dc.mask_interpolation) == ("bicubic", "nearest")

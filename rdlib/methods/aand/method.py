@@ -85,7 +85,8 @@ class AANDMethod(Method):
     @classmethod
     def data_config(cls, options: dict) -> DataConfig:
         full = {**cls.option_defaults(), **options}
-        return DataConfig(image_size=int(full["image_size"]), synthesis="aand" if full["raa"] else None)
+        return DataConfig(image_size=int(full["image_size"]), image_interpolation="bicubic",   # official: bicubic
+                          mask_interpolation="nearest", synthesis="aand" if full["raa"] else None)   # and nearest
 
     # --------------------------------------------------------------------------------------------- stages
     def stages(self) -> list[Stage]:

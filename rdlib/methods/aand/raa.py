@@ -77,6 +77,9 @@ class RAA(nn.Module):
             self.query = conv_mlp(channels)                            # MLP_q
             self.memory = nn.Parameter(torch.randn(2 * memory_items, channels))   # [L normal | L anomalous] items
         self.residual_mlp = conv_mlp(channels)                         # MLP_Δ
+        for m in self.modules():      # official code: its ResNet's init loop runs after the RAA modules are built, so
+            if isinstance(m, nn.Conv2d):                      # their convolutions get Kaiming-normal (fan_out, ReLU)
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def gate(self, f: torch.Tensor) -> torch.Tensor:
         """w: B×1×h×w, the softmax mass of the anomalous memory half (Eq. 2–4); ones without MRG."""
