@@ -84,12 +84,14 @@ class KeyMap:
     ``rules``: (regex, replacement), the first that matches an official key rewrites it; ``renames``: applied to every
     rewritten key afterwards (e.g. ``downsample`` → ``shortcut``); ``unused``: regex → why the official forward never
     reads those tensors. Every official tensor must be mapped or unused, every rdlib tensor mapped exactly once, with
-    equal shapes.
+    equal shapes (``reshape``: regexes of official keys whose tensor is the same numbers in another shape, e.g. a
+    leading 1×).
     """
 
     rules: list[tuple[str, str]]
     renames: list[tuple[str, str]] = field(default_factory=list)
     unused: dict[str, str] = field(default_factory=dict)
+    reshape: list[str] = field(default_factory=list)
 
     def resolve(self, official: dict, ours: dict) -> tuple[dict[str, str], dict]:
         mapping, unused, unmatched = {}, {}, []
@@ -117,7 +119,8 @@ class KeyMap:
                                f"{len(twice)} hit twice (e.g. {twice[:3]}), {len(uncovered)} rdlib tensors not covered "
                                f"(e.g. {uncovered[:3]})")
         shapes = [(k, tuple(official[k].shape), tuple(ours[v].shape)) for k, v in mapping.items()
-                  if official[k].shape != ours[v].shape]
+                  if official[k].shape != ours[v].shape and not (any(re.search(p, k) for p in self.reshape)
+                                                                  and official[k].numel() == ours[v].numel())]
         if shapes:
             raise HarnessError(f"shape mismatches, e.g. {shapes[:3]}")
         account = {"official_tensors": len(official), "rdlib_tensors": len(ours), "mapped": len(mapping),
@@ -151,7 +154,7 @@ def copy_weights(ours: nn.Module, official: nn.Module, keymap: KeyMap) -> dict:
     mapping, account = keymap.resolve(osd, usd)
     with torch.no_grad():
         for k, v in mapping.items():
-            osd[k].copy_(usd[v])
+            osd[k].copy_(usd[v].view_as(osd[k]))
     official_params = dict(official.named_parameters())
     account["parameters"] = {"official_all": n_params(official),
                              "official_used": sum(official_params[k].numel() for k in mapping if k in official_params),
@@ -230,6 +233,25 @@ def compare_tensors(component: str, ours: nn.Module, official: nn.Module, mappin
             "verdict": "equal" if all(r["verdict"] == "equal" for _, r in rows) else "differs"}
 
 
+def compare_init(ours: nn.Module, official: nn.Module, keymap: KeyMap, tolerance: float = 0.1) -> dict:
+    """Both sides freshly built (call before :func:`copy_weights`): the standard deviation of every trainable weight
+    with ≥ 4096 elements outside the teacher, matched by the key map. The draws differ, so this compares the
+    initialisation schemes, within ``tolerance`` (10 %) of the official std."""
+    osd, usd = official.state_dict(), ours.state_dict()
+    mapping, _ = keymap.resolve(osd, usd)
+    worst, worst_key, n = 0.0, None, 0
+    for ko, ku in mapping.items():
+        if ku.startswith("teacher.") or not ku.endswith("weight") or usd[ku].numel() < 4096:
+            continue
+        rel = abs(float(usd[ku].float().std()) - float(osd[ko].float().std())) / float(osd[ko].float().std())
+        n += 1
+        if rel >= worst:
+            worst, worst_key = rel, ku
+    return {"component": "initialisation: std of every fresh trainable weight", "shape": [n], "max_abs": None,
+            "max_rel": worst, "tolerance": tolerance, "tensors": n, "worst": worst_key,
+            "verdict": "equal" if worst <= tolerance else "differs"}
+
+
 def share_gradients(ours: nn.Module, official: nn.Module, mapping: dict) -> None:
     """Give rdlib's parameters the official gradients, so a following optimizer step compares the optimizers (their
     hyper-parameters and the tensors they update) and not rounding: Adam's first step is about ±lr·sign(g), so a
@@ -238,7 +260,7 @@ def share_gradients(ours: nn.Module, official: nn.Module, mapping: dict) -> None
     with torch.no_grad():
         for ko, ku in mapping.items():
             if ku in u_params and u_params[ku].grad is not None and o_params[ko].grad is not None:
-                u_params[ku].grad.copy_(o_params[ko].grad)
+                u_params[ku].grad.copy_(o_params[ko].grad.view_as(u_params[ku].grad))
 
 
 # ------------------------------------------------------------------------------------------------------ result

@@ -13,9 +13,9 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, KeyMap, compare, compare_levels,
-                                         compare_tensors, copy_weights, official_modules, randomize_batchnorm_,
-                                         share_gradients)
+from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, KeyMap, compare, compare_init,
+                                         compare_levels, compare_tensors, copy_weights, official_modules,
+                                         randomize_batchnorm_, share_gradients)
 
 REPOSITORY = "hq-deng/RD4AD"
 PAPER = "RD"
@@ -60,9 +60,10 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
         encoder, bn = off.resnet.wide_resnet50_2(pretrained=False)
         decoder = off.de_resnet.de_wide_resnet50_2(pretrained=False)
         official = nn.ModuleDict({"encoder": encoder, "bn": bn, "decoder": decoder})
+        init = compare_init(model, official, KEYMAP)
         account = copy_weights(model, official, KEYMAP)
         mapping = account.pop("mapping")
-        rows = []
+        rows = [init]
 
         x = torch.rand(batch, 3, image_size, image_size, generator=g)     # rdlib: [0, 1]; official: normalised
         xn = (x - IMAGENET_MEAN) / IMAGENET_STD

@@ -17,9 +17,9 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, KeyMap, compare, compare_levels,
-                                         compare_tensors, copy_weights, official_modules, randomize_batchnorm_,
-                                         share_gradients)
+from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, KeyMap, compare, compare_init,
+                                         compare_levels, compare_tensors, copy_weights, official_modules,
+                                         randomize_batchnorm_, share_gradients)
 
 REPOSITORY = "tientrandinh/Revisiting-Reverse-Distillation"
 PAPER = "RD++"
@@ -123,9 +123,10 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
         decoder = off.model_de_resnet.de_wide_resnet50_2(pretrained=False)
         proj = off.utils_utils_train.MultiProjectionLayer(base=64)
         official = nn.ModuleDict({"encoder": encoder, "bn": bn, "decoder": decoder, "proj": proj})
+        init = compare_init(model, official, KEYMAP)
         account = copy_weights(model, official, KEYMAP)
         mapping = account.pop("mapping")
-        rows = []
+        rows = [init]
 
         # the noise itself: the same OpenSimplex seed on both sides
         lattice = off.dataset_noise.Simplex_CLASS()
