@@ -108,7 +108,7 @@ def test_official_modules_imports_from_the_checkout_and_cleans_up(tmp_path):
             pass
 
 
-COMPONENTS_REQUIRED = ("loss", "gradients", "parameters after one", "anomaly map", "image score")
+COMPONENTS_REQUIRED = ("initialisation", "loss", "gradients", "parameters after", "anomaly map", "image score")
 
 
 @pytest.mark.parametrize("name", sorted(REPOSITORIES))
