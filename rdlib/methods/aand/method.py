@@ -7,8 +7,16 @@ Both stages: Adam(lr 0.005, β = (0.5, 0.999)) and MultiStepLR ×0.2 at 80 % and
 teacher's features of the training images are computed once (as RD's cache). The last checkpoint of each stage is
 kept by default; AAND's code selects stage 1 by the gate's precision on the test set and stage 2 by I-AUROC + P-AUROC
 on the test set, available as labelled options: ``FitConfig(stage_selection={"raa": {"selection": "best_on_test",
-"metric": "gate_precision"}}, selection="best_on_test", selection_metric="i_auroc+p_auroc")``; its early stop
-(test I-AUROC above 99.9) is ``stop_above=99.9`` in a stage's selection rule."""
+"metric": "gate_precision"}}, selection="best_on_test", selection_metric="i_auroc+p_auroc")``. Its early stop (test
+I-AUROC above 99.9 while selecting on another metric) has no counterpart: ``stop_above`` tests the selection metric
+itself. rdlib's ``gate_precision`` pools all patches; the code's averages per image.
+
+The equivalence harness (``benchmarks/official/aand.py``) shows the networks, both losses, their gradients, the
+optimizers and the maps equal to the official code. Outside what it checks, rdlib differs in the data pipeline:
+foreground masks are computed on the resized image (the code blurs at native resolution, σ = 8 px, in uint8, and its
+'cabel' typo leaves cable without a rule); up to 10 mask draws (code: 11), Perlin scales drawn anew per draw; the
+texture in RGB (code: OpenCV's BGR) and torchvision re-implementations of the imgaug augmenters; L_A's patch subsample
+from torch's generator (code: NumPy's), which matters only above 5,000 normal / 1,000 anomalous patches per level."""
 from __future__ import annotations
 
 from typing import Iterable
