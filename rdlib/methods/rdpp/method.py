@@ -1,7 +1,7 @@
 """RD++ as a trainable method (Tien et al., CVPR 2023; official code tientrandinh/Revisiting-Reverse-Distillation, ``main.py``).
 
 One stage trains projection + OCBE + decoder on pairs (normal image x, noisy copy x̃) from the ``rdpp`` synthesis
-preset (simplex noise × 0.2 added in one 10–32 px box, no mask):
+preset (OpenSimplex noise × 0.2 added in one 10–31 px box, no mask, no clipping):
 
     L = L_distill(E(x), D(OCBE(P(E(x))))) + 0.2 · L_proj(E(x̃), P(E(x̃)), P(E(x)))
 

@@ -1,6 +1,6 @@
 """RD++ model: RD (:class:`rdlib.methods.rd.ReverseDistillation`) with a projection P between the frozen teacher
 and the OCBE. The map compares D's output with the *raw* teacher maps E(x), so the projection is part of the
-inference path (as in the official ``test.py``):
+inference path (as in the official ``utils/utils_test.py``):
 
     f_E = E(x);  f_P = P(f_E);  f_D = D(OCBE(f_P));  map = Σ_k up(1 − cos_c(f_E^k, f_D^k)),  score = max(map)
 """

@@ -1,4 +1,4 @@
-"""RD++'s projection layers (Tien et al., CVPR 2023, Sec. 3; official ``model.py``): one per teacher level, between the frozen teacher and the OCBE.
+"""RD++'s projection layers (Tien et al., CVPR 2023, Sec. 3; official ``utils/utils_train.py``, ``MultiProjectionLayer``): one per teacher level, between the frozen teacher and the OCBE.
 
     P_k = 4 × [conv3×3 → InstanceNorm → LeakyReLU],  channels C → C/2 → C/4 → C/2 → C      (official ``ProjLayer``)
 
