@@ -34,7 +34,15 @@ def load_equivalence(name: str, folder: str | Path | None = None) -> dict | None
 
 
 def _sci(x) -> str:
-    return "n/a" if x is None else ("0" if x == 0 else f"{x:.1e}")
+    return "n/a" if x is None else ("0" if x == 0 else f"{x:.1e}".replace("e-0", "e-"))
+
+
+def _tolerance(row: dict) -> str:
+    if "tolerance_abs" in row:
+        return f"{_sci(row['tolerance_abs'])} absolute"
+    if row["component"].startswith("initialisation"):
+        return f"{row['tolerance']:.0%} of the std"
+    return f"{_sci(row['tolerance'])} relative"
 
 
 def equivalence_table(name: str, folder: str | Path | None = None) -> tuple[str, pd.DataFrame | None]:
@@ -51,6 +59,7 @@ def equivalence_table(name: str, folder: str | Path | None = None) -> tuple[str,
     table = pd.DataFrame({"component": [c["component"] for c in rows],
                           "max abs. difference": [_sci(c["max_abs"]) for c in rows],
                           "max rel. difference": [_sci(c["max_rel"]) for c in rows],
+                          "tolerance": [_tolerance(c) for c in rows],
                           "verdict": [c["verdict"] for c in rows]}).set_index("component")
     n_equal = sum(c["verdict"] == "equal" for c in rows)
     w = r["weights"]
@@ -58,7 +67,8 @@ def equivalence_table(name: str, folder: str | Path | None = None) -> tuple[str,
     s = r["setup"]
     rd = r["rdlib"]
     sentence = (
-        f"**{n_equal} of {len(rows)} components equal** within {r['tolerance_rel']:g} relative (float32 rounding) "
+        f"**{n_equal} of {len(rows)} components equal** within their tolerance (float32 rounding: "
+        f"{_sci(r['tolerance_rel'])} relative to the official tensor's largest value) "
         f"against [{repo}](https://github.com/{repo}) at commit `{r['official']['commit'][:10]}`, run on "
         f"{r['date']} by rdlib commit `{(rd['commit'] or 'unknown')[:10]}`"
         f"{' with uncommitted changes to rdlib' if rd.get('rdlib_modified') else ''} on a CPU "
