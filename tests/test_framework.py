@@ -405,3 +405,34 @@ def test_scoring_source_is_refused_by_a_method_with_one_map_and_restored_after_a
         with rdre.scoring(source="distill", no_such_option=1):
             pass
     assert rdre.model.map_source == "seg"                  # a failed call leaves the model as it was
+
+
+def test_novelty_detection_scores_other_categories_with_each_model(tiny_benchmark):
+    """RD Table 4's protocol on the chapter's runs: category c's model against c's normal test images (inliers) and
+    the other categories' normal test images (novelties), scored by the sum of the map. A stand-in model whose map is
+    the image's distance from its own category's mean brightness separates them perfectly; a constant one is at 50."""
+    import torch
+
+    from rdlib.experiments import CategoryRuns, novelty_detection
+    from rdlib.runs import Run, RunSpec, build_datasets
+
+    class Model:
+        def __init__(self, centre):
+            self.centre = centre
+
+        def predict(self, x):
+            d = (x.mean((1, 2, 3)) - self.centre).abs() if self.centre is not None else torch.zeros(len(x))
+            return d.view(-1, 1, 1, 1).expand(-1, 1, 4, 4), d
+
+    class StubRun(Run):
+        def load_method(self, device=None, **kw):
+            return Model(self.info["centre"])
+
+    specs = {c: RunSpec(str(tiny_benchmark), c, "rd", {"image_size": 32}) for c in ("brick", "coffee")}
+    centre = {c: float(torch.stack([build_datasets(s)[1][i]["image"] for i in range(3)]).mean()) for c, s in specs.items()}
+    runs = {c: StubRun(s, None, {}, [], {"centre": centre[c]}) for c, s in specs.items()}
+    t = novelty_detection(CategoryRuns(runs=runs))
+    assert list(t["inliers"]) == [3, 3, 6] and list(t["novelties"]) == [3, 3, 6]       # 3 normal test images each
+    assert (t["AUROC, sum of the map (%)"] > 99).all()
+    flat = {c: StubRun(s, None, {}, [], {"centre": None}) for c, s in specs.items()}
+    assert (novelty_detection(CategoryRuns(runs=flat))["AUROC, max of the map (%)"] == 50).all()
