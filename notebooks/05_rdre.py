@@ -378,6 +378,8 @@ VARIANTS = {
     "no fusion": dict(fuse=()),
     "no LDA": dict(lda=False),
     "no CAAMS-FF": dict(caams=False),
+    "Seg without CA": dict(ca=False),
+    "Seg without ASPP": dict(aspp=False),
     "fuse 2": dict(fuse=(2,)),
     "fuse 3": dict(fuse=(3,)),
     "fuse 1, 2, 3": dict(fuse=(1, 2, 3)),
@@ -403,16 +405,21 @@ ablation = AblationReport("rdre", grid, METRICS, paper)   # tables and verdicts;
 # %% [markdown]
 # **Table 5 (components).** CFFA is the fusion itself: without it LDA and CAAMS-FF have nothing to act on, so
 # "no fusion" removes all three; "no LDA" and "no CAAMS-FF" keep the fusion and drop one part; "no Seg" scores with
-# the teacher–student map instead of the head. The paper's columns: its row 1 (all four components off) and row 10
-# (all on), MVTec AD means.
+# the teacher–student map instead of the head. The head's coordinate attention (CA) and ASPP are the paper's headline
+# additions, ablated there only together as "Seg"; "Seg without CA" and "Seg without ASPP" drop one each. The paper's
+# columns: its row 1 (all four components off) and row 10 (all on), MVTec AD means.
 
 # %%
-T5 = ["baseline (no fusion, no Seg)", "no fusion", "no LDA", "no CAAMS-FF", "no Seg", FULL]
-ablation.table(T5, "rd_re_table5", ["rd_re_t5_row01", None, None, None, None, "rd_re_t5_row10"], ("i_auroc", "p_auroc", "p_ap", "pro"))
+T5 = ["baseline (no fusion, no Seg)", "no fusion", "no LDA", "no CAAMS-FF", "no Seg", "Seg without CA",
+      "Seg without ASPP", FULL]
+ablation.table(T5, "rd_re_table5", ["rd_re_t5_row01", None, None, None, None, None, None, "rd_re_t5_row10"],
+               ("i_auroc", "p_auroc", "p_ap", "pro"))
 if not grid.empty:
     ablation.judge(FULL, "no fusion", "Cross-stage fusion (with LDA and CAAMS-FF) helps, pixel AP (Table 5)", "p_ap")
     ablation.judge(FULL, "no LDA", "LDA helps, pixel AP (Table 5)", "p_ap")
     ablation.judge(FULL, "no CAAMS-FF", "CAAMS-FF helps, pixel AP (Table 5)", "p_ap")
+    ablation.judge(FULL, "Seg without CA", "The head's coordinate attention helps, pixel AP (Table 5, Seg)", "p_ap")
+    ablation.judge(FULL, "Seg without ASPP", "The head's ASPP helps, pixel AP (Table 5, Seg)", "p_ap")
     ablation.judge(FULL, "no Seg", "The segmentation head beats the teacher–student map, I-AUROC (Table 5)", "i_auroc")
     ablation.judge(FULL, "no Seg", "The segmentation head beats the teacher–student map, pixel AP (Table 5)", "p_ap")
     ablation.judge(FULL, "baseline (no fusion, no Seg)", "Full RD-RE beats the baseline, I-AUROC (Table 5 row 10 vs 1)", "i_auroc")
