@@ -18,7 +18,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/03_urd.ipynb)
 #
-# Liu et al., *Unlocking the Power of Reverse Distillation with an Expert* (URD), AAAI 2025 (code: hito2448/URD).
+# Liu et al., *Unlocking the Potential of Reverse Distillation for Anomaly Detection* (URD), AAAI 2025 (code: hito2448/URD).
 # In RD the teacher is frozen, so it describes an anomaly about as calmly as a normal pattern, and a student that
 # generalises well rebuilds both. URD adds a third network: a frozen **expert** $E$ (the pretrained encoder RD's
 # teacher was) guides a **trainable teacher** $T$ (same network, same initial weights) to stay with the expert on
@@ -179,7 +179,7 @@ pd.DataFrame(rows).set_index("teacher").round(2)
 #
 # **Paper vs code.** The released `train.py` calls the student in the mode that concatenates (SC) — the "GII + SC"
 # row of the paper's Table 7, not its full model (SA). Following this book's rule (the code's behaviour is the
-# default, the paper's an option), `gii="sc"` is the default and `gii="sa"` the paper's model; section 7 runs both.
+# default, the paper's an option), `gii="sc"` is the default and `gii="sa"` the paper's model; section 8 runs both.
 
 # %% [markdown]
 # ## 5. Training
@@ -447,7 +447,7 @@ pd.DataFrame(cost).T
 # %% [markdown]
 # ## 10. Paper vs ours
 #
-# The paper's MVTec AD means (Tables 1–2, URD row) next to our mean over the embedded categories. **Not the same
+# The paper's MVTec AD means (Tables 1–2, URD's "Ours" column) next to our mean over the embedded categories. **Not the same
 # experiment**: Δ only says how far apart the two settings are.
 
 # %%
@@ -460,11 +460,11 @@ pd.DataFrame([
     ("teacher / expert", "WideResNet50-2, torchvision IMAGENET1K_V1",
      f"{TEACHER} ({options.get('weights', 'imagenet')}), teacher_activation={options.get('teacher_activation', 'none')!r}"),
     ("input", "256×256", f"{IMAGE_SIZE}×{IMAGE_SIZE}"),
-    ("schedule", "5,000 steps (10,000 for cable, transistor), batch 16",
+    ("schedule", "code: 5,000 steps (10,000 for cable, transistor), batch 16; paper: at most 10k, early stopping",
      f"{options['steps']} steps, batch {fit['batch_size']}"),
     ("GII", "similarity attention in the paper; the released train.py runs SC", options.get("gii", "sc")),
     ("checkpoint", "best test-set epoch by P-AUROC + PRO", fit.get("selection", "last")),
-    ("synthesis", "DTD textures, Perlin masks, GrabCut/Otsu foregrounds",
+    ("synthesis", "DTD textures, Perlin masks; code: GrabCut/Otsu foregrounds",
      "the `urd` preset; textures: " + ", ".join(sorted({str(r.info.get("texture_source")) for r in runs.values()}))
      + "; the embedded categories' own foreground rule"),
     ("PRO", "per-image RD-code PRO", "the same (column PRO (RD per-image))"),

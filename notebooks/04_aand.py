@@ -167,7 +167,7 @@ pd.DataFrame(rows).set_index("teacher").round(2)
 # The **amplification loss** pushes each amplified anomalous patch away from the normal patches of the batch, by
 # at least a margin $\alpha = 0.3$ in cosine similarity compared with where the vanilla feature was:
 # $\mathcal{L}_A = \operatorname{mean}\,\mathrm{ReLU}\big(\cos(F_T^n, F_A^a) - \cos(F_T^n, F_T^a) + \alpha\big)$
-# (the paper's Eq. 9 writes $\max(S, S_{ref})$, which differs from this by a constant). Normal patches are taken
+# (the paper's Eq. 7 writes $\max(S, S_{ref})$, which differs from this by a constant). Normal patches are taken
 # from the object's foreground only, and both sets are subsampled, as in the code:
 #
 # ```{literalinclude} ../../rdlib/methods/aand/loss.py
@@ -449,8 +449,8 @@ display(Markdown(ablation.markdown()))
 saved = ablation.log.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
 # %% [markdown]
-# **Anomaly maps** of the same test images: RD, AAND and AAND's gate alone (main runs; the paper's Fig. 5 shows RD
-# and AAND), the ground truth as a green contour; one colour scale per row for the two distillation maps.
+# **Anomaly maps** of the same test images: RD, AAND and AAND's gate alone (main runs; the paper's Fig. 5 shows RD,
+# RD++ and AAND), the ground truth as a green contour; one colour scale per row for the two distillation maps.
 
 # %% tags=["hide-input"]
 cat = FEATURE_CATEGORY if FEATURE_CATEGORY in runs and FEATURE_CATEGORY in rd.runs else next(iter(runs), None)

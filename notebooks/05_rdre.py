@@ -104,7 +104,7 @@ from rdlib.viz import book_style, category_chart, show
 
 logging.basicConfig(level=logging.WARNING)
 logging.getLogger("rdlib.experiments").setLevel(logging.ERROR)   # a failed run is a row of the tables below instead
-logging.getLogger("rdlib.data.textures").setLevel(logging.ERROR)  # the texture source is in section 10's table
+logging.getLogger("rdlib.data.textures").setLevel(logging.ERROR)  # the texture source is in section 9's table
 book_style(precision=1)
 torch.set_num_threads(max(1, os.cpu_count() or 1))
 setup = chapter_setup("rdre", PROFILE, OPTIONS, FIT, DATA_ROOT, N_TRAIN, N_TEST_GOOD, N_TEST_PER_DEFECT)
@@ -134,7 +134,7 @@ pd.DataFrame(ASSUMPTIONS, columns=["what the paper leaves open", "value used", "
 # teacher's three resolutions. At encoder layer $L \in \{2, 3\}$ (Table 6) the paper's fusion adds the encoder
 # feature into the decoder stage of the same resolution:
 #
-# $$d_L \leftarrow d_L + g\big(f(e_L) + \mathrm{Up}(d_{L+1})\big), \qquad f = \mathrm{LDA},\; g = \text{CAAMS-FF}.$$
+# $$d_{5-L} \leftarrow d_{5-L} + g\big(f(e_L) + \mathrm{Up}(d_{4-L})\big), \qquad f = \mathrm{LDA},\; g = \text{CAAMS-FF}.$$
 #
 # (The printed equation's indices cannot all hold — $F_{Se2}$ is 32×32 while $F_{Sd1}$ is the deepest feature — and
 # this is the reading that matches Table 6 and the LDA window sizes; `fuse` picks the layers.)
@@ -210,7 +210,7 @@ pd.DataFrame(rows).set_index("teacher").round(2)
 # :pyobject: SegmentationHead.forward
 # ```
 #
-# trained with $\mathcal{L}_{seg} = \mathrm{Focal}(\hat Y, M) + \lVert \hat Y - M \rVert_1$ against the mask resized
+# trained with $\mathcal{L}_{seg} = \mathrm{Focal}(\hat Y, M) + \tfrac{1}{H_1 W_1}\lVert \hat Y - M \rVert_1$ against the mask resized
 # to the head's resolution (focal $\gamma = 4$: DeSTSeg's; the paper gives none):
 #
 # ```{literalinclude} ../../rdlib/methods/rdre/loss.py
@@ -510,8 +510,8 @@ if not grid.empty:
     ax.legend(fontsize=8)
     fig.tight_layout()
     plt.show()
-    ablation.judge(FULL, "LDA k = 2 / 1", "LDA k = 4 / 2 beats 2 / 1, pixel AP (Fig. 10)", "p_ap")
-    ablation.judge(FULL, "LDA k = 8 / 4", "LDA k = 4 / 2 beats 8 / 4, pixel AP (Fig. 10)", "p_ap")
+    ablation.judge(FULL, "LDA k = 2 / 1", "LDA k = 4 / 2 beats 2 / 1, P-AUROC (Fig. 10)", "p_auroc")
+    ablation.judge(FULL, "LDA k = 8 / 4", "LDA k = 4 / 2 beats 8 / 4, P-AUROC (Fig. 10)", "p_auroc")
 display(Markdown(ablation.markdown()))
 saved = ablation.log.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
 
@@ -540,7 +540,7 @@ cost
 # %% [markdown]
 # ## 9. Paper vs ours
 #
-# The paper's MVTec AD means (Tables 1–2, RD-RE row) next to our mean over the embedded categories. **Not the same
+# The paper's MVTec AD means (Tables 1–2, RD-RE's "Ours" column) next to our mean over the embedded categories. **Not the same
 # experiment**: Δ only says how far apart the two settings are. The paper's own RD column does not agree with the
 # RD paper (below), so its RD-RE − RD gaps are larger than RD's published numbers allow; our RD-RE − RD comparison
 # is section 5, under one protocol.

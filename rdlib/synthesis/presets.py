@@ -1,7 +1,7 @@
 """Synthesis presets: each paper's constants in one place, with the paper or official code they come from.
 
 Blend (DRAEM, Zavrtanik et al., ICCV 2021, official code):  I_a = I·(1 − M) + (1 − β)·T·M + β·I·M,  β = the share of the original kept.
-RD-RE writes the same blend with the *texture* weight β_t = 1 − β ∈ [0.15, 1] (§4.2).
+RD-RE writes the same blend with the *texture* weight β_t = 1 − β ∈ [0.15, 1] (§3.1, Equation (1)).
 AAND blends after ImageNet normalisation (§3); the per-channel normalisation is affine and the blend weights sum
 to one at every pixel, so that blend equals the image-space blend followed by normalisation: the flag is recorded
 (``blend_space``) but changes no pixel.

@@ -5,12 +5,12 @@ Stage 1, per level k, with M_k the mask average-pooled to the level and threshol
     L_focal = mean_patches [ −α (1 − w)^γ M log w − (1 − α) w^γ (1 − M) log(1 − w) ]     γ = 2, α = 0.8 (code)
     L_A     = mean_{i ∈ normal, j ∈ anomalous} ReLU( cos(F_T^i, F_A^j) − (cos(F_T^i, F_T^j) − α_m) )   α_m = 0.3
 
-(paper Eq. 9: max(S, S_ref) = S_ref + ReLU(S − S_ref), the same gradient). Normal patches are the foreground
+(paper Eq. 7–8: max(S, S_ref) = S_ref + ReLU(S − S_ref), the same gradient). Normal patches are the foreground
 patches outside the mask (≤ 5000 drawn at random), anomalous ones the mask patches (≤ 1000); L_A = 0 without
-anomalous patches. L_1 = L_focal + 0.1 · L_A in the code (the paper sums them unweighted).
+anomalous patches. L_1 = L_focal + 0.1 · L_A in the code (the paper sums them unweighted, Eq. 9).
 
 Stage 2: L_2 = L_KD + L_HKD, L_KD = RD's flattened cosine loss, L_HKD = Σ_k mean_b mean(top-K_h of the per-pixel
-distance 1 − cos(F_A^k, F_S^k)), K_h = 10 (paper Eq. 11–12).
+distance 1 − cos(F_A^k, F_S^k)), K_h = 10 (paper Eq. 10–12).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 
     F_T = E(x)                       frozen pretrained teacher, levels 1–3 (the backbone path is never altered)
     F_A^k = F_T^k + w^k ⊙ Δ^k        one RAA per level (``rdlib.methods.aand.raa``)
-    F_S = D(OCBE(F_A))               anomaly map: Σ_k up(1 − cos(F_A^k, F_S^k)), σ = 4, score = max   (Eq. 13–14)
+    F_S = D(OCBE(F_A))               anomaly map: Σ_k up(1 − cos(F_A^k, F_S^k)), score = max (Eq. 13–14; the σ = 4 blur is the code's)
 
 Shapes as RD's (``rdlib.methods.rd.model``); the RAA modules keep each level's shape.
 """

@@ -3,7 +3,7 @@
 One RAA per teacher level, as a side branch: the backbone keeps computing F_T^{k+1} from the vanilla F_T^k, and the
 advanced teacher's feature is
 
-    F_A = F_T + w ⊙ Δ                                                                        (paper Eq. 6)
+    F_A = F_T + w ⊙ Δ                                                                        (paper Eq. 1)
 
 * **MRG** (matching-based residual gate): a query q = MLP_q(F_T + PE) (PE: fixed 2-D sin/cos position encoding) is
   matched against a learnable memory of 2L items (L normal, then L anomalous); w = Σ_{j ∈ anomalous half}
@@ -106,4 +106,4 @@ class RAA(nn.Module):
         delta = self.residual(f)
         w = self.gate(f)
         use = w if (gate is None or self.gate_mode == "none") else gate
-        return f + use * delta, w, delta                               # F_A = F_T + w ⊙ Δ      (Eq. 6)
+        return f + use * delta, w, delta                               # F_A = F_T + w ⊙ Δ      (Eq. 1; Eq. 6 while the gate is the mask)

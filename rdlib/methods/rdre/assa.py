@@ -1,4 +1,4 @@
-"""ASSA — adaptive sparse self-attention on windows (RD-RE §3.4, from AST, CVPR 2024), and CAAMS-FF around it.
+"""ASSA — adaptive sparse self-attention on windows (RD-RE §3.3, from AST, CVPR 2024), and CAAMS-FF around it.
 
 Tokens of each M×M window (M = 8 in the paper, Table 7) attend to each other with H heads and a learned relative
 position bias B. Two branches share Q, K, V:
@@ -7,7 +7,7 @@ position bias B. Two branches share Q, K, V:
     SSA = ReLU²(QKᵀ/√d + B)             sparse: only positive affinities, squared
     A   = (w₁·SSA + w₂·DSA) V,          (w₁, w₂) = softmax of two learned scalars (AST's code)
 
-heads concatenated → W_O. CAAMS-FF (cross-attention-aware multi-scale feature fusion, Fig. 3) as built here:
+heads concatenated → W_O. CAAMS-FF (context-aware adaptive multi-scale feature fusion, Fig. 3) as built here:
 x + ASSA(LN(x)), then the refinement y + LN(W₄ DWConv(W₃ y)), then a residual block. The paper draws more than it
 specifies: heads (4), the refinement's expansion (2) and the order of the parts are assumptions (the package docstring
 lists them).
@@ -102,5 +102,5 @@ class CAAMSFF(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x + self.attention(self.norm(x))
-        y = y + self.refine_norm(self.w4(self.dwconv(self.w3(y))))        # F_out = LN(W₄ DWConv(W₃ F_in))
+        y = y + self.refine_norm(self.w4(self.dwconv(self.w3(y))))        # y + F_out, F_out = LN(W₄ DWConv(W₃ y)); the skip is ours
         return self.block(y)

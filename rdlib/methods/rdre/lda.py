@@ -1,4 +1,4 @@
-"""LDA — Locally-aware Dynamic Attention (RD-RE §3.3): channel weights from window-level contrast.
+"""LDA — Locally-aware Dynamic Attention (RD-RE §3.2): channel weights from window-level contrast.
 
 The encoder feature F (B×C×H×W) is cut into non-overlapping k×k windows; each window gives, per channel, the
 difference between its maximum and its mean (the paper's operator is lost in the text, its prose says "difference"):

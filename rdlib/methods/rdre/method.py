@@ -20,7 +20,7 @@ SYNTHESIS = ("rdre", "rdre_simplex", "rdre_none", "rdre_foreground")
 
 ASSUMPTIONS = [
     # (what, value chosen, source, option that switches it)
-    ("fusion equation's indices", "encoder layer L fused into the decoder stage of L's resolution", "our reading of the paper's Sec. 3 fusion equation, consistent with its Table 6", "fuse"),
+    ("fusion equation's indices", "encoder layer L fused into the decoder stage of L's resolution", "our reading of the paper's Sec. 3.1 fusion equation, consistent with its Table 6", "fuse"),
     ("student encoder", "the teacher's network, randomly initialised", "DeSTSeg code", "student_weights"),
     ("decoder", "4 stages × 2 residual blocks, bilinear ×2 between stages", "DeSTSeg code", "-"),
     ("LDA descriptor", "max − mean per window; W₃ linear over windows; r = 4", "paper prose; our choice", "lda"),
@@ -40,7 +40,7 @@ ASSUMPTIONS = [
     ("optimizer", "SGD, momentum 0.9, weight decay 1e-4", "DeSTSeg code", "-"),
     ("steps", "1,000 student + 4,000 segmentation (paper profile)", "DeSTSeg code", "student_steps, seg_steps"),
     ("image score", "mean of the 100 largest map pixels, no smoothing", "DeSTSeg code", "top_k"),
-    ("synthesis", "Perlin + texture, texture weight β ∈ [0.15, 1], every item anomalous", "paper §4.2; DeSTSeg", "synthesis"),
+    ("synthesis", "Perlin + texture, texture weight β ∈ [0.15, 1], every item anomalous", "paper §3.1 (Equation (1)); DeSTSeg", "synthesis"),
 ]
 
 

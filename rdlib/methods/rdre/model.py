@@ -83,7 +83,7 @@ class RDRE(nn.Module):
         student_weights: "random" (DeSTSeg; the paper does not say) or "imagenet" for the student encoder.
         fuse, lda, caams, lda_windows, window, heads: the decoder's fusion (Tables 5–7, Fig. 10); ``window=0``: no
             window partition (global attention over each fused map).
-        seg, ca, aspp: the segmentation sub-network and its coordinate attention / ASPP (Table 5).
+        seg, ca, aspp: the segmentation sub-network and its coordinate attention / ASPP (Table 5's Seg; the paper does not ablate CA and ASPP separately).
         seg_width: the head's channels (DeSTSeg: 256; its ASPP is most of a CPU step, the book uses 64).
         image_size, top_k: the map's size and the image score (mean of the top-k pixels, DeSTSeg's rule).
     """

@@ -1,4 +1,4 @@
-"""The segmentation sub-network (RD-RE §3.5; DeSTSeg's head with coordinate attention added).
+"""The segmentation sub-network (RD-RE §3.4; DeSTSeg's head with coordinate attention added).
 
 Input: the teacher–student discrepancy at every level, −(t̂ ⊙ ŝ) with t̂, ŝ L2-normalised along channels (so the
 channel sum is −cos), each level bilinearly upsampled to the shallowest level's size and concatenated
@@ -66,7 +66,7 @@ class ASPP(nn.Module):
 
 class SegmentationHead(nn.Module):
     """discrepancy B×C_in×h×w → logits B×1×h×w (apply a sigmoid for probabilities). ``ca`` / ``aspp``: switch the
-    coordinate attention and the ASPP off (RD-RE Table 5 rows)."""
+    coordinate attention and the ASPP off (rdlib's ablations; RD-RE Table 5 switches only the whole Seg sub-network)."""
 
     def __init__(self, in_channels: int, width: int = 256, ca: bool = True, aspp: bool = True):
         super().__init__()

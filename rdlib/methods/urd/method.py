@@ -18,7 +18,8 @@ from rdlib.methods.urd.model import URD
 
 _ADAM = dict(lr=0.005, teacher_lr=1e-4, betas=(0.5, 0.999))
 PROFILES = {
-    # the paper's protocol (WideResNet50-2, 256², 5k steps; 10k for cable and transistor), last checkpoint
+    # the paper's protocol as the official code runs it (WideResNet50-2, 256², 5k steps, 10k for cable and transistor;
+    # the paper says only "at most 10k iterations" with early stopping), last checkpoint
     "paper": {"options": dict(teacher="wide_resnet50_2", image_size=256, steps=5000, **_ADAM),
               "fit": dict(batch_size=16, seed=111),
               "category_options": {"cable": dict(steps=10000), "transistor": dict(steps=10000)}},
