@@ -54,7 +54,24 @@ $(BROWSER_STAMP): | $(STAMP)
 	fi
 	@if command -v chromium >/dev/null 2>&1; then touch $@; fi
 
-install: $(STAMP) $(TEXTURE_STAMP)
+# MathJax served with the book, so that its equations typeset offline (from npm's registry; one 2.3 MB file with every
+# TeX extension and SVG output, so nothing is loaded later). Without npm the book falls back to MathJax's CDN
+# (book/_ext/rdlib_book.py), and the browser test reports equations left as raw TeX.
+MATHJAX_VERSION := 3.2.2
+MATHJAX := book/_static/mathjax/tex-svg-full.js
+
+$(MATHJAX):
+	@mkdir -p $(@D)
+	@if command -v npm >/dev/null 2>&1 && (cd $(@D) && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null 2>&1) \
+	  && tar -xzf $(@D)/mathjax-$(MATHJAX_VERSION).tgz -C $(@D) package/es5/tex-svg-full.js package/LICENSE; then \
+	  mv $(@D)/package/es5/tex-svg-full.js $@ && mv $(@D)/package/LICENSE $(@D)/LICENSE \
+	    && rm -rf $(@D)/package $(@D)/mathjax-$(MATHJAX_VERSION).tgz && echo "mathjax: $(MATHJAX_VERSION) from npm, served with the book"; \
+	else \
+	  rm -rf $(@D)/package $(@D)/mathjax-*.tgz; echo "mathjax: npm unavailable; the book's equations load MathJax from its CDN"; \
+	fi
+
+install: $(STAMP) $(TEXTURE_STAMP) $(MATHJAX)
+
 
 notebooks: install
 	$(BIN)/python notebooks/_run.py --profile $(BOOK_PROFILE) --out _executed/book

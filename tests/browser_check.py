@@ -2,10 +2,12 @@
 
 ``check_site(html_dir)`` serves ``html_dir`` on localhost, loads each page and returns a list of ``Problem``s:
 a console error or uncaught exception, a local request that failed (or answered >= 400), a broken image,
-a markdown table left as text, a table cell truncated with "..." or "…", and, at phone width, a table of
+a markdown table left as text, an equation left as raw TeX (MathJax, served with the book, did not typeset it),
+a table cell truncated with "..." or "…", and, at phone width, a table of
 contents that does not open when its toggle is pressed. Screenshots of every page at both widths go to
-``screenshots``. Requests to other hosts (MathJax's CDN) cannot succeed on an offline machine: they are
-answered with an empty 200 so that the page does not wait, and listed in ``Report.external``.
+``screenshots``. Requests to other hosts cannot succeed on an offline machine: they are answered with an empty 200
+so that the page does not wait, and listed in ``Report.external`` (a book that loads MathJax from its CDN therefore
+shows raw TeX here, as it would to an offline reader).
 
 Chromium comes from Debian (``/usr/bin/chromium``), driven by Playwright from PyPI, with the flags that work on
 a closed network.
@@ -69,6 +71,17 @@ _BROKEN_IMAGES_JS = """() => Array.from(document.images)
 _TRUNCATED_CELLS_JS = """() => Array.from(document.querySelectorAll('td, th'))
   .map(c => c.innerText.trim())
   .filter(t => /(\\.\\.\\.|\\u2026)$/.test(t))"""
+# MathJax typesets asynchronously: wait for it where a page has math; "not loaded" when it never arrives
+_MATHJAX_JS = """async () => {
+  if (!document.querySelector('.math, div.math, span.math')) return 'no math';
+  const ready = () => window.MathJax && MathJax.startup && MathJax.startup.promise;
+  for (let i = 0; i < 100 && !ready(); i++) await new Promise(r => setTimeout(r, 50));
+  if (!ready()) return 'not loaded';
+  await MathJax.startup.promise;
+  return 'typeset';
+}"""
+# TeX a reader should never see: display/inline delimiters or a command left in the text
+_RAW_TEX = re.compile(r"\\\[|\\\(|\\(?:frac|begin|mathrm|lVert|sum)\b|\$\$")
 # a separator cell "|---|", or "|—|" once smart quotes have turned the dashes into an em dash
 _RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2014\u2013]+):?\s*\|")
 
@@ -187,7 +200,11 @@ def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host
     for src in page.evaluate(_BROKEN_IMAGES_JS):
         if urlparse(src).netloc in (host, ""):        # other hosts are unreachable offline by design
             add("broken image", src)
+    if page.evaluate(_MATHJAX_JS) == "not loaded":
+        add("equations not typeset", "MathJax did not load")
     text = page.evaluate(_VISIBLE_TEXT_JS)
+    for m in _RAW_TEX.finditer(text):
+        add("raw TeX", text[max(0, m.start() - 30):m.end() + 30].replace("\n", " "))
     for m in _RAW_TABLE.finditer(text):
         add("raw markdown table", text[max(0, m.start() - 40):m.end() + 20].replace("\n", " "))
     for cell in page.evaluate(_TRUNCATED_CELLS_JS):

@@ -119,7 +119,7 @@ def _browser_or_skip():
 @pytest.mark.notebooks
 def test_book_in_a_browser_at_desktop_and_phone_widths(built_book):
     """Every page in headless Chromium at 1280 px and 390 px: no console error, no failed local request, no broken
-    image, no raw markdown table, no truncated cell, a phone table of contents that opens. Screenshots of every page
+    image, no raw markdown table, no equation left as raw TeX, no truncated cell, a phone table of contents that opens. Screenshots of every page
     at both widths land in _build/screenshots/."""
     _browser_or_skip()
     from browser_check import check_site
@@ -136,7 +136,8 @@ def test_book_in_a_browser_at_desktop_and_phone_widths(built_book):
 
 TINY_NOTEBOOK = {
     "cells": [
-        {"cell_type": "markdown", "metadata": {}, "source": "# A broken page\n\n![a figure](missing.png)\n"},
+        {"cell_type": "markdown", "metadata": {},
+         "source": "# A broken page\n\n![a figure](missing.png)\n\n$$M = 1 - \\frac{a}{b}$$\n"},
         {"cell_type": "code", "execution_count": 1, "metadata": {}, "source": "show()",
          "outputs": [
              {"output_type": "display_data", "metadata": {},
@@ -155,7 +156,8 @@ TINY_NOTEBOOK = {
 @pytest.mark.notebooks
 def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(tmp_path):
     """The browser test can fail: a tiny book whose notebook renders markdown as CommonMark (the footer bug this
-    book once had), shows an image that does not exist and a pandas-truncated cell."""
+    book once had), shows an image that does not exist, a pandas-truncated cell and an equation that MathJax, loaded
+    from its CDN, never typesets offline."""
     _browser_or_skip()
     import json
 
@@ -178,7 +180,8 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
     assert (html / "broken.html").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
     report = check_site(html, pages=["intro.html", "broken.html"])
     kinds = {(p.page, p.kind) for p in report.problems}
-    for kind in ("broken image", "raw markdown table", "truncated cell", "failed request"):
+    for kind in ("broken image", "raw markdown table", "truncated cell", "failed request", "raw TeX",
+                 "equations not typeset"):                 # its MathJax comes from the CDN: unreachable offline
         assert ("broken.html", kind) in kinds, (kind, report.problems)
     assert not [p for p in report.problems if p.page == "intro.html"], report.problems
 

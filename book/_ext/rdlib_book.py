@@ -2,7 +2,25 @@
 
 - jupyter-book 1.x registers sphinx-thebe's inline configuration script twice, so every page threw
   ``Identifier 'THEBE_JS_URL' has already been declared``: keep the first copy of every script.
+- MathJax is served with the book (``make install`` puts it in ``book/_static/mathjax/``) so that equations typeset
+  offline; where it is missing (no npm), the pages load it from its CDN instead of a file that is not there.
 """
+from pathlib import Path
+
+MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3.2.2/es5/tex-svg-full.js"
+
+
+def _mathjax_or_cdn(app, config):
+    path = config.mathjax_path or ""
+    if "://" in path:
+        return
+    static = [Path(app.confdir) / p for p in config.html_static_path]
+    if not any((d / path).is_file() for d in static):
+        config.mathjax_path = MATHJAX_CDN
+        from sphinx.util import logging
+
+        logging.getLogger(__name__).info(f"MathJax file {path} not found in {config.html_static_path}: "
+                                         f"using {MATHJAX_CDN} (run `make install` with npm available)")
 
 
 def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
@@ -21,5 +39,6 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    app.connect("config-inited", _mathjax_or_cdn)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
