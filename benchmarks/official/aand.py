@@ -21,9 +21,10 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, KeyMap, compare, compare_levels,
-                                         compare_init, compare_tensors, copy_weights, official_modules,
-                                         randomize_batchnorm_, share_gradients)
+from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
+                                         compare_init, compare_levels, compare_tensors, copy_weights,
+                                         official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
+                                         step_both)
 from benchmarks.official.rdpp import _KeepGradients, outputs_of
 
 REPOSITORY = "Hui-design/AAND"
@@ -31,23 +32,16 @@ PAPER = "AAND"
 MODULES = ["models.resnet", "models.resnet_rar", "models.de_resnet", "models.loss", "models.recons_net", "test"]
 _LEVEL = {"a": "0", "b": "1", "c": "2"}
 
+_TEACHER, _TEACHER_UNUSED = resnet_rules("encoder_AT")
+_STUDENT, _STUDENT_UNUSED = rd_student_rules("bn", "decoder")
 KEYMAP = KeyMap(
-    rules=[
-        (r"^encoder_AT\.(conv1|bn1|layer1|layer2|layer3)\.", r"teacher.body.\1."),
-        *[(rf"^encoder_AT\.feat_recons_{k}\.projs\.0\.", f"raa.{v}.query.") for k, v in _LEVEL.items()],      # MLP_q
-        *[(rf"^encoder_AT\.feat_recons_{k}\.projs2\.0\.", f"raa.{v}.residual_mlp.") for k, v in _LEVEL.items()],  # MLP_Δ
-        *[(rf"^encoder_AT\.feat_recons_{k}\.K_list\.0$", f"raa.{v}.memory") for k, v in _LEVEL.items()],     # memory
-        (r"^bn\.conv1\.", "bottleneck.mff1.0.0."), (r"^bn\.bn1\.", "bottleneck.mff1.0.1."),
-        (r"^bn\.conv2\.", "bottleneck.mff1.1.0."), (r"^bn\.bn2\.", "bottleneck.mff1.1.1."),
-        (r"^bn\.conv3\.", "bottleneck.mff2.0."), (r"^bn\.bn3\.", "bottleneck.mff2.1."),
-        (r"^bn\.bn_layer\.", "bottleneck.oce."),
-        (r"^decoder\.layer1\.", "decoder.stage_a."), (r"^decoder\.layer2\.", "decoder.stage_b."),
-        (r"^decoder\.layer3\.", "decoder.stage_c."),
-    ],
-    renames=[(r"^(bottleneck|decoder)\.(.*)\.(downsample|upsample)\.", r"\1.\2.shortcut.")],
-    unused={r"^encoder_AT\.(layer4|fc)\.": "advanced teacher layer4 and fc: never reached (the forward stops at layer3)",
-            r"^bn\.(conv4|bn4)\.": "BN_layer conv4/bn4: built in __init__, never called in forward"},
-    reshape=[r"\.K_list\.0$"],                                        # official memory 1×2L×C, rdlib 2L×C
+    rules=[*_TEACHER,
+           *[(rf"^encoder_AT\.feat_recons_{k}\.projs\.0\.", f"raa.{v}.query.") for k, v in _LEVEL.items()],      # MLP_q
+           *[(rf"^encoder_AT\.feat_recons_{k}\.projs2\.0\.", f"raa.{v}.residual_mlp.") for k, v in _LEVEL.items()],  # MLP_Δ
+           *[(rf"^encoder_AT\.feat_recons_{k}\.K_list\.0$", f"raa.{v}.memory") for k, v in _LEVEL.items()],     # memory
+           *_STUDENT],
+    renames=STUDENT_RENAMES, unused={**_TEACHER_UNUSED, **_STUDENT_UNUSED},
+    reshape=[r"\.K_list\.0$"],                                       # official memory 1×2L×C, rdlib 2L×C
 )
 
 
@@ -147,12 +141,8 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
         rows.append(compare("stage 1: L_focal (get_focal_loss)", logs1["focal"], focal_off.detach()))
         rows.append(compare("stage 1: L_A (get_amplify_loss, foreground > 0.3)", logs1["l_a"], la_off.detach()))
         rows.append(compare("stage 1: L_1 = L_focal + 0.1 L_A", logs1["loss"], l1_off.detach()))
-        rows.append(compare_tensors("stage 1: gradients of the RAA tensors", model, official, mapping, "grad"))
-        share_gradients(model, official, mapping)
-        opt1_off.step()
-        method.configure_optimizers(stage1)["raa"].step()
-        rows.append(compare_tensors("stage 1: parameters after one Adam step (same gradients)", model, official,
-                                    mapping, "param"))
+        rows += step_both("stage 1 (RAA): ", model, official, mapping, [method.configure_optimizers(stage1)["raa"]],
+                          [opt1_off])
 
         # ---- stage 2: F_A of the advanced teacher in eval mode (predicted gates) → OCBE → decoder, L_KD + L_HKD
         for p in official.parameters():
@@ -184,12 +174,8 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
         rows.append(compare("stage 2: L_KD (flattened cosine)", logs2["l_kd"], kd_off))
         rows.append(compare("stage 2: L_HKD = L_2 − L_KD (top-10 pixels)", logs2["l_hkd"], (l2_off - kd_off).detach()))
         rows.append(compare("stage 2: L_2 (models.loss.loss_fucntion)", logs2["loss"], l2_off.detach()))
-        rows.append(compare_tensors("stage 2: gradients of OCBE and decoder", model, official, mapping, "grad"))
-        share_gradients(model, official, mapping)
-        opt2_off.step()
-        method.configure_optimizers(stage2)["distill"].step()
-        rows.append(compare_tensors("stage 2: parameters after one Adam step (same gradients)", model, official,
-                                    mapping, "param"))
+        rows += step_both("stage 2 (OCBE, decoder): ", model, official, mapping,
+                          [method.configure_optimizers(stage2)["distill"]], [opt2_off])
         rows.append(compare_tensors("BN running statistics after both steps", model, official, mapping, "buffer"))
 
         # ---- evaluation (test.py): the anomaly map between F_A and the student, and stage 1's F_T vs F_A map

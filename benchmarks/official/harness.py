@@ -128,6 +128,32 @@ class KeyMap:
         return mapping, account
 
 
+def resnet_rules(official: str, ours: str = "teacher.body") -> tuple[list, dict]:
+    """(rules, unused) for a torchvision-style ResNet encoder at ``official`` whose layer1–3 rdlib holds at ``ours``
+    (timm ``features_only`` keeps torchvision's names, ``downsample`` included); its layer4 and fc are never reached."""
+    o = re.escape(official)
+    return ([(rf"^{o}\.(conv1|bn1|layer1|layer2|layer3)\.", rf"{ours}.\1.")],
+            {rf"^{o}\.(layer4|fc)\.": f"{official} layer4 and fc: never reached (the forward stops at layer3)"})
+
+
+def rd_student_rules(bn: str, decoder: str) -> tuple[list, dict]:
+    """(rules, unused) for RD's student as all four official repositories build it (RD4AD's ``BN_layer`` and
+    ``de_resnet``), at the official prefixes ``bn`` and ``decoder``: MFF convs → ``bottleneck.mff*``, OCE →
+    ``bottleneck.oce``, decoder layer1–3 → ``decoder.stage_a–c``; BN_layer's conv4/bn4 are built but never called.
+    Use with :data:`STUDENT_RENAMES` (``downsample``/``upsample`` → ``shortcut``)."""
+    b, d = re.escape(bn), re.escape(decoder)
+    rules = [(rf"^{b}\.conv1\.", "bottleneck.mff1.0.0."), (rf"^{b}\.bn1\.", "bottleneck.mff1.0.1."),   # f1: two
+             (rf"^{b}\.conv2\.", "bottleneck.mff1.1.0."), (rf"^{b}\.bn2\.", "bottleneck.mff1.1.1."),   # stride-2 convs
+             (rf"^{b}\.conv3\.", "bottleneck.mff2.0."), (rf"^{b}\.bn3\.", "bottleneck.mff2.1."),         # f2: one
+             (rf"^{b}\.bn_layer\.", "bottleneck.oce."),
+             (rf"^{d}\.layer1\.", "decoder.stage_a."), (rf"^{d}\.layer2\.", "decoder.stage_b."),
+             (rf"^{d}\.layer3\.", "decoder.stage_c.")]
+    return rules, {rf"^{b}\.(conv4|bn4)\.": "BN_layer conv4/bn4: built in __init__, never called in forward"}
+
+
+STUDENT_RENAMES = [(r"^(bottleneck|decoder)\.(.*)\.(downsample|upsample)\.", r"\1.\2.shortcut.")]
+
+
 def n_params(module: nn.Module, keys: set[str] | None = None) -> int:
     return sum(p.numel() for k, p in module.named_parameters() if keys is None or k in keys)
 
@@ -231,6 +257,20 @@ def compare_tensors(component: str, ours: nn.Module, official: nn.Module, mappin
     return {"component": component, "shape": [len(rows)], "max_abs": max(r["max_abs"] for _, r in rows),
             "max_rel": worst["max_rel"], "tolerance": tolerance, "tensors": len(rows), "worst": worst_key,
             "verdict": "equal" if all(r["verdict"] == "equal" for _, r in rows) else "differs"}
+
+
+def step_both(label: str, ours: nn.Module, official: nn.Module, mapping: dict, our_optimizers: list,
+              official_optimizers: list, exclude: str | None = None) -> list[dict]:
+    """After both backward passes: a row comparing the gradients, then both sides' optimizers step on the official
+    gradients (see :func:`share_gradients`) and a row compares the parameters."""
+    rows = [compare_tensors(f"{label}gradients of every trainable tensor", ours, official, mapping, "grad",
+                            exclude=exclude)]
+    share_gradients(ours, official, mapping)
+    for opt in [*official_optimizers, *our_optimizers]:
+        opt.step()
+    rows.append(compare_tensors(f"{label}parameters after one optimizer step (same gradients)", ours, official,
+                                mapping, "param"))
+    return rows
 
 
 def compare_init(ours: nn.Module, official: nn.Module, keymap: KeyMap, tolerance: float = 0.1) -> dict:

@@ -13,28 +13,18 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, KeyMap, compare, compare_init,
-                                         compare_levels, compare_tensors, copy_weights, official_modules,
-                                         randomize_batchnorm_, share_gradients)
+from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
+                                         compare_init, compare_levels, compare_tensors, copy_weights,
+                                         official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
+                                         step_both)
 
 REPOSITORY = "hq-deng/RD4AD"
 PAPER = "RD"
 MODULES = ["resnet", "de_resnet", "main", "test"]
 
-KEYMAP = KeyMap(
-    rules=[
-        (r"^encoder\.(conv1|bn1|layer1|layer2|layer3)\.", r"teacher.body.\1."),      # timm features_only ResNet
-        (r"^bn\.conv1\.", "bottleneck.mff1.0.0."), (r"^bn\.bn1\.", "bottleneck.mff1.0.1."),   # f1: two stride-2 convs
-        (r"^bn\.conv2\.", "bottleneck.mff1.1.0."), (r"^bn\.bn2\.", "bottleneck.mff1.1.1."),
-        (r"^bn\.conv3\.", "bottleneck.mff2.0."), (r"^bn\.bn3\.", "bottleneck.mff2.1."),       # f2: one
-        (r"^bn\.bn_layer\.", "bottleneck.oce."),                                            # OCE
-        (r"^decoder\.layer1\.", "decoder.stage_a."), (r"^decoder\.layer2\.", "decoder.stage_b."),
-        (r"^decoder\.layer3\.", "decoder.stage_c."),
-    ],
-    renames=[(r"^(bottleneck|decoder)\.(.*)\.(downsample|upsample)\.", r"\1.\2.shortcut.")],
-    unused={r"^encoder\.(layer4|fc)\.": "encoder layer4 and fc: built, never reached (the forward returns layer1-3)",
-            r"^bn\.(conv4|bn4)\.": "BN_layer conv4/bn4: built in __init__, never called in forward"},
-)
+_TEACHER, _TEACHER_UNUSED = resnet_rules("encoder")
+_STUDENT, _STUDENT_UNUSED = rd_student_rules("bn", "decoder")
+KEYMAP = KeyMap(rules=_TEACHER + _STUDENT, renames=STUDENT_RENAMES, unused={**_TEACHER_UNUSED, **_STUDENT_UNUSED})
 
 
 def official_map(t: list[torch.Tensor], s: list[torch.Tensor], size: int, test) -> tuple[np.ndarray, np.ndarray]:
@@ -84,11 +74,7 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
         opt_our = method.configure_optimizers(method.stages()[0])["student"]
         opt_off.zero_grad(); opt_our.zero_grad()
         loss_off.backward(); loss_our.backward()
-        rows.append(compare_tensors("gradients of every trainable tensor", model, official, mapping, "grad"))
-        share_gradients(model, official, mapping)
-        opt_off.step(); opt_our.step()
-        rows.append(compare_tensors("parameters after one Adam step (same gradients)", model, official, mapping,
-                                    "param"))
+        rows += step_both("", model, official, mapping, [opt_our], [opt_off])
         rows.append(compare_tensors("BN running statistics after the step", model, official, mapping, "buffer"))
 
         # evaluation, as test.evaluation runs it

@@ -17,30 +17,22 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, KeyMap, compare, compare_init,
-                                         compare_levels, compare_tensors, copy_weights, official_modules,
-                                         randomize_batchnorm_, share_gradients)
+from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
+                                         compare_init, compare_levels, compare_tensors, copy_weights,
+                                         official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
+                                         step_both)
 
 REPOSITORY = "tientrandinh/Revisiting-Reverse-Distillation"
 PAPER = "RD++"
 MODULES = ["model.resnet", "model.de_resnet", "utils.utils_train", "utils.utils_test", "dataset.noise"]
 
+_TEACHER, _TEACHER_UNUSED = resnet_rules("encoder")
+_STUDENT, _STUDENT_UNUSED = rd_student_rules("bn", "decoder")
 KEYMAP = KeyMap(
-    rules=[
-        (r"^encoder\.(conv1|bn1|layer1|layer2|layer3)\.", r"teacher.body.\1."),
-        (r"^bn\.conv1\.", "bottleneck.mff1.0.0."), (r"^bn\.bn1\.", "bottleneck.mff1.0.1."),
-        (r"^bn\.conv2\.", "bottleneck.mff1.1.0."), (r"^bn\.bn2\.", "bottleneck.mff1.1.1."),
-        (r"^bn\.conv3\.", "bottleneck.mff2.0."), (r"^bn\.bn3\.", "bottleneck.mff2.1."),
-        (r"^bn\.bn_layer\.", "bottleneck.oce."),
-        (r"^decoder\.layer1\.", "decoder.stage_a."), (r"^decoder\.layer2\.", "decoder.stage_b."),
-        (r"^decoder\.layer3\.", "decoder.stage_c."),
-        (r"^proj\.proj_a\.proj\.", "projection.layers.0."), (r"^proj\.proj_b\.proj\.", "projection.layers.1."),
-        (r"^proj\.proj_c\.proj\.", "projection.layers.2."),
-    ],
-    renames=[(r"^(bottleneck|decoder)\.(.*)\.(downsample|upsample)\.", r"\1.\2.shortcut.")],
-    unused={r"^encoder\.(layer4|fc)\.": "encoder layer4 and fc: layer4's output is discarded, fc never called",
-            r"^bn\.(conv4|bn4)\.": "BN_layer conv4/bn4: built in __init__, never called in forward"},
-)
+    rules=[*_TEACHER, *_STUDENT,
+           (r"^proj\.proj_a\.proj\.", "projection.layers.0."), (r"^proj\.proj_b\.proj\.", "projection.layers.1."),
+           (r"^proj\.proj_c\.proj\.", "projection.layers.2.")],
+    renames=STUDENT_RENAMES, unused={**_TEACHER_UNUSED, **_STUDENT_UNUSED})
 # Every projection conv is followed by an InstanceNorm, which removes a per-channel constant: those biases have a true
 # gradient of 0, and both sides return rounding noise for it.
 ZERO_GRADIENT = r"^projection\.layers\.\d+\..*bias$"
@@ -182,16 +174,10 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
                                    ("L_proj = (ssot + 0.01 recon + 0.1 contrast) / 1.11", logs["proj"], proj_off),
                                    ("total loss L_distill + 0.2 L_proj", logs["loss"], total_off)]:
             rows.append(compare(name, ours, theirs.detach()))
-        rows.append(compare_tensors("gradients of every trainable tensor", model, official, mapping, "grad",
-                                    exclude=ZERO_GRADIENT))
         rows.append(compare_tensors("projection conv biases: true gradient 0 (InstanceNorm follows)", model, official,
                                     mapping, "grad", only=ZERO_GRADIENT, absolute=1e-5))
-        share_gradients(model, official, mapping)
-        opt_our = method.configure_optimizers(stage)
-        for o in [*opt_off, *opt_our.values()]:
-            o.step()
-        rows.append(compare_tensors("parameters after one step of both Adams (same gradients)", model, official,
-                                    mapping, "param"))
+        rows += step_both("", model, official, mapping, list(method.configure_optimizers(stage).values()), opt_off,
+                          exclude=ZERO_GRADIENT)
         rows.append(compare_tensors("BN running statistics after the step", model, official, mapping, "buffer"))
 
         # ---- the loss terms where random weights leave them at 0: contrast above its margin, SSOT on two clouds

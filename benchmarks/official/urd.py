@@ -18,24 +18,21 @@ import torch
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, KeyMap, compare, compare_init,
-                                         compare_levels, compare_tensors, copy_weights, official_modules,
-                                         randomize_batchnorm_, share_gradients)
+from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
+                                         compare_init, compare_levels, compare_tensors, copy_weights,
+                                         official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
+                                         share_gradients)
 from benchmarks.official.rdpp import outputs_of
 
 REPOSITORY = "hito2448/URD"
 PAPER = "URD"
 MODULES = ["models.teacher", "models.student"]
 
+_EXPERT, _EXPERT_UNUSED = resnet_rules("expert.encoder", "expert.body")
+_TEACHER, _TEACHER_UNUSED = resnet_rules("teacher.encoder", "teacher.body")
+_STUDENT, _STUDENT_UNUSED = rd_student_rules("student.bn", "student.decoder")
 KEYMAP = KeyMap(
-    rules=[
-        (r"^(expert|teacher)\.encoder\.", r"\1.body."),                     # timm features_only ResNet
-        (r"^student\.bn\.conv1\.", "bottleneck.mff1.0.0."), (r"^student\.bn\.bn1\.", "bottleneck.mff1.0.1."),
-        (r"^student\.bn\.conv2\.", "bottleneck.mff1.1.0."), (r"^student\.bn\.bn2\.", "bottleneck.mff1.1.1."),
-        (r"^student\.bn\.conv3\.", "bottleneck.mff2.0."), (r"^student\.bn\.bn3\.", "bottleneck.mff2.1."),
-        (r"^student\.bn\.bn_layer\.", "bottleneck.oce."),
-        (r"^student\.decoder\.layer1\.", "decoder.stage_a."), (r"^student\.decoder\.layer2\.", "decoder.stage_b."),
-        (r"^student\.decoder\.layer3\.", "decoder.stage_c."),
+    rules=[*_EXPERT, *_TEACHER, *_STUDENT,
         # GII: index 1 feeds decoder layer2 (rdlib gii_b), index 0 feeds layer3 (gii_c); reduce = the 1×1 conv + BN
         # after the ×0.5 resize, fuse = the conv on the teacher's features, merge = the conv after the concatenation
         (r"^student\.conv1x1_downsample_dim\.1\.1\.", "decoder.gii_b.reduce.0."),
@@ -45,10 +42,8 @@ KEYMAP = KeyMap(
         (r"^student\.fuse_encoder\.1\.", "decoder.gii_b.fuse."), (r"^student\.fuse_encoder\.0\.", "decoder.gii_c.fuse."),
         (r"^student\.fuse_skip\.1\.", "decoder.gii_b.merge."), (r"^student\.fuse_skip\.0\.", "decoder.gii_c.merge."),
     ],
-    renames=[(r"^(bottleneck|decoder)\.(.*)\.(downsample|upsample)\.", r"\1.\2.shortcut.")],
-    unused={r"^(expert|teacher)\.encoder\.(layer4|fc)\.": "expert and teacher layer4 and fc: never reached "
-                                                           "(the forward stops at layer3)",
-            r"^student\.bn\.(conv4|bn4)\.": "BN_layer conv4/bn4: built in __init__, never called in forward",
+    renames=STUDENT_RENAMES,
+    unused={**_EXPERT_UNUSED, **_TEACHER_UNUSED, **_STUDENT_UNUSED,
             r"^student\.conv3x3_simattn\.": "similarity-attention convs: only forward_decoder_gii (attn=False) uses "
                                             "them; train.py calls attn=True (rdlib gii='sc'; gii='sa' maps them)"},
 )
