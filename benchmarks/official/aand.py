@@ -24,7 +24,7 @@ from torch import nn
 from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
                                          compare_init, compare_levels, compare_tensors, copy_weights,
                                          official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
-                                         step_both)
+                                         step_both, map_rows, result)
 from benchmarks.official.rdpp import _KeepGradients, outputs_of
 
 REPOSITORY = "Hui-design/AAND"
@@ -187,15 +187,10 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
             stage1_off = official_maps(encoder(xn), fa_e, image_size, off.test)
             map_our, score_our = method.predict(x)
             stage1_our, _ = model.anomaly_map(model.teacher(x), model.encode(x))
-        rows.append(compare("anomaly map (Σ levels, Gaussian σ=4)", map_our[:, 0], map_off))
-        rows.append(compare("image score (max of the map)", score_our, map_off.reshape(batch, -1).max(1)))
+        rows += map_rows(map_our, score_our, map_off)
         rows.append(compare("stage-1 evaluation map (F_T vs F_A)", stage1_our[:, 0], stage1_off))
-    return {"paper": PAPER, "official": {"repository": REPOSITORY, "modules": MODULES},
-            "setup": {"teacher": "wide_resnet50_2, random weights, BN statistics randomised", "image_size": image_size,
-                      "batch": batch, "seed": seed, "dtype": "float32", "device": "cpu",
-                      "input": "uniform noise in [0, 1] as the synthetic image, with drawn anomaly and foreground masks; "
-                               "the official models get it ImageNet-normalised",
-                      "note": "The first row compares how both sides initialise their trainable tensors (standard "
-                              "deviation of each freshly built weight), before the weights are made equal."},
-            "weights": account, "components": rows}
-
+    return result(PAPER, REPOSITORY, MODULES, image_size, batch, seed,
+                  "uniform noise in [0, 1] as the synthetic image, with drawn anomaly and foreground masks; the "
+                  "official models get it ImageNet-normalised", account, rows,
+                  note="The first row compares how both sides initialise their trainable tensors (standard deviation "
+                       "of each freshly built weight), before the weights are made equal.")

@@ -303,6 +303,12 @@ def share_gradients(ours: nn.Module, official: nn.Module, mapping: dict) -> None
                 u_params[ku].grad.copy_(o_params[ko].grad.view_as(u_params[ku].grad))
 
 
+def map_rows(map_ours: torch.Tensor, score_ours: torch.Tensor, map_official: np.ndarray) -> list[dict]:
+    """The anomaly map (rdlib B×1×S×S against the official B×S×S) and the image score (the official map's max)."""
+    return [compare("anomaly map (Σ levels, Gaussian σ=4)", map_ours[:, 0], map_official),
+            compare("image score (max of the map)", score_ours, map_official.reshape(len(map_official), -1).max(1))]
+
+
 # ------------------------------------------------------------------------------------------------------ result
 def _rdlib_commit() -> dict:
     def git(*args):
@@ -320,6 +326,15 @@ def machine() -> dict:
                 break
     return {"cpu": cpu, "threads": torch.get_num_threads(), "python": platform.python_version(),
             "torch": torch.__version__, "os": platform.platform()}
+
+
+def result(paper: str, repository: str, modules: list[str], image_size: int, batch: int, seed: int, inputs: str,
+           account: dict, rows: list[dict], note: str = "") -> dict:
+    """What an adapter's ``run`` returns (``write_result`` adds the commits, the machine and the verdict)."""
+    return {"paper": paper, "official": {"repository": repository, "modules": modules},
+            "setup": {"teacher": "wide_resnet50_2, random weights, BN statistics randomised", "image_size": image_size,
+                      "batch": batch, "seed": seed, "dtype": "float32", "device": "cpu", "input": inputs, "note": note},
+            "weights": account, "components": rows}
 
 
 def write_result(name: str, result: dict, out_dir: Path = RESULTS) -> Path:

@@ -16,7 +16,7 @@ from torch import nn
 from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
                                          compare_init, compare_levels, compare_tensors, copy_weights,
                                          official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
-                                         step_both)
+                                         step_both, map_rows, result)
 
 REPOSITORY = "hq-deng/RD4AD"
 PAPER = "RD"
@@ -84,10 +84,7 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
             t_off = encoder(xn)
             map_off, score_off = official_map(t_off, decoder(bn(t_off)), image_size, off.test)
             map_our, score_our = method.predict(x)
-        rows.append(compare("anomaly map (Σ levels, Gaussian σ=4)", map_our[:, 0], map_off))
-        rows.append(compare("image score (max of the map)", score_our, score_off))
-    return {"paper": PAPER, "official": {"repository": REPOSITORY, "modules": MODULES},
-            "setup": {"teacher": "wide_resnet50_2, random weights, BN statistics randomised", "image_size": image_size,
-                      "batch": batch, "seed": seed, "dtype": "float32", "device": "cpu",
-                      "input": "uniform noise in [0, 1]; the official models get it ImageNet-normalised"},
-            "weights": account, "components": rows}
+        rows += map_rows(map_our, score_our, map_off)
+    return result(PAPER, REPOSITORY, MODULES, image_size, batch, seed,
+                  "uniform noise in [0, 1]; the official models get it ImageNet-normalised",
+                  account, rows)

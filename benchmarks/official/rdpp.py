@@ -20,7 +20,7 @@ from torch import nn
 from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
                                          compare_init, compare_levels, compare_tensors, copy_weights,
                                          official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
-                                         step_both)
+                                         step_both, map_rows, result)
 
 REPOSITORY = "tientrandinh/Revisiting-Reverse-Distillation"
 PAPER = "RD++"
@@ -209,15 +209,11 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
                 maps.append(gaussian_filter(m, sigma=4))
             map_our, score_our = method.predict(x)
         maps = np.stack(maps)
-        rows.append(compare("anomaly map (Σ levels, Gaussian σ=4)", map_our[:, 0], maps))
-        rows.append(compare("image score (max of the map)", score_our, maps.reshape(b, -1).max(1)))
+        rows += map_rows(map_our, score_our, maps)
     zero = [r for r in rows if r["component"].startswith(("L_ssot", "L_contrast"))]
     note = ("With random weights L_ssot and L_contrast are 0 on both sides (SSOT compares a batch with its own "
             "shuffle; the contrast stays below its margin), so both are also compared on features built to exercise them. "
             f"Noise boxes of this batch: {boxes}.") if zero else ""
-    return {"paper": PAPER, "official": {"repository": REPOSITORY, "modules": MODULES},
-            "setup": {"teacher": "wide_resnet50_2, random weights, BN statistics randomised", "image_size": image_size,
-                      "batch": batch, "seed": seed, "dtype": "float32", "device": "cpu",
-                      "input": "uniform noise in [0, 1] and its noisy copy made by the official recipe; the official "
-                               "models get both ImageNet-normalised", "note": note},
-            "weights": account, "components": rows}
+    return result(PAPER, REPOSITORY, MODULES, image_size, batch, seed,
+                  "uniform noise in [0, 1] and its noisy copy made by the official recipe; the official models get "
+                  "both ImageNet-normalised", account, rows, note=note)

@@ -21,7 +21,7 @@ from torch import nn
 from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
                                          compare_init, compare_levels, compare_tensors, copy_weights,
                                          official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
-                                         share_gradients)
+                                         share_gradients, map_rows, result)
 from benchmarks.official.rdpp import outputs_of
 
 REPOSITORY = "hito2448/URD"
@@ -176,16 +176,12 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
                 maps.append(gaussian_filter(student.cal_anomaly_map(s, t)[0, 0].numpy(), sigma=4))
             map_our, score_our = method.predict(x_n)
         maps = np.stack(maps)
-        rows.append(compare("anomaly map (Σ levels, Gaussian σ=4)", map_our[:, 0], maps))
-        rows.append(compare("image score (max of the map)", score_our, maps.reshape(batch, -1).max(1)))
-    return {"paper": PAPER, "official": {"repository": REPOSITORY, "modules": MODULES},
-            "setup": {"teacher": "wide_resnet50_2, random weights, BN statistics randomised", "image_size": image_size,
-                      "batch": batch, "seed": seed, "dtype": "float32", "device": "cpu",
-                      "input": "uniform noise in [0, 1] as the normal image and, inside a Perlin mask, other noise as "
-                               "the synthetic one; the official models get both ImageNet-normalised",
-                      "note": "The teacher step, then the student step on the stepped teacher, as train.py runs them; at "
-                              "each optimizer step both sides are given the official gradients (after comparing them), "
-                              "so the student half starts from equal teachers. With rdlib's earlier mask chain "
-                              f"(each level resized from the continuous one) L_TE term 2 differs by {sensitivity:.1e} "
-                              "relative on these inputs: the check tells the two apart."},
-            "weights": account, "components": rows}
+        rows += map_rows(map_our, score_our, maps)
+    return result(PAPER, REPOSITORY, MODULES, image_size, batch, seed,
+                  "uniform noise in [0, 1] as the normal image and, inside a Perlin mask, other noise as the synthetic "
+                  "one; the official models get both ImageNet-normalised", account, rows,
+                  note="The teacher step, then the student step on the stepped teacher, as train.py runs them; at each "
+                       "optimizer step both sides are given the official gradients (after comparing them), so the "
+                       "student half starts from equal teachers. With rdlib's earlier mask chain (each level resized "
+                       f"from the continuous one) L_TE term 2 differs by {sensitivity:.1e} relative on these inputs: "
+                       "the check tells the two apart.")
