@@ -380,3 +380,12 @@ def test_rdre_synthesis_places_anomalies_anywhere_unless_the_foreground_option_i
     assert any(f is not None for f in inside.foregrounds) and "foreground" in inside[0]
     fg = inside[0]["foreground"]
     assert torch.all(inside[0]["mask"] <= fg)                  # the anomaly lies inside the foreground
+
+
+@pytest.mark.parametrize("size", [12, 31, 32, 33, 64])
+def test_rdpp_box_fits_any_image_size(size):
+    """The box corner is drawn from [1, S − side) as RD++ does; a box as large as a small image starts at 0."""
+    g = torch.Generator().manual_seed(size)
+    for _ in range(20):
+        out, masks = synthesize(torch.zeros(1, 3, size, size), None, None, get_preset("rdpp"), g)
+        assert masks.sum() > 0 and out.shape == (1, 3, size, size)

@@ -34,8 +34,9 @@ def synthesize(images: torch.Tensor, textures: torch.Tensor | None, foreground: 
             lo, hi = preset.box
             bh, bw = (int(torch.randint(lo, hi, (1,), generator=generator)) for _ in range(2))
             bh, bw = min(bh, h), min(bw, w)
-            y = int(torch.randint(1, max(2, h - bh), (1,), generator=generator))    # RD++: randint(1, size − side)
-            x = int(torch.randint(1, max(2, w - bw), (1,), generator=generator))
+            # RD++: the corner from randint(1, S − side); a box that (nearly) fills the image starts at 0
+            y = int(torch.randint(1, h - bh, (1,), generator=generator)) if h - bh > 1 else 0
+            x = int(torch.randint(1, w - bw, (1,), generator=generator)) if w - bw > 1 else 0
             noise = simplex_octaves((3, bh, bw), generator=generator, device=dev)
             out[i, :, y:y + bh, x:x + bw] += preset.simplex_scale * noise       # RD++: added, not blended
             masks[i, :, y:y + bh, x:x + bw] = 1.0
