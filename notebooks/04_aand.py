@@ -525,8 +525,8 @@ pd.DataFrame([
 # checked outside the book's build by the harness in `benchmarks/official/`. Given a clone of the official
 # repository it imports the official modules from there (nothing of them is copied into rdlib), gives the official
 # models and rdlib's the same random WideResNet50-2 weights through an explicit key map (every tensor accounted for,
-# BatchNorm statistics randomised so that none is the identity), feeds both the same images (the same synthesised batch), and compares the
-# features, each loss term, every gradient, the parameters after one optimizer step (both optimizers given the same
+# BatchNorm statistics randomised so that none is the identity), feeds both the same images (the same synthesised batch), and compares how both
+# initialise their weights, the features, each loss term, every gradient, the parameters after one optimizer step (both optimizers given the same
 # gradients), the anomaly map and the image score. The file it wrote, read here, names both commits and the machine:
 
 # %% tags=["hide-input"]

@@ -398,9 +398,9 @@ pd.DataFrame([
 # ## Equal to the official code: RD++
 #
 # RD++ has no chapter of its own; it is the baseline URD and AAND quote. The harness in `benchmarks/official/`
-# (described in the RD chapter, section 8) checks rdlib's RD++ against the official "Revisiting Reverse Distillation"
+# (described in the RD chapter, section 9) checks rdlib's RD++ against the official "Revisiting Reverse Distillation"
 # code: the same random WideResNet50-2 weights through an explicit key map, the same images and the same noisy batch,
-# then features, projections, each loss term, every gradient, one optimizer step, the anomaly map and the score. The
+# then the initialisation, features, projections, each loss term, every gradient, one optimizer step, the anomaly map and the score. The
 # file it wrote, read here, names both commits and the machine:
 
 # %% tags=["hide-input"]
