@@ -389,3 +389,16 @@ def test_rdpp_box_fits_any_image_size(size):
     for _ in range(20):
         out, masks = synthesize(torch.zeros(1, 3, size, size), None, None, get_preset("rdpp"), g)
         assert masks.sum() > 0 and out.shape == (1, 3, size, size)
+
+
+def test_rdpp_noise_leaves_torchs_thread_count_alone():
+    """opensimplex runs numba-parallel loops on OpenMP, whose thread count torch shares; drawing the noise must not
+    change the threads a (one-thread) training process computes with, or its results stop being reproducible."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        torch.randn(64, 64) @ torch.randn(64, 64)                   # OpenMP in use, as in a training process
+        simplex_octaves((3, 20, 20), generator=torch.Generator().manual_seed(0))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -97,7 +97,16 @@ def simplex_octaves(shape: tuple[int, int, int], octaves: int = 6, persistence: 
     from opensimplex import OpenSimplex
 
     seed = int(torch.randint(-2 ** 62, 2 ** 62, (1,), generator=generator))
-    return torch.from_numpy(octave_sum(OpenSimplex(seed), shape, octaves, persistence, frequency)).float().to(device)
+    threads = torch.get_num_threads()
+    try:
+        noise = octave_sum(OpenSimplex(seed), shape, octaves, persistence, frequency)
+    finally:
+        # opensimplex's numba-parallel loops run on OpenMP and reset its thread count, which torch shares: a
+        # one-thread worker would train on as many threads as there are cores, and its sums would change order
+        # (RD++ runs stopped being reproducible). Put torch's count back.
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return torch.from_numpy(noise).float().to(device)
 
 
 def octave_sum(lattice, shape: tuple[int, int, int], octaves: int, persistence: float, frequency: float) -> np.ndarray:
