@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Data: benchmarks, the embedded benchmark and anomaly sources
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/00_data.ipynb)
+# **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/00_data.ipynb)**
 #
 # The RD family is evaluated on four industrial benchmarks. None of them can be downloaded on the machines that
 # build this book (no internet there, and their licences forbid redistribution), so the book's numbers come from an

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # RD: reverse distillation from a one-class embedding (CVPR 2022)
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/01_rd.ipynb)
+# **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/01_rd.ipynb)**
 #
 # Deng & Li, *Anomaly Detection via Reverse Distillation from One-Class Embedding*, CVPR 2022 (code: hq-deng/RD4AD).
 # A frozen ImageNet **teacher encoder** $E$ describes an image at three scales; a trainable **one-class bottleneck**

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Kernels: the cosine anomaly map in Triton
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/02_kernels.ipynb)
+# **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/02_kernels.ipynb)**
 #
 # Every method in this book scores an image the same way: per level $k$, $M^k = 1 - \cos(f_T^k, f_S^k)$ along
 # channels, each map upsampled bilinearly to the image, summed, smoothed with a Gaussian ($\sigma = 4$), and the

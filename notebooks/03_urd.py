@@ -16,7 +16,7 @@
 # %% [markdown]
 # # URD: reverse distillation with an expert (AAAI 2025)
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/03_urd.ipynb)
+# **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/03_urd.ipynb)**
 #
 # Liu et al., *Unlocking the Potential of Reverse Distillation for Anomaly Detection* (URD), AAAI 2025 (code: hito2448/URD).
 # In RD the teacher is frozen, so it describes an anomaly about as calmly as a normal pattern, and a student that

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # AAND: amplify the anomaly in the teacher, then distil normality
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/04_aand.ipynb)
+# **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/04_aand.ipynb)**
 #
 # Tang et al., *Advancing Pre-trained Teacher: Towards Robust Feature Discrepancy for Anomaly Detection* (AAND;
 # code: Hui-design/AAND). RD rests on two assumptions: the teacher represents normal and anomalous patterns

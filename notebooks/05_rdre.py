@@ -16,7 +16,7 @@
 # %% [markdown]
 # # RD-RE: fuse the encoder into the decoder, then segment the discrepancy
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/05_rdre.ipynb)
+# **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/05_rdre.ipynb)**
 #
 # Fu & Lin, *RD-RE: Reverse Distillation with Feature Reconstruction Enhancement for Industrial Anomaly Detection*
 # (Computers, 2026). **No code was released**: `rdlib.methods.rdre` is, as far as we know, the first implementation

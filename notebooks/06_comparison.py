@@ -16,7 +16,7 @@
 # %% [markdown]
 # # One protocol for the whole family: RD, RD++, URD, AAND, RD-RE and a nearest-neighbour reference
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/06_comparison.ipynb)
+# **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/06_comparison.ipynb)**
 #
 # Each paper compares itself with RD under its own protocol: its own teacher, its own PRO function, sometimes the
 # best test-set checkpoint. This chapter trains every method of the book the same way — same teacher, image size,

@@ -1,7 +1,8 @@
 """Open a built book the way a reader does: every page in headless Chromium, at desktop and phone widths.
 
 ``check_site(html_dir)`` serves ``html_dir`` on localhost, loads each page and returns a list of ``Problem``s:
-a console error or uncaught exception, a local request that failed (or answered >= 400), a broken image,
+a console error or uncaught exception, a local request that failed (or answered >= 400), a broken image or one
+from another host (broken for an offline reader),
 a markdown table left as text, an equation left as raw TeX (MathJax, served with the book, did not typeset it),
 a table cell truncated with "..." or "…", and, at phone width, a table of
 contents that does not open when its toggle is pressed. Screenshots of every page at both widths go to
@@ -198,8 +199,11 @@ def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host
     page.goto(base + rel, wait_until="load", timeout=timeout_ms)
     page.wait_for_timeout(300)
     for src in page.evaluate(_BROKEN_IMAGES_JS):
-        if urlparse(src).netloc in (host, ""):        # other hosts are unreachable offline by design
+        if urlparse(src).netloc in (host, ""):
             add("broken image", src)
+    for src in page.evaluate("() => Array.from(document.images).map(img => img.src)"):
+        if urlparse(src).scheme in ("http", "https") and urlparse(src).netloc != host:
+            add("image from another host", f"{src} (broken for an offline reader)")
     if page.evaluate(_MATHJAX_JS) == "not loaded":
         add("equations not typeset", "MathJax did not load")
     text = page.evaluate(_VISIBLE_TEXT_JS)

@@ -40,7 +40,8 @@ def test_notebook_structure(name):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     assert "PROFILE" in tagged[0].source
-    assert "colab.research.google.com" in nb.cells[0].source, "first cell opens with an Open-in-Colab badge"
+    assert "colab.research.google.com/github" in nb.cells[0].source, "first cell opens with an Open-in-Colab link"
+    assert "colab-badge.svg" not in nb.cells[0].source, "a text link: Colab's badge image is broken offline"
     assert "environment_footer" in nb.cells[-1].source, "last cell prints the environment footer"
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
