@@ -473,13 +473,9 @@ pd.DataFrame([
 # %% [markdown]
 # ## 11. Equal to the official code
 #
-# Everything above runs rdlib's implementation; whether it computes what the official URD code computes is
-# checked outside the book's build by the harness in `benchmarks/official/`. Given a clone of the official
-# repository it imports the official modules from there (nothing of them is copied into rdlib), gives the official
-# models and rdlib's the same random WideResNet50-2 weights through an explicit key map (every tensor accounted for,
-# BatchNorm statistics randomised so that none is the identity), feeds both the same images (the same synthesised batch), and compares how both
-# initialise their weights, the features, each loss term, every gradient, the parameters after one optimizer step (both optimizers given the same
-# gradients), the anomaly map and the image score. The file it wrote, read here, names both commits and the machine:
+# Whether rdlib computes what the official URD code computes is checked outside the book's build by the harness
+# in `benchmarks/official/` (how it works: the RD chapter, section 9), here with the same synthesised batch on both
+# sides. The file it wrote, read here, names both commits and the machine:
 
 # %% tags=["hide-input"]
 sentence, table = equivalence_table("urd")

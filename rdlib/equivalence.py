@@ -40,8 +40,8 @@ def _sci(x) -> str:
 def _tolerance(row: dict) -> str:
     if "tolerance_abs" in row:
         return f"{_sci(row['tolerance_abs'])} absolute"
-    if row["component"].startswith("initialisation"):
-        return f"{row['tolerance']:.0%} of the std"
+    if "tolerance_std" in row:
+        return f"{row['tolerance_std']:.0%} of the std"
     return f"{_sci(row['tolerance'])} relative"
 
 

@@ -24,8 +24,7 @@ from torch import nn
 from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
                                          compare_init, compare_levels, compare_tensors, copy_weights,
                                          official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
-                                         step_both, map_rows, result)
-from benchmarks.official.rdpp import _KeepGradients, outputs_of
+                                         step_both, map_rows, result, KeepGradients, outputs_of)
 
 REPOSITORY = "Hui-design/AAND"
 PAPER = "AAND"
@@ -128,7 +127,7 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
             model.advance = lambda f_t, gates=None: captured.setdefault("out", advance(f_t, gates))
             try:
                 logs1 = method.training_step({"synthetic": x, "mask": mask, "foreground": fg},
-                                             {"raa": _KeepGradients()}, stage1)
+                                             {"raa": KeepGradients()}, stage1)
             finally:
                 del model.advance
         fa_our, w_our, d_our = captured["out"]
@@ -165,7 +164,7 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
         # the same F_A into both students: F_A agrees to ~1e-7, and L_HKD's top-10 pixel choice can flip on such a tie
         with outputs_of(model.decoder) as seen_s:
             logs2 = method.training_step({"teacher_features": [f.clone() for f in fa2_off]},
-                                         {"distill": _KeepGradients()}, stage2)
+                                         {"distill": KeepGradients()}, stage2)
         rows += compare_levels("stage 2: student features (train mode, the same F_A fed to both)", seen_s[0][0], s2_off)
         with torch.no_grad():
             cos = nn.CosineSimilarity()

@@ -288,8 +288,31 @@ def compare_init(ours: nn.Module, official: nn.Module, keymap: KeyMap, tolerance
         if rel >= worst:
             worst, worst_key = rel, ku
     return {"component": "initialisation: std of every fresh trainable weight", "shape": [n], "max_abs": None,
-            "max_rel": worst, "tolerance": tolerance, "tensors": n, "worst": worst_key,
+            "max_rel": worst, "tolerance_std": tolerance, "tensors": n, "worst": worst_key,
             "verdict": "equal" if worst <= tolerance else "differs"}
+
+
+class KeepGradients:
+    """Stands in for the optimizers handed to ``training_step``: step and zero_grad do nothing, so the gradients that
+    the method's own step produced stay on the parameters to be compared."""
+
+    def step(self):
+        pass
+
+    def zero_grad(self, set_to_none: bool = True):
+        pass
+
+
+@contextlib.contextmanager
+def outputs_of(*modules: nn.Module):
+    """Record each module's output during the block (a list per module)."""
+    seen = [[] for _ in modules]
+    hooks = [m.register_forward_hook(lambda _m, _i, out, k=k: seen[k].append(out)) for k, m in enumerate(modules)]
+    try:
+        yield seen
+    finally:
+        for h in hooks:
+            h.remove()
 
 
 def share_gradients(ours: nn.Module, official: nn.Module, mapping: dict) -> None:

@@ -20,7 +20,7 @@ from torch import nn
 from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
                                          compare_init, compare_levels, compare_tensors, copy_weights,
                                          official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
-                                         step_both, map_rows, result)
+                                         step_both, map_rows, result, KeepGradients, outputs_of)
 
 REPOSITORY = "tientrandinh/Revisiting-Reverse-Distillation"
 PAPER = "RD++"
@@ -68,29 +68,6 @@ def official_noisy(x01: torch.Tensor, noise_module, seed: int) -> tuple[torch.Te
         out[i, :, y:y + h, x:x + w] += 0.2 * torch.from_numpy(lattice.rand_3d_octaves((3, h, w), 6, 0.6))
         boxes.append((h, w))
     return out.float(), boxes
-
-
-class _KeepGradients:
-    """Stands in for the optimizers handed to ``training_step``: step and zero_grad do nothing, so the gradients that
-    the method's own step produced stay on the parameters to be compared."""
-
-    def step(self):
-        pass
-
-    def zero_grad(self, set_to_none: bool = True):
-        pass
-
-
-@contextlib.contextmanager
-def outputs_of(*modules: nn.Module):
-    """Record each module's output during the block (a list per module)."""
-    seen = [[] for _ in modules]
-    hooks = [m.register_forward_hook(lambda _m, _i, out, k=k: seen[k].append(out)) for k, m in enumerate(modules)]
-    try:
-        yield seen
-    finally:
-        for h in hooks:
-            h.remove()
 
 
 def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) -> dict:
@@ -161,7 +138,7 @@ def run(checkout: Path, image_size: int = 256, batch: int = 2, seed: int = 0) ->
         stage = method.stages()[0]
         torch.manual_seed(seed + 1)
         with outputs_of(model.teacher, model.projection, model.decoder) as seen:
-            logs = method.training_step({"image": x, "synthetic": noisy}, {"keep": _KeepGradients()}, stage)
+            logs = method.training_step({"image": x, "synthetic": noisy}, {"keep": KeepGradients()}, stage)
         (t_both,), (p_our, pn_our), (s_our,) = seen
         rows += compare_levels("teacher features E(x)", [f[:b] for f in t_both], t_off)
         rows += compare_levels("teacher features E(x̃), noisy", [f[b:] for f in t_both], tn_off)

@@ -21,8 +21,7 @@ from torch import nn
 from benchmarks.official.harness import (IMAGENET_MEAN, IMAGENET_STD, STUDENT_RENAMES, KeyMap, compare,
                                          compare_init, compare_levels, compare_tensors, copy_weights,
                                          official_modules, randomize_batchnorm_, rd_student_rules, resnet_rules,
-                                         share_gradients, map_rows, result)
-from benchmarks.official.rdpp import outputs_of
+                                         share_gradients, map_rows, result, outputs_of)
 
 REPOSITORY = "hito2448/URD"
 PAPER = "URD"
