@@ -215,6 +215,16 @@ class ClaimLog:
         """The sentences as a Markdown bullet list, or ``empty`` when none was judged."""
         return "\n".join(f"- {s}" for s in self.sentences()) or empty
 
+    def summary(self, empty: str = "no claim was judged in this profile") -> str:
+        """One sentence: how many claims came out each way, and the designs they rest on."""
+        if not self.verdicts:
+            return empty
+        counts = pd.Series([v.verdict for v in self.verdicts]).value_counts()
+        order = [k for k in ("supported", "contradicted", "inconclusive", "not judged") if k in counts]
+        designs = sorted({v.design for v in self.verdicts if v.verdict != "not judged"})
+        return (f"of {len(self.verdicts)} claims, " + ", ".join(f"{counts[k]} {k}" for k in order)
+                + (f" (designs: {'; '.join(designs)})" if designs else ""))
+
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([{"source": self.chapter, **v.row()} for v in self.verdicts],
                             columns=[*CLAIM_COLUMNS, "label"])
@@ -236,7 +246,7 @@ class AblationReport:
         report = AblationReport("urd", grid, ["i_auroc", "p_ap"], paper=load_paper_numbers())
         report.table(["T–S (= RD)", "E–T–S (RD-E)"], "urd_table5", ["urd_base", "urd_expert"], ("p_auroc", "p_ap"))
         report.judge("E–T–S (RD-E)", "T–S (= RD)", "The expert improves P-AP (Table 5)", "p_ap")
-        display(Markdown(report.markdown())); report.log.save("book")
+        report.log.save("book")           # each verdict is shown below its table as it is judged
     """
 
     SKIPPED = "_Ablations skipped in this profile._"
@@ -275,14 +285,30 @@ class AblationReport:
             return None
         return va - vb if np.isfinite(va) and np.isfinite(vb) else None
 
-    def judge(self, a: str, b: str, claim: str, metric: str, paper_diff: float | None = None) -> str | None:
+    def judge(self, a: str, b: str, claim: str, metric: str, paper_diff: float | None = None) -> None:
         """Record :func:`judge` of the paper's claim "``a`` beats ``b`` on ``metric``" on the grid, with the paper's
-        own effect (given, or read from the table last shown) to say whether the design could detect it; returns
-        the sentence (None when the grid is empty)."""
+        own effect (given, or read from the table last shown) to say whether the design could detect it, and show
+        its sentence below the table (nothing when the grid is empty; ``log`` keeps every verdict)."""
         if self.grid.empty:
-            return None
+            return
+        from IPython.display import Markdown, display
+
         effect = paper_diff if paper_diff is not None else self.paper_effect(a, b, metric)
-        return self.log.add(judge(self.grid, a, b, metric, claim, paper_diff=effect, paper_claim=True))
+        display(Markdown(self.log.add(judge(self.grid, a, b, metric, claim, paper_diff=effect, paper_claim=True))))
+
+    def run(self, variant: str, category: str, seed: int):
+        """The trained run of one cell of the grid (:class:`rdlib.runs.Run`; for a re-scored variant, the run it
+        re-scores); KeyError naming the cell when it is not in the grid or failed."""
+        from pathlib import Path
+
+        from rdlib.runs import load_run
+
+        g = self.grid
+        cell = g[(g.variant == variant) & (g.category == category) & (g.seed == seed) & (g.status != "failed")] \
+            if not g.empty else g
+        if cell.empty:
+            raise KeyError(f"no finished run of {variant!r} on {category!r} with seed {seed} in the grid")
+        return load_run(Path(cell.run_dir.iloc[0]))
 
     def markdown(self) -> str:
         """The recorded verdicts as a bullet list (what the chapter prints)."""

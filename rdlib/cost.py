@@ -121,3 +121,24 @@ def inference_cost(method, image_size: int, batch: int = 1, device=None, repeats
 
 
 __all__ = ["flops", "inference_cost", "latency_ms", "modules_run", "parameters_run", "peak_memory_mb", "weights_mb"]
+
+
+def parameter_table(method: str, parts: dict, teachers=("wide_resnet50_2", "resnet18", "efficientnet_lite0"),
+                    **options):
+    """Parameters (millions) per part of ``method``'s network for each teacher, at random weights (no download):
+    ``parts`` = ``{label: attribute path or list of paths}`` on the model, e.g. ``{"OCBE": "bottleneck",
+    "GII ×2": ["decoder.gii_b", "decoder.gii_c"]}``; ``options``: further method options (e.g. ``image_size``)."""
+    import operator
+
+    import pandas as pd
+
+    from rdlib.methods import get_model
+
+    rows = {}
+    for name in teachers:
+        m = get_model(method, teacher=name, weights="random", **options)
+        rows[name] = {f"{label} (M)": sum(p.numel() for path in ([paths] if isinstance(paths, str) else paths)
+                                          for p in operator.attrgetter(path)(m).parameters()) / 1e6
+                      for label, paths in parts.items()}
+        del m
+    return pd.DataFrame(rows).T.rename_axis("teacher").round(2)

@@ -130,6 +130,29 @@ def long_table(cr: CategoryRuns, variant: str, seed=0) -> pd.DataFrame:
                          for cat, run in cr.runs.items()])
 
 
+def at_steps_of(runs: CategoryRuns, reference: CategoryRuns, variant: str, seed=0) -> pd.DataFrame:
+    """``runs`` as rows of the long table at the optimizer step count each category's ``reference`` run ended at:
+    the final metrics where the run ended there, else the test metrics its learning curve logged at that step
+    (``FitConfig.eval_every``); a category with neither is left out. Lets a verdict compare two methods at the same
+    number of steps (e.g. RD, trained longer, against URD)."""
+    rows = []
+    for cat, run in runs.runs.items():
+        ref = reference.runs.get(cat)
+        target = ref.history[-1]["step"] if ref is not None and ref.history else None
+        final = run.history[-1]["step"] if run.history else None
+        if target is None:
+            continue
+        if final == target:
+            rows.append({"variant": variant, "category": cat, "seed": seed, **run.metrics, **run.design_row()})
+            continue
+        logged = [h for h in run.history if h.get("step") == target and "test_i_auroc" in h]
+        if logged:
+            metrics = {k.removeprefix("test_"): v for k, v in logged[0].items() if k.startswith("test_")}
+            rows.append({"variant": variant, "category": cat, "seed": seed, **metrics, **run.design_row(),
+                         "steps": target})
+    return pd.DataFrame(rows)
+
+
 def side_by_side(tables: dict[str, pd.DataFrame], metrics=("i_auroc", "p_auroc")) -> pd.DataFrame:
     """Several methods' :func:`results_table` as one table: a column "<label> <METRIC>" per metric and method (e.g.
     "RD I-AUROC"), rows = categories and the mean (a category one method lacks is empty)."""
@@ -251,36 +274,21 @@ def level_distance_table(run: Run, device=None, batch_size: int = 16) -> pd.Data
     return pd.DataFrame(rows).T
 
 
-@dataclass
-class ChapterSetup:
-    """What the first cell of a paper chapter needs: the method's profile with the chapter's overrides, the data
-    root (the embedded benchmark at the profile's image size, or the reader's dataset) and the device."""
+def cost_table(trained: dict[str, CategoryRuns], image_size: int, device=None, repeats: int = 5) -> pd.DataFrame:
+    """Per method (``{label: runs}``, the first run of each): parameters that run at test time, FLOPs and the median
+    latency of one image at ``image_size`` measured now (:func:`rdlib.cost.inference_cost`), and the training
+    milliseconds per optimizer step measured when the runs trained (:func:`train_ms_per_step`)."""
+    from rdlib.cost import inference_cost
 
-    options: dict
-    fit: dict
-    root: object
-    data_name: str
-    device: str
-
-
-def chapter_setup(method: str, profile: str, options: dict | None = None, fit: dict | None = None, data_root=None,
-                  n_train: int = 80, n_test_good: int = 80, n_test_per_defect: int = 30) -> ChapterSetup:
-    """The profile's options and loop settings with ``options`` / ``fit`` overriding them; with ``data_root=None``
-    the embedded benchmark generated (or reused) at the options' image size with the given split sizes."""
-    from rdlib.data import EmbeddedConfig, generate_embedded
-    from rdlib.methods import method_profile
-
-    prof = method_profile(method, profile)
-    opts, loop = {**prof["options"], **(options or {})}, {**prof["fit"], **(fit or {})}
-    if data_root is None:
-        root = generate_embedded(cfg=EmbeddedConfig(size=int(opts["image_size"]), n_train=n_train,
-                                                    n_test_good=n_test_good, n_test_per_defect=n_test_per_defect))
-        name = f"embedded benchmark ({root.name})"
-    else:
-        root, name = data_root, str(data_root)
-    return ChapterSetup(opts, loop, root, name, "cuda" if torch.cuda.is_available() else "cpu")
+    rows = {}
+    for label, cr in trained.items():
+        if cr.runs:
+            run = next(iter(cr.runs.values()))
+            rows[label] = {**inference_cost(run.load_method(device), image_size, device=device, repeats=repeats),
+                           "train ms/step": train_ms_per_step(cr)}
+    return pd.DataFrame(rows).T
 
 
-__all__ = ["CategoryRuns", "ChapterSetup", "chapter_setup", "learning_curves", "level_distance_table", "long_table",
+__all__ = ["CategoryRuns", "at_steps_of", "cost_table", "learning_curves", "level_distance_table", "long_table",
            "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "side_by_side",
            "train_categories", "train_ms_per_step"]

@@ -80,3 +80,44 @@ def separation_auroc(train_normal: np.ndarray, test: np.ndarray, labels: np.ndar
     if labels.min() == labels.max():
         return float("nan")
     return 100.0 * float(auroc(nearest_normal_distance(train_normal, test), labels))
+
+
+def separation_table(spaces: dict, reference, test, levels, max_reference: int, max_test: int, device=None):
+    """Per level and feature space (``spaces``: ``{label: images → feature maps}``), the patch counts and the
+    :func:`separation_auroc` of ``test``'s patches against ``reference``'s normal patches (seeded subsamples of at
+    most ``max_reference`` / ``max_test`` patches). Rows indexed by ("level k", label)."""
+    import pandas as pd
+
+    rows = {}
+    for level in levels:
+        for label, fn in spaces.items():
+            ref, _ = patch_features(fn, reference, level, max_patches=max_reference, seed=0, device=device)
+            x, y = patch_features(fn, test, level, max_patches=max_test, seed=0, device=device)
+            rows[(f"level {level + 1}", label)] = {"defect patches": int(y.sum()), "normal patches": int((1 - y).sum()),
+                                                   "separation AUROC (%)": separation_auroc(ref, x, y)}
+    return pd.DataFrame(rows).T
+
+
+def projection_figure(spaces: dict, test, level: int, max_patches: int, title: str, separation=None,
+                      device=None) -> None:
+    """t-SNE and UMAP of ``test``'s level-``level`` patches, one row per feature space, normal patches blue and
+    real-defect patches red; ``separation`` (a :func:`separation_table`) puts each space's AUROC in its titles."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(spaces), 2, figsize=(6.8, 3.0 * len(spaces)), squeeze=False)
+    for r, (label, fn) in enumerate(spaces.items()):
+        x, y = patch_features(fn, test, level, max_patches=max_patches, seed=0, device=device)
+        for c, proj in enumerate(("tsne", "umap")):
+            xy = project_2d(x, proj, seed=0)
+            ax = axes[r, c]
+            ax.scatter(*xy[y == 0].T, s=3, alpha=0.5, c="tab:blue", label="normal patches")
+            ax.scatter(*xy[y == 1].T, s=5, alpha=0.8, c="tab:red", label="real-defect patches")
+            auc = "" if separation is None else \
+                f" (separation {separation.loc[(f'level {level + 1}', label), 'separation AUROC (%)']:.1f})"
+            ax.set_title(f"{label}, {'t-SNE' if proj == 'tsne' else 'UMAP'}{auc}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].legend(fontsize=8, markerscale=3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.show()

@@ -152,3 +152,52 @@ def not_reproduced(paper: str) -> pd.DataFrame:
     """The part of :func:`coverage` the chapter does not reproduce, with the reason (each chapter ends with it)."""
     c = coverage(paper)
     return c[c["in this chapter"] == "not reproduced"].drop(columns="in this chapter").set_index("paper's")
+
+
+def _protocols(chapter: str) -> dict:
+    from rdlib.paths import resource
+
+    data = yaml.safe_load(resource("protocols.yaml").read_text())
+    if chapter not in data:
+        raise KeyError(f"no protocol for {chapter!r} in rdlib/resources/protocols.yaml; chapters: {sorted(data)}")
+    return data[chapter]
+
+
+def _paper_size(image_size: int) -> int:
+    """The paper input size quoted beside a run at ``image_size``: RD reports 128² and 256²."""
+    return 128 if image_size <= 128 else 256
+
+
+def paper_vs_ours(chapter: str, ours: dict[str, float], image_size: int,
+                  df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Paper | Ours | Δ (:func:`compare`) for the paper's mean rows named in ``protocols.yaml`` (``ours``: our mean
+    metrics; ``image_size``: the runs' size, for papers that report several)."""
+    df = load_paper_numbers() if df is None else df
+    paper, pro_variant = {}, None
+    for entry in _protocols(chapter)["paper"]:
+        match = {k: (_paper_size(image_size) if v == "chapter" else v) for k, v in (entry.get("match") or {}).items()}
+        row = paper_row(df, entry["table"], entry["method"], **match)
+        paper.update({m: row[m] for m in entry["metrics"]})
+        if "pro" in entry["metrics"]:
+            pro_variant = row.pro_variant
+    return compare(paper, ours, pro_variant=pro_variant)
+
+
+def protocol_table(chapter: str, method: str, options: dict, fit: dict, data: str, runs) -> pd.DataFrame:
+    """The paper's protocol beside ours, row by row (``protocols.yaml``), ours filled from the runs' settings:
+    ``options`` / ``fit`` (with the method's and the loop's defaults), ``data`` (its name) and ``runs``
+    (a :class:`~rdlib.experiments.CategoryRuns`: how many categories ran, which texture source they used)."""
+    from dataclasses import asdict
+
+    from rdlib.methods import method_class
+    from rdlib.training import FitConfig
+
+    done, failed = len(runs.runs), len(runs.failed)
+    values = {**asdict(FitConfig()), **fit, **method_class(method).option_defaults(), **options, "data": data,
+              "categories": f"{done} categories" + (f" ({failed} failed)" if failed else ""),
+              "textures": ", ".join(sorted({str(r.info.get("texture_source")) for r in runs.runs.values()})) or "none",
+              "paper_size": _paper_size(int(options["image_size"]))}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    rows = [(what, paper.format_map(values), ours.format_map(values))
+            for what, paper, ours in _protocols(chapter)["protocol"]]
+    return pd.DataFrame(rows, columns=["", "paper", "ours"]).set_index("")

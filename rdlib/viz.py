@@ -147,3 +147,118 @@ def save_overlay(path: str | Path, image, amap, mask=None, vmin=None, vmax=None,
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def category_figure(table, columns, title: str, ylabel: str = "I-AUROC (%)", height: float = 2.8) -> None:
+    """:func:`category_chart` as a figure of its own, titled, shown."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, height))
+    category_chart(ax, table, columns, ylabel=ylabel)
+    ax.set_title(title)
+    fig.tight_layout()
+    plt.show()
+
+
+def compare_maps(columns: dict, picks: int = 3, share=None, device=None) -> None:
+    """Anomaly maps of the same defective test images side by side: ``columns`` = ``{label: (run, scoring)}`` with
+    ``scoring`` None (the run's stored map) or scoring options of its method (e.g. ``{"source": "gate"}``); rows:
+    ``picks`` defective test images spread over the first run's defective images (the runs share category and
+    size). The columns in ``share`` (default: all) use one colour scale per row, the others their own; the
+    ground truth is the green contour."""
+    import matplotlib.pyplot as plt
+
+    from rdlib.runs import build_datasets
+
+    runs = list(columns.values())
+    first = runs[0][0].predictions()
+    _, test = build_datasets(runs[0][0].spec)
+    bad = np.flatnonzero(first.labels == 1)
+    rows = bad[np.linspace(0, len(bad) - 1, min(picks, len(bad))).astype(int)]
+    share = set(columns) if share is None else set(share)
+    maps = {}
+    for label, (run, scoring) in columns.items():
+        if scoring is None:
+            maps[label] = [run.predictions().maps[i].astype(np.float32) for i in rows]
+        else:
+            method = run.load_method(device)
+            with method.scoring(**scoring):
+                maps[label] = [method.predict(test[int(i)]["image"][None].to(device or "cpu"))[0][0, 0].cpu().numpy()
+                               for i in rows]
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(COLUMN_INCHES, 2.3 * len(rows)), squeeze=False)
+    last_shared = [label for label in columns if label in share][-1:]
+    for r, i in enumerate(rows):
+        shared = [maps[label][r] for label in columns if label in share]
+        vmin = min(float(m.min()) for m in shared) if shared else None
+        vmax = max(float(m.max()) for m in shared) if shared else None
+        for c, label in enumerate(columns):
+            on_shared = label in share
+            show(axes[r, c], test[int(i)]["image"], maps[label][r], first.masks[i],
+                 vmin if on_shared else None, vmax if on_shared else None,
+                 title=f"{label}: {first.defects[i]}" if c == 0 else label,
+                 colorbar=not on_shared or [label] == last_shared)
+    fig.tight_layout()
+    plt.show()
+
+
+def level_maps(models: dict, image, mask, title: str | None = None) -> None:
+    """Per-level teacher–student maps 1 − cos(T(x)_k, S(T(x))_k) of one image, one row per model (``{label:
+    model}`` with ``teacher`` and ``student``), each row on its own colour scale (with a colour bar), the defect
+    as a green contour."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from rdlib.anomaly_map import cosine_distance_map
+
+    x = image[None].to(next(next(iter(models.values())).parameters()).device)
+    fig, axes = plt.subplots(len(models), 4, figsize=(COLUMN_INCHES, 1.8 * len(models)), squeeze=False)
+    for r, (label, model) in enumerate(models.items()):
+        with torch.no_grad():
+            t = model.teacher(x)
+            maps = [cosine_distance_map(a, b)[0, 0].cpu().numpy() for a, b in zip(t, model.student(t))]
+        show(axes[r, 0], image, None, np.asarray(mask) > 0.5, title=f"{label}: {title}" if title else label)
+        vmax = max(float(m.max()) for m in maps)
+        for k, m in enumerate(maps[:3]):
+            small = np.asarray(mask, dtype=np.float32)
+            heat = axes[r, k + 1].imshow(m, cmap="jet", vmin=0, vmax=vmax)
+            if small.any():
+                step = max(1, small.shape[0] // m.shape[0])
+                axes[r, k + 1].contour(small[::step, ::step][:m.shape[0], :m.shape[1]], levels=[0.5], colors="lime",
+                                       linewidths=0.8)
+            axes[r, k + 1].set_title(f"level {k + 1}", fontsize=9)
+            axes[r, k + 1].axis("off")
+        bar = fig.colorbar(heat, ax=axes[r, 3], fraction=0.046, pad=0.02)
+        bar.ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    plt.show()
+
+
+def separation_histograms(distances: dict, xlabel: str, title: str) -> "pd.DataFrame":
+    """Per level, histograms of a per-patch distance for normal and real-defect patches (``distances``:
+    ``{level: (normal array, defect array)}``), shown; returns per level the patch counts, the mean distances and
+    the AUROC of the distance as a patch-level defect detector (%)."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from rdlib.metrics import auroc
+
+    fig, axes = plt.subplots(1, len(distances), figsize=(COLUMN_INCHES, 2.4), squeeze=False)
+    rows = {}
+    for ax, (level, (normal, defect)) in zip(axes[0], distances.items()):
+        bins = np.linspace(0, max(normal.max(), defect.max() if defect.size else 0) + 1e-6, 40)
+        ax.hist(normal, bins, density=True, alpha=0.6, label="normal patches")
+        if defect.size:
+            ax.hist(defect, bins, density=True, alpha=0.6, label="defect patches")
+        ax.set_title(f"level {level}")
+        ax.set_xlabel(xlabel)
+        both = defect.size and normal.size
+        rows[f"level {level}"] = {
+            "normal patches": normal.size, "defect patches": defect.size, "mean, normal": normal.mean(),
+            "mean, defect": defect.mean() if defect.size else np.nan,
+            "patch AUROC (%)": 100 * auroc(np.r_[normal, defect], np.r_[np.zeros(normal.size), np.ones(defect.size)])
+            if both else np.nan}
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.show()
+    return pd.DataFrame(rows).T.round(3)

@@ -1,0 +1,89 @@
+"""Probes of what trained models learned, one per paper chapter that needs one (URD: the teacher against the expert;
+AAND: residual intensities and feature separation). The book imports them; no method does, so editing a probe
+changes no run key (:mod:`rdlib.provenance`)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rdlib.anomaly_map import cosine_distance_map
+from rdlib.methods.urd.loss import level_masks
+from rdlib.models import create_teacher
+from rdlib.runs import Run, build_datasets
+
+
+def urd_expert_distances(run: Run, device=None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per level k (1, 2, 3), the per-patch distance D(T(x)_k, E(x)_k) = 1 − cos between the trained teacher T and
+    the expert E (the teacher's initial network, rebuilt from the run's options) over every test image of the run,
+    split into patches outside and inside the real defects: ``{k: (normal, defect)}``. Before training T = E and
+    every distance is 0."""
+    method = run.load_method(device)
+    options = run.spec.options
+    dev = next(method.model.teacher.parameters()).device
+    expert = create_teacher(options.get("teacher", "efficientnet_lite0"), options.get("weights", "imagenet"),
+                            activation=options.get("teacher_activation", "none")).to(dev).eval()
+    _, test = build_datasets(run.spec)
+    parts: dict[int, dict[str, list]] = {}
+    for i in range(len(test)):
+        item = test[i]
+        x = item["image"][None].to(dev)
+        with torch.no_grad():
+            t, e = method.model.teacher(x), expert(x)
+        masks = level_masks(item["mask"][None].to(dev), [f.shape[-2:] for f in t])
+        for k, (a, b, m) in enumerate(zip(t, e, masks), start=1):
+            d = cosine_distance_map(a, b).flatten().cpu().numpy()
+            inside = m.flatten().cpu().numpy() > 0.5
+            parts.setdefault(k, {"normal": [], "defect": []})
+            parts[k]["normal"].append(d[~inside])
+            parts[k]["defect"].append(d[inside])
+    return {k: (np.concatenate(v["normal"]), np.concatenate(v["defect"])) for k, v in parts.items()}
+
+
+def aand_residual_curves(runs) -> "pd.DataFrame":
+    """AAND's stage-1 (RAA) history of every category's run (``CategoryRuns``): one row per (category, epoch) with
+    the mean squared residual Δ and the gated residual ŵ ⊙ Δ on normal and anomalous training images."""
+    import pandas as pd
+
+    return pd.DataFrame([{"category": cat, **h} for cat, run in runs.runs.items() for h in run.history
+                         if h.get("stage") == "raa"])
+
+
+def aand_residual_figure(curves) -> "pd.DataFrame":
+    """The residual intensities of :func:`aand_residual_curves` per epoch (log scale, one line per category,
+    normal blue, anomalous red), shown; returns per category the last/first-epoch ratio of each and the gated
+    residual's anomalous/normal ratio at the last epoch."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    parts = [("delta", "Δ (paper's formula)"), ("gated", "ŵ ⊙ Δ (added at test time)")]
+    fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.6))
+    for ax, (prefix, title) in zip(axes, parts):
+        for cat, g in curves.groupby("category"):
+            for part, colour in (("normal", "tab:blue"), ("anomalous", "tab:red")):
+                if f"{prefix}_{part}" in g:
+                    ax.plot(g["epoch"], g[f"{prefix}_{part}"], color=colour, alpha=0.7, lw=1,
+                            label=part if cat == curves.category.iloc[0] else None)
+        ax.set_yscale("log")
+        ax.set_xlabel("stage-1 epoch")
+        ax.set_title(title, fontsize=9)
+    axes[0].set_ylabel("mean squared residual")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Residual intensity per epoch, one line per category", fontsize=10)
+    fig.tight_layout()
+    plt.show()
+    first, last = curves.groupby("category").first(), curves.groupby("category").last()
+    names = {"delta_normal": "Δ normal", "delta_anomalous": "Δ anomalous", "gated_normal": "ŵ⊙Δ normal",
+             "gated_anomalous": "ŵ⊙Δ anomalous"}
+    ratios = {f"{label}: last / first epoch": last[c] / first[c] for c, label in names.items() if c in curves}
+    if {"gated_anomalous", "gated_normal"} <= set(curves):
+        ratios["ŵ⊙Δ anomalous / normal, last epoch"] = last["gated_anomalous"] / last["gated_normal"]
+    return pd.DataFrame(ratios).round(2)
+
+
+def aand_feature_spaces(run, device=None) -> tuple[dict, object]:
+    """The two feature spaces AAND compares — the vanilla teacher F_T and the advanced teacher F_A (with the RAA
+    residual) of a trained run — and the run's test set: ``({"vanilla F_T": fn, "advanced F_A": fn}, test)``."""
+    method = run.load_method(device)
+    model = method.model.eval()
+    _, test = build_datasets(run.spec)
+    return {"vanilla F_T": model.teacher, "advanced F_A": model.encode}, test
