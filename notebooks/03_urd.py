@@ -80,15 +80,13 @@ if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
     setup("/content/rdlib")
 
 # %%
-import pandas as pd
 from IPython.display import Markdown, display
 
 from rdlib import analysis, viz
 from rdlib.chapter import start
-from rdlib.claims import judge
 from rdlib.cost import parameter_table
-from rdlib.experiments import at_steps_of, long_table, results_table, side_by_side
-from rdlib.results import chance_sentence, not_reproduced, readable
+from rdlib.experiments import at_steps_of
+from rdlib.results import not_reproduced
 from rdlib.runs import build_datasets
 
 ch = start("urd", PROFILE, CATEGORIES, options=OPTIONS, fit=FIT, data_root=DATA_ROOT, data_format=DATA_FORMAT,
@@ -197,15 +195,7 @@ runs = trained.runs                          # a failed category is a row of the
 # training-free nearest-neighbour reference's, which shows how hard each category is before any training.
 
 # %%
-results = results_table(trained)
-display(readable(results))
-preds = {cat: run.predictions() for cat, run in runs.items()}
-display(Markdown(chance_sentence(preds)))
-side = side_by_side({"RD": results_table(rd), "URD": results, "kNN": results_table(knn)})
-display(side)
-viz.category_figure(side, ["RD I-AUROC", "URD I-AUROC", "kNN I-AUROC"],
-                    "I-AUROC per category: RD, URD and the training-free reference")
-ch.finding("detection", ch.mean_sentence({"URD": results, "RD": results_table(rd), "the kNN reference": results_table(knn)}))
+results = ch.results("URD", trained, {"RD": rd, "kNN": knn})
 
 # %% [markdown]
 # RD's runs are longer than URD's (a URD step costs several RD steps), so a verdict on "URD beats RD" compares
@@ -215,11 +205,7 @@ ch.finding("detection", ch.mean_sentence({"URD": results, "RD": results_table(rd
 # category is left out, and a verdict with fewer than two categories says it was not judged.
 
 # %%
-same_steps = pd.concat([long_table(trained, "URD"), at_steps_of(rd, trained, "RD")], ignore_index=True)  # long table
-vs_rd = [judge(same_steps, "URD", "RD", metric, f"URD beats RD on {label} at the same number of optimizer steps",
-                paper_claim=True).sentence for metric, label in (("i_auroc", "I-AUROC"), ("p_auroc", "P-AUROC"))]
-display(Markdown("\n\n".join(vs_rd)))
-ch.finding("vs_rd", " ".join(vs_rd))
+ch.versus(trained, rd, "URD", "RD", "at the same number of optimizer steps", other_rows=at_steps_of(rd, trained, "RD"))
 
 # %% [markdown]
 # ## 7. What the trained teacher learned
@@ -248,7 +234,7 @@ if cat0 is not None:
 # %% tags=["hide-input"]
 if cat0 is not None and cat0 in rd.runs:
     _, test = build_datasets(runs[cat0].spec)
-    i = int(preds[cat0].masks.sum((1, 2)).argmax())         # the defective test image with the largest defect
+    i = int(runs[cat0].predictions().masks.sum((1, 2)).argmax())         # the defective test image with the largest defect
     viz.level_maps({"RD": rd.runs[cat0].load_method(ch.device).model, "URD": runs[cat0].load_method(ch.device).model},
                    test[i]["image"], test[i]["mask"][0].numpy(), test.table.defect.iloc[i])
 

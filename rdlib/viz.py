@@ -182,8 +182,9 @@ def compare_maps(columns: dict, picks: int = 3, share=None, device=None) -> None
             maps[label] = [run.predictions().maps[i].astype(np.float32) for i in rows]
         else:
             method = run.load_method(device)
+            _, own = build_datasets(run.spec)             # the run's own data config (interpolation, size)
             with method.scoring(**scoring):
-                maps[label] = [method.predict(test[int(i)]["image"][None].to(device or "cpu"))[0][0, 0].cpu().numpy()
+                maps[label] = [method.predict(own[int(i)]["image"][None].to(device or "cpu"))[0][0, 0].cpu().numpy()
                                for i in rows]
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(COLUMN_INCHES, 2.3 * len(rows)), squeeze=False)
     last_shared = [label for label in columns if label in share][-1:]
@@ -262,3 +263,25 @@ def separation_histograms(distances: dict, xlabel: str, title: str) -> "pd.DataF
     fig.tight_layout()
     plt.show()
     return pd.DataFrame(rows).T.round(3)
+
+
+def sensitivity(grid, panels: list, metrics=("i_auroc", "p_auroc")) -> None:
+    """One panel per swept option: ``panels`` = ``[(x label, {value: variant label}), ...]``; per value the mean of
+    each metric over the grid's categories and seeds with its 95 % interval (:func:`rdlib.stats.mean_intervals`)."""
+    import matplotlib.pyplot as plt
+
+    from rdlib.stats import mean_intervals
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(COLUMN_INCHES, 2.6), sharey=True, squeeze=False)
+    for ax, (xlabel, variants) in zip(axes[0], panels):
+        t = mean_intervals(grid[grid.variant.isin(list(variants.values()))], list(metrics))
+        for metric in metrics:
+            tm = t[t.metric == metric].set_index("variant").reindex(list(variants.values()))
+            ax.errorbar(range(len(variants)), tm["mean"], yerr=[tm["mean"] - tm["low"], tm["high"] - tm["mean"]],
+                        marker="o", capsize=3, label=metric.replace("_", "-").upper())
+        ax.set_xticks(range(len(variants)), [str(v) for v in variants])
+        ax.set_xlabel(xlabel)
+    axes[0, 0].set_ylabel("%")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
