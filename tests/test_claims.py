@@ -230,3 +230,50 @@ def test_coverage_accounts_for_every_table_and_names_real_sections():
         assert len(coverage(paper)) == len(entry["items"])
         assert (not_reproduced(paper)["why / note"].str.len() > 20).all()
     assert "Table 4" not in not_reproduced("rd").index and "Table VI" in not_reproduced("aand").index
+
+
+def test_paper_vs_ours_and_the_protocol_table_read_protocols_yaml():
+    from types import SimpleNamespace
+
+    from rdlib.experiments import CategoryRuns
+    from rdlib.methods import method_profile
+    from rdlib.results import compare, load_paper_numbers, paper_row, paper_vs_ours, protocol_table
+
+    df = load_paper_numbers()
+    ours = {"i_auroc": 70.0, "i_ap": 80.0, "p_auroc": 90.0, "p_ap": 30.0, "pro_rd": 60.0}
+    r1, r2 = paper_row(df, "urd_table1", "urd", dataset="mvtec_ad"), paper_row(df, "urd_table2", "urd", dataset="mvtec_ad")
+    expect = compare({"i_auroc": r1.i_auroc, "i_ap": r1.i_ap, "p_auroc": r2.p_auroc, "p_ap": r2.p_ap, "pro": r2.pro},
+                     ours, pro_variant=r2.pro_variant)
+    pd.testing.assert_frame_equal(paper_vs_ours("urd", ours, 128), expect)
+    small = paper_vs_ours("rd", ours, 64)                                  # RD reports 128² and 256²: the closer one
+    assert small.loc["I-AUROC", "paper"] == paper_row(df, "rd_table1", "rd", image_size=128).i_auroc
+    assert paper_vs_ours("rd", ours, 256).loc["I-AUROC", "paper"] == paper_row(df, "rd_table1", "rd", image_size=256).i_auroc
+    runs = CategoryRuns({"brick": SimpleNamespace(info={"texture_source": "dtd"})}, {"coffee": "boom"})
+    options = method_profile("urd", "ci")["options"]
+    t = protocol_table("urd", "urd", options, {"batch_size": 4}, "embedded", runs)
+    assert t.loc["data", "ours"] == "embedded, 1 categories (1 failed)"
+    assert t.loc["schedule", "ours"] == f"{options['steps']} steps, batch 4"
+    assert t.loc["GII", "ours"] == "sc" and t.loc["checkpoint", "ours"] == "last"     # the defaults filled in
+    assert "textures: dtd" in t.loc["synthesis", "ours"]
+    with pytest.raises(KeyError, match="protocols.yaml"):
+        protocol_table("nope", "urd", options, {}, "embedded", runs)
+
+
+def test_at_steps_of_reads_the_learning_curve_at_the_reference_step_count():
+    from types import SimpleNamespace
+
+    from rdlib.experiments import CategoryRuns, at_steps_of
+
+    def run(history, metrics=None):
+        return SimpleNamespace(history=history, metrics=metrics or {},
+                               design_row=lambda: {"image_size": 64, "steps": history[-1]["step"], "key": "k"})
+
+    long = CategoryRuns({"a": run([{"step": 20, "test_i_auroc": 61.0, "test_p_auroc": 70.0}, {"step": 40}],
+                                  {"i_auroc": 65.0}),
+                         "b": run([{"step": 30}], {"i_auroc": 80.0}),          # ended where the reference did
+                         "c": run([{"step": 40}], {"i_auroc": 1.0})})          # no evaluation at 20: left out
+    short = CategoryRuns({"a": run([{"step": 20}]), "b": run([{"step": 30}]), "c": run([{"step": 20}])})
+    t = at_steps_of(long, short, "RD").set_index("category")
+    assert list(t.index) == ["a", "b"]
+    assert t.loc["a", "i_auroc"] == 61.0 and t.loc["a", "p_auroc"] == 70.0 and t.loc["a", "steps"] == 20
+    assert t.loc["b", "i_auroc"] == 80.0 and t.loc["b", "steps"] == 30 and set(t.variant) == {"RD"}

@@ -237,19 +237,38 @@ def test_level_distance_table_splits_training_normal_and_defective_images(tiny_b
     assert np.allclose(table.loc["defective test images"].to_numpy(), expect.numpy(), atol=1e-5)
 
 
-def test_chapter_setup_merges_the_profile_and_generates_the_embedded_data_at_its_size(tmp_path, monkeypatch):
-    from rdlib.experiments import chapter_setup
+def test_chapter_start_merges_the_profile_and_generates_the_embedded_data_at_its_size(tmp_path, monkeypatch):
+    from rdlib.chapter import start
     from rdlib.methods import method_profile
 
     monkeypatch.setenv("RDLIB_DATA", str(tmp_path / "data"))
-    s = chapter_setup("rd", "ci", {"epochs": 1}, {"seed": 5}, None, n_train=2, n_test_good=1, n_test_per_defect=1)
-    assert s.options == {**method_profile("rd", "ci")["options"], "epochs": 1}
-    assert s.fit == {**method_profile("rd", "ci")["fit"], "seed": 5}
-    assert s.root.parent == tmp_path / "data" and f"{s.options['image_size']}px" in s.root.name
-    assert s.device in ("cpu", "cuda") and s.data_name.endswith(f"({s.root.name})")
-    given = chapter_setup("urd", "ci", data_root="/some/mvtec")
-    assert given.root == "/some/mvtec" and given.data_name == "/some/mvtec"
+    ch = start("rd", "ci", ["brick"], options={"epochs": 1}, fit={"seed": 5}, n_train=2, n_test_good=1,
+               n_test_per_defect=1, announce=False)
+    assert ch.options == {**method_profile("rd", "ci")["options"], "epochs": 1}
+    assert ch.fit == {**method_profile("rd", "ci")["fit"], "seed": 5}
+    assert ch.root.parent == tmp_path / "data" and f"{ch.image_size}px" in ch.root.name
+    assert ch.device in ("cpu", "cuda") and ch.data_name.endswith(f"({ch.root.name})")
+    other = ch.root_at(ch.image_size * 2)                     # ablations at another size: the benchmark at that size
+    assert other != ch.root and f"{ch.image_size * 2}px" in other.name and ch.root_at(None) == ch.root
+    assert ch.budget_keys() == ["epochs"]
+    given = start("urd", "ci", ["bottle"], data_root=tmp_path, announce=False)
+    assert given.root == tmp_path and given.root_at(999) == tmp_path      # a reader's dataset is resized per run
     assert given.options == method_profile("urd", "ci")["options"]
+    with pytest.raises(FileNotFoundError, match="DATA_ROOT"):
+        start("urd", "ci", ["bottle"], data_root=tmp_path / "missing", announce=False)
+
+
+def test_claim_log_summary_counts_verdicts_and_names_designs():
+    from rdlib.claims import ClaimLog
+
+    log = ClaimLog("toy")
+    assert log.summary() == "no claim was judged in this profile"
+    df = grid(shift=8.0, noise=1.0, cats=1, seeds=3, seed=1)
+    log.add(judge(df, "A", "B", "i_auroc", "A beats B"))
+    log.add(judge(df, "B", "A", "i_auroc", "B beats A"))
+    log.add(judge(df, "A", "C", "i_auroc", "A beats C"))                  # C has no runs: not judged
+    assert log.summary().startswith("of 3 claims, 1 supported, 1 contradicted, 1 not judged (designs: ")
+    assert log.verdicts[0].design in log.summary()
 
 
 def test_a_training_free_variant_is_named_so_and_a_hopeless_design_says_it():
