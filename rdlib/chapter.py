@@ -151,6 +151,13 @@ class Chapter:
         from rdlib.claims import judge
         from rdlib.experiments import long_table
 
+        if other_rows is not None and other_rows.empty:
+            text = (f"{label} against {other_label} {claim}: not judged — no run of {other_label} logged test metrics "
+                    f"at {label}'s step count (the {other_label} chapter evaluates its runs during training; run it "
+                    "first, its runs are reused here by key).")
+            display(Markdown(text))
+            self.finding(f"vs_{other_label.lower()}", text)
+            return
         rows = long_table(other, other_label) if other_rows is None else other_rows
         table = pd.concat([long_table(trained, label), rows], ignore_index=True)          # the long table
         sentences = [judge(table, label, other_label, m, f"{label} beats {other_label} on {name} {claim}".strip(),
