@@ -4,6 +4,7 @@ changes no run key (:mod:`rdlib.provenance`)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from rdlib.anomaly_map import cosine_distance_map
@@ -39,21 +40,19 @@ def urd_expert_distances(run: Run, device=None) -> dict[int, tuple[np.ndarray, n
     return {k: (np.concatenate(v["normal"]), np.concatenate(v["defect"])) for k, v in parts.items()}
 
 
-def aand_residual_curves(runs) -> "pd.DataFrame":
+def aand_residual_curves(runs) -> pd.DataFrame:
     """AAND's stage-1 (RAA) history of every category's run (``CategoryRuns``): one row per (category, epoch) with
     the mean squared residual Δ and the gated residual ŵ ⊙ Δ on normal and anomalous training images."""
-    import pandas as pd
 
     return pd.DataFrame([{"category": cat, **h} for cat, run in runs.runs.items() for h in run.history
                          if h.get("stage") == "raa"])
 
 
-def aand_residual_figure(curves) -> "pd.DataFrame":
+def aand_residual_figure(curves) -> pd.DataFrame:
     """The residual intensities of :func:`aand_residual_curves` per epoch (log scale, one line per category,
     normal blue, anomalous red), shown; returns per category the last/first-epoch ratio of each and the gated
     residual's anomalous/normal ratio at the last epoch."""
     import matplotlib.pyplot as plt
-    import pandas as pd
 
     parts = [("delta", "Δ (paper's formula)"), ("gated", "ŵ ⊙ Δ (added at test time)")]
     fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.6))

@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from rdlib.stats import t_interval
 
@@ -22,7 +23,6 @@ def book_style(precision: int = 1) -> None:
     """Set pandas and matplotlib for the book: full table cells (no "..."), ``precision`` decimals, figures at most
     one column wide with fonts a reader can read on a phone."""
     import matplotlib as mpl
-    import pandas as pd
 
     pd.set_option("display.max_colwidth", None)
     pd.set_option("display.max_columns", None)
@@ -234,12 +234,11 @@ def level_maps(models: dict, image, mask, title: str | None = None) -> None:
     plt.show()
 
 
-def separation_histograms(distances: dict, xlabel: str, title: str) -> "pd.DataFrame":
+def separation_histograms(distances: dict, xlabel: str, title: str) -> pd.DataFrame:
     """Per level, histograms of a per-patch distance for normal and real-defect patches (``distances``:
     ``{level: (normal array, defect array)}``), shown; returns per level the patch counts, the mean distances and
     the AUROC of the distance as a patch-level defect detector (%)."""
     import matplotlib.pyplot as plt
-    import pandas as pd
 
     from rdlib.metrics import auroc
 
