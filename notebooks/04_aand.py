@@ -87,7 +87,6 @@ if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
 
 # %%
 from IPython.display import Markdown, display
-from myst_nb import glue
 
 from rdlib import analysis, viz
 from rdlib.chapter import start
@@ -196,8 +195,7 @@ parameter_table("aand", {"teacher E": "teacher", "RAA ×3": "raa", "OCBE": "bott
 # {glue:text}`aand_distill_epochs` (as many optimizer steps as RD's book runs, whose runs are reused by key).
 
 # %%
-glue("aand_raa_epochs", str(ch.options["raa_epochs"]), display=False)
-glue("aand_distill_epochs", str(ch.options["distill_epochs"]), display=False)
+ch.glue(aand_raa_epochs=ch.options["raa_epochs"], aand_distill_epochs=ch.options["distill_epochs"])
 trained, rd, knn = ch.train(), ch.train("rd"), ch.train("patch_knn", {"teacher": ch.teacher})
 runs = trained.runs                          # a failed category is a row of the tables below, with its error
 
@@ -242,8 +240,7 @@ if not curves.empty:
 # {glue:text}`aand_max_ref` training patches are drawn at random.
 
 # %%
-glue("aand_max_sep", f"{MAX_SEPARATION:,}", display=False)
-glue("aand_max_ref", f"{MAX_REFERENCE:,}", display=False)
+ch.glue(aand_max_sep=f"{MAX_SEPARATION:,}", aand_max_ref=f"{MAX_REFERENCE:,}")
 feature_cat = FEATURE_CATEGORY if FEATURE_CATEGORY in runs else next(iter(runs), None)
 if feature_cat is not None:
     spaces, reference, test = analysis.aand_feature_spaces(runs[feature_cat], ch.device)

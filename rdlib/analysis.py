@@ -102,3 +102,22 @@ def aand_separation_sentence(table, category: str) -> str:
     return (f"on **{category}**, the advanced teacher separates real-defect patches from normal ones by "
             + ", ".join(f"{v:+.1f} points at {k}" for k, v in gain.items())
             + " of separation AUROC against the vanilla teacher")
+
+
+def rdre_window_throughput(options: dict, sizes, windows=(0, 4, 8, 16), device=None, repeats: int = 5) -> pd.DataFrame:
+    """RD-RE's images per second at each ASSA window (0: no partition) and input size, at random weights, one image
+    at a time (the paper's Table 7 throughput)."""
+    from rdlib.cost import latency_ms
+    from rdlib.methods import create_method
+
+    device = torch.device(device or "cpu")
+    rows = {}
+    for window in windows:
+        row = {}
+        for size in sorted(set(sizes)):
+            m = create_method("rdre", **{**options, "image_size": size, "window": window, "weights": "random"})
+            m = m.to(device).eval()
+            x = torch.rand(1, 3, size, size, device=device)
+            row[f"images/s at {size}²"] = 1e3 / latency_ms(lambda: m.predict(x), repeats=repeats, device=device)
+        rows[f"window {window}" + (" (no partition)" if window == 0 else "")] = row
+    return pd.DataFrame(rows).T

@@ -111,6 +111,13 @@ class Chapter:
 
         return AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log)
 
+    def glue(self, **values) -> None:
+        """Glue each value as text for the prose (``{glue:text}`name```), e.g. ``ch.glue(rdre_size="128²")``."""
+        from myst_nb import glue
+
+        for name, value in values.items():
+            glue(name, str(value), display=False)
+
     def finding(self, key: str, text: str) -> None:
         """Glue one line of the chapter's findings box (``{glue:md}`<method>_find_<key>``` in its first section),
         computed where the evidence is."""
@@ -119,30 +126,31 @@ class Chapter:
 
         glue(f"{self.method}_find_{key}", Markdown(text), display=False)
 
-    def results(self, label: str, trained: CategoryRuns, others: dict[str, CategoryRuns]) -> pd.DataFrame:
+    def results(self, label: str, trained: CategoryRuns, others: dict[str, CategoryRuns],
+                metrics=("i_auroc", "p_auroc"), chart=("i_auroc",)) -> pd.DataFrame:
         """The chapter's results section: the method's (``label``) table per category (readable labels), the chance levels of
         these test sets, I-AUROC and P-AUROC beside ``others`` (``{"RD": runs, "kNN": runs}``) as a table and a
         figure, glued as the ``detection`` finding. Returns the method's :func:`results_table`."""
         from IPython.display import Markdown, display
 
         from rdlib.experiments import results_table, side_by_side
-        from rdlib.results import chance_sentence, readable
+        from rdlib.results import METRIC_LABELS, chance_sentence, readable
         from rdlib.viz import category_figure
 
         results = results_table(trained)
         display(readable(results))
         display(Markdown(chance_sentence({cat: run.predictions() for cat, run in trained.runs.items()})))
         tables = {label: results, **{k: results_table(v) for k, v in others.items()}}
-        side = side_by_side(tables)
+        side = side_by_side(tables, metrics)
         display(side)
-        category_figure(side, [f"{k} I-AUROC" for k in tables],
-                        f"I-AUROC per category: {', '.join(tables)} (kNN: the training-free reference)")
+        category_figure(side, list(tables), f"Per category: {', '.join(tables)} (kNN: the training-free reference)",
+                        [METRIC_LABELS.get(m, m) for m in chart])
         self.finding("detection", self.mean_sentence(tables))
         return results
 
     def versus(self, trained: CategoryRuns, other: CategoryRuns, label: str, other_label: str, claim: str,
-               other_rows: pd.DataFrame | None = None) -> None:
-        """Judge "``label`` beats ``other_label``" on I-AUROC and P-AUROC (:func:`rdlib.claims.judge`, as the paper's
+               other_rows: pd.DataFrame | None = None, metrics=("i_auroc", "p_auroc")) -> None:
+        """Judge "``label`` beats ``other_label``" on each of ``metrics`` (:func:`rdlib.claims.judge`, as the paper's
         claim at this budget) on the two methods' runs — ``other_rows`` replaces ``other``'s rows of the long table
         (e.g. RD at URD's step count, :func:`rdlib.experiments.at_steps_of`) — shows the sentences and glues them
         as the ``vs_<other_label>`` finding. ``claim``: what is compared, e.g. "at the same number of steps"."""
@@ -160,8 +168,10 @@ class Chapter:
             return
         rows = long_table(other, other_label) if other_rows is None else other_rows
         table = pd.concat([long_table(trained, label), rows], ignore_index=True)          # the long table
-        sentences = [judge(table, label, other_label, m, f"{label} beats {other_label} on {name} {claim}".strip(),
-                           paper_claim=True).sentence for m, name in (("i_auroc", "I-AUROC"), ("p_auroc", "P-AUROC"))]
+        from rdlib.results import METRIC_LABELS
+
+        sentences = [judge(table, label, other_label, m, f"{label} beats {other_label} on "
+                           f"{METRIC_LABELS.get(m, m)} {claim}".strip(), paper_claim=True).sentence for m in metrics]
         display(Markdown("\n\n".join(sentences)))
         self.finding(f"vs_{other_label.lower()}", " ".join(sentences))
 

@@ -142,3 +142,17 @@ def parameter_table(method: str, parts: dict, teachers=("wide_resnet50_2", "resn
                       for label, paths in parts.items()}
         del m
     return pd.DataFrame(rows).T.rename_axis("teacher").round(2)
+
+
+def profile_costs(methods: dict, profile: str, image_size: int, device=None, repeats: int = 5):
+    """:func:`inference_cost` of each method (``{label: method name}``) built from its ``profile`` at
+    ``image_size`` with random weights (no training, no download): one row per method."""
+    import pandas as pd
+
+    from rdlib.methods import create_method, method_profile
+
+    rows = {}
+    for label, name in methods.items():
+        opts = {**method_profile(name, profile)["options"], "image_size": image_size, "weights": "random"}
+        rows[label] = inference_cost(create_method(name, **opts), image_size, device=device, repeats=repeats)
+    return pd.DataFrame(rows).T

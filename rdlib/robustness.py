@@ -58,3 +58,19 @@ def noise_robustness(run: Run, sigmas, device=None, seed: int = 0, pro: bool = F
 
 
 __all__ = ["GaussianNoise", "noise_robustness"]
+
+
+def noise_comparison(methods: dict, categories, sigmas, device=None) -> pd.DataFrame:
+    """:func:`noise_robustness` of each method's run (``{label: CategoryRuns}``) on each of ``categories`` it has:
+    one row per (method, category, σ)."""
+    rows = [noise_robustness(cr.runs[c], sigmas, device=device).assign(method=label, category=c)
+            for label, cr in methods.items() for c in categories if c in cr.runs]
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def noise_loss(noise: pd.DataFrame, sigma: float, metric: str = "i_auroc") -> pd.DataFrame:
+    """The long table of minus the loss of ``metric`` from σ = 0 to ``sigma``, per method and category (variant =
+    method, seed 0): "A beats B" on it means A loses less."""
+    drop = noise.pivot_table(index=["method", "category"], columns="sigma", values=metric)
+    loss = (drop[sigma] - drop[0.0]).rename("loss").reset_index()
+    return loss.assign(variant=loss.method, seed=0)

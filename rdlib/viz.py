@@ -149,13 +149,38 @@ def save_overlay(path: str | Path, image, amap, mask=None, vmin=None, vmax=None,
     plt.close(fig)
 
 
-def category_figure(table, columns, title: str, ylabel: str = "I-AUROC (%)", height: float = 2.8) -> None:
-    """:func:`category_chart` as a figure of its own, titled, shown."""
+def category_figure(table, labels, title: str, metrics=("I-AUROC",), height: float = 2.8) -> None:
+    """Per category, one dot per method (``labels``) for each metric in its own panel (``table``: columns named
+    "<label> <METRIC>", as :func:`rdlib.experiments.side_by_side` names them); chance drawn for AUROCs only."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, height))
-    category_chart(ax, table, columns, ylabel=ylabel)
-    ax.set_title(title)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(COLUMN_INCHES, height), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        category_chart(ax, table, [f"{label} {metric}" for label in labels], ylabel=f"{metric} (%)",
+                       chance=50.0 if "AUROC" in metric else None)
+        if len(metrics) > 1:
+            ax.set_title(metric, fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    plt.show()
+
+
+def noise_figure(noise, metrics=("i_auroc", "p_auroc")) -> None:
+    """Mean of each metric over categories against the noise σ (log scale, σ = 0 at the left edge), one line per
+    method (``noise``: :func:`rdlib.robustness.noise_comparison`)."""
+    import matplotlib.pyplot as plt
+
+    mean = noise.groupby(["method", "sigma"])[list(metrics)].mean()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(COLUMN_INCHES, 2.6), sharex=True, squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for label in dict.fromkeys(noise.method):
+            s = mean.loc[label, metric]
+            ax.plot(np.maximum(s.index.to_numpy(float), 3e-4), s.to_numpy(), "o-", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("σ (0 drawn at the left edge)")
+        ax.set_title(metric.replace("_", "-").upper(), fontsize=9)
+    axes[0, 0].set_ylabel("%")
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     plt.show()
 
