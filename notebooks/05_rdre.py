@@ -415,6 +415,8 @@ ablation.judge(FULL, "focal only", "Focal + L1 beats focal alone, I-AUROC (Table
 # {glue:text}`rdre_abl_size` the fused maps are smaller than at 256², so the same k gives fewer windows: 4 / 2 cuts
 # each map into 2 × 2 windows here, 8 × 8 in the paper; 8 / 4 is one window (global max − mean); 2 / 1 at layer 3
 # has one-pixel windows, whose max − mean is 0 (the layer-3 weights no longer depend on the image).
+# The paper reports a peak at 4 / 2 with a gentle fall on both sides; here the verdicts below judge each side
+# separately, at a size where the windows are coarser than the paper's.
 
 # %% tags=["hide-input"]
 if not ablation.grid.empty:

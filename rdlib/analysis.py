@@ -121,3 +121,37 @@ def rdre_window_throughput(options: dict, sizes, windows=(0, 4, 8, 16), device=N
             row[f"images/s at {size}²"] = 1e3 / latency_ms(lambda: m.predict(x), repeats=repeats, device=device)
         rows[f"window {window}" + (" (no partition)" if window == 0 else "")] = row
     return pd.DataFrame(rows).T
+
+
+def rd_shapes(teachers, weights: dict | None = None, image_size: int = 256) -> pd.DataFrame:
+    """RD's shapes and sizes per teacher at ``image_size``: the teacher's maps f_E, the one-class embedding φ, the
+    OCBE's and the decoder's parameters, and whether the student's maps match the teacher's (random weights unless
+    ``weights`` names them per teacher)."""
+    from rdlib.methods import get_model
+
+    rows = {}
+    x = torch.zeros(1, 3, image_size, image_size)
+    for name in teachers:
+        m = get_model("rd", teacher=name, weights=(weights or {}).get(name, "random")).train()
+        with torch.no_grad():
+            t, s = m(x)                                   # in train mode the model returns (teacher maps, student maps)
+            phi = m.bottleneck(t)
+        rows[name] = {"teacher maps f_E": " · ".join("×".join(map(str, f.shape[1:])) for f in t),
+                      "embedding φ": "×".join(map(str, phi.shape[1:])),
+                      "OCBE params (M)": sum(p.numel() for p in m.bottleneck.parameters()) / 1e6,
+                      "decoder params (M)": sum(p.numel() for p in m.decoder.parameters()) / 1e6,
+                      "student = teacher shapes": all(a.shape == b.shape for a, b in zip(t, s))}
+    return pd.DataFrame(rows).T.rename_axis("teacher").round(2)
+
+
+def rd_teacher_maps(run, device=None, n: int = 32) -> pd.DataFrame:
+    """Per level of a trained RD run's teacher, on up to ``n`` training images: channels, the share of negative
+    values and the standard deviation of the network's own maps (before ``teacher_activation``)."""
+    train, _ = build_datasets(run.spec)
+    model = run.load_method(device).model
+    dev = next(model.parameters()).device
+    x = torch.stack([train[i]["image"] for i in range(min(n, len(train)))]).to(dev)
+    with torch.no_grad():
+        raw = model.teacher.raw(x)
+    return pd.DataFrame({f"level {k + 1}": {"channels": f.shape[1], "negative values (%)": 100 * float((f < 0).float().mean()),
+                                           "std": float(f.std())} for k, f in enumerate(raw)}).T.round(2)

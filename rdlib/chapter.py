@@ -149,10 +149,11 @@ class Chapter:
         return results
 
     def versus(self, trained: CategoryRuns, other: CategoryRuns, label: str, other_label: str, claim: str,
-               other_rows: pd.DataFrame | None = None, metrics=("i_auroc", "p_auroc")) -> None:
+               other_rows: pd.DataFrame | None = None, metrics=("i_auroc", "p_auroc"), paper_claim: bool = True) -> None:
         """Judge "``label`` beats ``other_label``" on each of ``metrics`` (:func:`rdlib.claims.judge`, as the paper's
         claim at this budget) on the two methods' runs — ``other_rows`` replaces ``other``'s rows of the long table
-        (e.g. RD at URD's step count, :func:`rdlib.experiments.at_steps_of`) — shows the sentences and glues them
+        (e.g. RD at URD's step count, :func:`rdlib.experiments.at_steps_of`; ``paper_claim=False`` for a claim of
+        this book's, not a paper's) — shows the sentences and glues them
         as the ``vs_<other_label>`` finding. ``claim``: what is compared, e.g. "at the same number of steps"."""
         from IPython.display import Markdown, display
 
@@ -171,7 +172,7 @@ class Chapter:
         from rdlib.results import METRIC_LABELS
 
         sentences = [judge(table, label, other_label, m, f"{label} beats {other_label} on "
-                           f"{METRIC_LABELS.get(m, m)} {claim}".strip(), paper_claim=True).sentence for m in metrics]
+                           f"{METRIC_LABELS.get(m, m)} {claim}".strip(), paper_claim=paper_claim).sentence for m in metrics]
         display(Markdown("\n\n".join(sentences)))
         self.finding(f"vs_{other_label.lower()}", " ".join(sentences))
 

@@ -226,6 +226,16 @@ def novelty_detection(cr: CategoryRuns, device=None, batch_size: int = 16) -> pd
     return out
 
 
+def novelty_sentence(novelty: pd.DataFrame) -> str:
+    """The mean row of :func:`novelty_detection` as a sentence (both novelty scores)."""
+    if len(novelty) < 2:
+        return "_No novelty detection in this profile._"
+    m = novelty.iloc[-1]
+    return (f"Mean AUROC over {len(novelty) - 1} categories: {m['AUROC, sum of the map (%)']:.1f} % with the paper's "
+            f"novelty score (the sum of the map), {m['AUROC, max of the map (%)']:.1f} % with the map's maximum (the "
+            "defect score of the rest of this chapter).")
+
+
 def learning_curves(cr: CategoryRuns) -> pd.DataFrame:
     """The test-set evaluations each run logged while training (``FitConfig.eval_every``), one row per
     (category, step): loss and every logged metric (the ``test_`` prefix dropped)."""
@@ -252,6 +262,39 @@ def plateau_step(steps, values, tol: float = 2.0, tail: int = 3) -> int | None:
     while i > 0 and inside[i - 1]:
         i -= 1
     return int(steps[i]) if i < len(steps) else int(steps[-1])
+
+
+def plateau_report(curves: pd.DataFrame, main_steps: int, ablation_steps: int | None = None,
+                   ablation_categories=(), ablation_note: str = "") -> str:
+    """Where each category's I-AUROC settles (:func:`plateau_step` on :func:`learning_curves`) and whether the main
+    runs (``main_steps``) and the ablations (``ablation_steps`` on ``ablation_categories``; ``ablation_note``, e.g.
+    "at 64²") train past it, as one paragraph."""
+    if curves.empty:
+        return "_No evaluation during training in this profile._"
+    plateaus = {cat: plateau_step(c.step, c.i_auroc) for cat, c in curves.groupby("category")}
+    last = {cat: int(c.step.max()) for cat, c in curves.groupby("category")}
+    settled = [cat for cat, p in plateaus.items() if p is not None and p < last[cat]]
+    text = ("I-AUROC settles (every later evaluation within 2 points of the mean of the last three) by step "
+            + ", ".join(f"{p} ({cat})" if cat in settled else f"— still moving at the last evaluation ({cat})"
+                        for cat, p in plateaus.items())
+            + f". The main runs train {main_steps} steps: {len(settled)} of {len(plateaus)} categories have settled "
+            "within them.")
+    if ablation_steps and len(ablation_categories):
+        past = [cat for cat in ablation_categories if cat in settled and plateaus[cat] <= ablation_steps]
+        text += (f" The ablations train {ablation_steps} steps{' ' + ablation_note if ablation_note else ''}, past "
+                 f"this plateau in {len(past)} of their {len(ablation_categories)} categories: where they are not, "
+                 "their verdicts are about models trained that long.")
+    return text
+
+
+def run_costs(cr: CategoryRuns) -> pd.DataFrame:
+    """Per category, what its run cost when it was trained (stored with the run): optimizer steps, training seconds
+    and milliseconds per step, inference milliseconds per image, device."""
+    return pd.DataFrame({cat: {"optimizer steps": run.history[-1].get("step", np.nan) if run.history else np.nan,
+                               "train time (s)": run.info["train_seconds"],
+                               "train ms/step": 1e3 * run.info["train_seconds"] / max(1, run.steps),
+                               "inference ms/image": 1e3 * run.info["seconds_per_image"], "device": run.info["device"]}
+                         for cat, run in cr.runs.items()}).T
 
 
 def level_distance_table(run: Run, device=None, batch_size: int = 16) -> pd.DataFrame:
@@ -289,6 +332,6 @@ def cost_table(trained: dict[str, CategoryRuns], image_size: int, device=None, r
     return pd.DataFrame(rows).T
 
 
-__all__ = ["CategoryRuns", "at_steps_of", "cost_table", "learning_curves", "level_distance_table", "long_table",
+__all__ = ["CategoryRuns", "novelty_sentence", "plateau_report", "run_costs", "at_steps_of", "cost_table", "learning_curves", "level_distance_table", "long_table",
            "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "side_by_side",
            "train_categories", "train_ms_per_step"]

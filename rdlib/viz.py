@@ -309,3 +309,55 @@ def sensitivity(grid, panels: list, metrics=("i_auroc", "p_auroc")) -> None:
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     plt.show()
+
+
+def learning_curves_figure(curves) -> None:
+    """Training loss, I-AUROC and P-AUROC against the optimizer step, one line per category (``curves``:
+    :func:`rdlib.experiments.learning_curves`)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(COLUMN_INCHES, 2.6))
+    for cat, c in curves.groupby("category"):
+        for ax, col in zip(axes, ["loss", "i_auroc", "p_auroc"]):
+            ax.plot(c.step, c[col], marker=".", label=cat)
+    for ax, label in zip(axes, ["training loss", "I-AUROC (%)", "P-AUROC (%)"]):
+        ax.set_xlabel("optimizer step")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+    if len(curves):
+        axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()
+
+
+def score_histograms(preds: dict) -> None:
+    """:func:`score_histogram` of each category's predictions (``{category: EvalResult}``), two per row."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = panel_grid(len(preds), ncols=2, height=2.6)
+    for ax, (cat, p) in zip(axes, preds.items()):
+        score_histogram(ax, p.scores, p.labels, title=cat)
+    fig.tight_layout()
+    plt.show()
+
+
+def extreme_maps(runs: dict) -> None:
+    """Per category (``{category: Run}``), the anomaly maps of its highest-scoring normal test image and of its
+    highest- and lowest-scoring defective ones, on the category's own colour scale, ground truth in green."""
+    import matplotlib.pyplot as plt
+
+    from rdlib.runs import build_datasets
+
+    fig, axes = plt.subplots(len(runs), 3, figsize=(COLUMN_INCHES, 2.2 * len(runs)), squeeze=False)
+    for r, (cat, run) in enumerate(runs.items()):
+        p = run.predictions()
+        _, test = build_datasets(run.spec)
+        good, bad = np.flatnonzero(p.labels == 0), np.flatnonzero(p.labels == 1)
+        pick = [("normal", good[np.argmax(p.scores[good])]), ("", bad[np.argmax(p.scores[bad])]),
+                ("", bad[np.argmin(p.scores[bad])])]
+        vmin, vmax = float(p.maps.min()), float(p.maps.max())
+        for c, (kind, i) in enumerate(pick):
+            show(axes[r, c], test[i]["image"], p.maps[i].astype(np.float32), p.masks[i], vmin, vmax,
+                 title=f"{cat}: {kind or p.defects[i]}, score {p.scores[i]:.2f}", colorbar=c == 2)
+    fig.tight_layout()
+    plt.show()
