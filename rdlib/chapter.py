@@ -194,11 +194,13 @@ class Chapter:
 
         return paper_vs_ours(chapter or self.method, results.loc["mean"].to_dict(), self.image_size)
 
-    def protocol(self, runs: CategoryRuns, chapter: str | None = None) -> pd.DataFrame:
-        """The paper's protocol beside the one these runs followed (:func:`rdlib.results.protocol_table`)."""
+    def protocol(self, runs: CategoryRuns | int, chapter: str | None = None, **extra) -> pd.DataFrame:
+        """The paper's protocol beside the one these runs followed (:func:`rdlib.results.protocol_table`; ``runs``:
+        the runs, or the number of categories)."""
         from rdlib.results import protocol_table
 
-        return protocol_table(chapter or self.method, self.method, self.options, self.fit, self.data_name, runs)
+        return protocol_table(chapter or self.method, self.method, self.options, self.fit, self.data_name, runs,
+                              **extra)
 
     def cost(self, trained: dict[str, CategoryRuns]) -> pd.DataFrame:
         """Inference cost at the chapter's size and training time per step (:func:`rdlib.experiments.cost_table`)."""

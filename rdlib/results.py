@@ -183,20 +183,25 @@ def paper_vs_ours(chapter: str, ours: dict[str, float], image_size: int,
     return compare(paper, ours, pro_variant=pro_variant)
 
 
-def protocol_table(chapter: str, method: str, options: dict, fit: dict, data: str, runs) -> pd.DataFrame:
+def protocol_table(chapter: str, method: str, options: dict, fit: dict, data: str, runs, **extra) -> pd.DataFrame:
     """The paper's protocol beside ours, row by row (``protocols.yaml``), ours filled from the runs' settings:
-    ``options`` / ``fit`` (with the method's and the loop's defaults), ``data`` (its name) and ``runs``
-    (a :class:`~rdlib.experiments.CategoryRuns`: how many categories ran, which texture source they used)."""
+    ``options`` / ``fit`` (with the method's and the loop's defaults), ``data`` (its name), ``runs`` (a
+    :class:`~rdlib.experiments.CategoryRuns`: how many categories ran, which texture source they used; or an int,
+    the number of categories) and ``extra`` values the templates name (e.g. ``seeds``)."""
     from dataclasses import asdict
 
     from rdlib.methods import method_class
     from rdlib.training import FitConfig
 
-    done, failed = len(runs.runs), len(runs.failed)
+    if isinstance(runs, int):
+        categories, textures = f"{runs} categories", "see each run"
+    else:
+        done, failed = len(runs.runs), len(runs.failed)
+        categories = f"{done} categories" + (f" ({failed} failed)" if failed else "")
+        textures = ", ".join(sorted({str(r.info.get("texture_source")) for r in runs.runs.values()})) or "none"
     values = {**asdict(FitConfig()), **fit, **method_class(method).option_defaults(), **options, "data": data,
-              "categories": f"{done} categories" + (f" ({failed} failed)" if failed else ""),
-              "textures": ", ".join(sorted({str(r.info.get("texture_source")) for r in runs.runs.values()})) or "none",
-              "paper_size": _paper_size(int(options["image_size"]))}
+              "categories": categories, "textures": textures, "paper_size": _paper_size(int(options["image_size"])),
+              **extra}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     rows = [(what, paper.format_map(values), ours.format_map(values))
             for what, paper, ours in _protocols(chapter)["protocol"]]

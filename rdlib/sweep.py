@@ -131,12 +131,17 @@ def _worker_device(use_gpu: bool) -> str:
 
 
 def train_task(task: dict, runs_root: str | None, threads: int | None, use_gpu: bool, device: str | None = None,
-               progress: bool = False) -> dict:
-    """Run one task (in a worker, or in the caller with ``device``): train or reuse its run; its table row."""
+               progress: bool = False, quiet: bool = False) -> dict:
+    """Run one task (in a worker, or in the caller with ``device``): train or reuse its run; its table row.
+    ``quiet``: the texture source is not logged (each run records it; a chapter shows it in its protocol table)."""
+    import logging
+
     import torch
 
     from rdlib.runs import RunSpec, get_or_train
 
+    if quiet:
+        logging.getLogger("rdlib.data.textures").setLevel(logging.ERROR)
     if threads:
         torch.set_num_threads(int(threads))
     task = SweepTask(**task)
@@ -344,8 +349,9 @@ def run_sweep(tasks: list[SweepTask], table: str | Path | None = None, runs_root
             resources = {"GPU": 1} if use_gpu else None
             from distributed import as_completed
 
-            futures = {client.submit(train_task, asdict(task), runs_root, threads, bool(use_gpu), key=f"rdlib-run-{key}",
-                                     pure=False, resources=resources, retries=0): (i, task, key) for i, task, key in todo}
+            futures = {client.submit(train_task, asdict(task), runs_root, threads, bool(use_gpu), quiet=not warn,
+                                     key=f"rdlib-run-{key}", pure=False, resources=resources, retries=0): (i, task, key)
+                       for i, task, key in todo}
             for fut in as_completed(futures):
                 i, task, key = futures[fut]
                 if fut.status == "error":
