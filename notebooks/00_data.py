@@ -22,6 +22,14 @@
 # build this book (no internet there, and their licences forbid redistribution), so the book's numbers come from an
 # **embedded benchmark** generated offline from photos bundled with scikit-image. This chapter shows the real
 # layouts that `rdlib` reads, the embedded benchmark, and the texture sources for anomaly synthesis.
+#
+# **What to take from this chapter.** Every number in the paper chapters comes from the embedded benchmark shown
+# in section 2: five categories, each with its own normal training images and a test split of normal images and
+# several defect types with pixel masks, generated from a fixed seed so that every build sees the same images.
+# It is *not* MVTec AD: its defects are made by hand from other photos, and how hard it is for each method is
+# measured in the chapters (the training-free reference beside every table is the yardstick). The synthetic
+# anomalies of section 4 are what URD, AAND, RD-RE and RD++ train on; they never reuse a photo the test defects
+# come from, so a method cannot learn the test defects from its training data.
 
 # %% tags=["parameters"]
 PROFILE = "book"          # ci | book | full | paper (notebooks/params/<profile>.yaml)
@@ -51,20 +59,13 @@ if "google.colab" in sys.modules:  # pragma: no cover - only on Colab
     setup("/content/rdlib")
 
 # %%
-import logging
-
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from rdlib.data import (EMBEDDED_CATEGORIES, EmbeddedConfig, find_texture_source, generate_embedded, load_image,
-                        load_mask, read_dataset, verify)
-from rdlib.data.embedded import FOREIGN_SOURCES, load_source, texture_regions
-from rdlib.viz import book_style, show
+from rdlib import analysis, viz
+from rdlib.data import EMBEDDED_CATEGORIES, EmbeddedConfig, find_texture_source, generate_embedded, verify
 
-logging.basicConfig(level=logging.WARNING)
-book_style(precision=1)
+viz.book_style(precision=1)
 
 # %% [markdown]
 # ## 1. The real benchmarks and their layouts
@@ -91,16 +92,11 @@ book_style(precision=1)
 # Perlin-noise blobs that URD, AAND and RD-RE synthesise for training.
 
 # %%
-if DATA_ROOT is None:
-    cfg = EmbeddedConfig(size=IMAGE_SIZE, n_train=N_TRAIN, n_test_good=N_TEST_GOOD, n_test_per_defect=N_TEST_PER_DEFECT)
-    root = generate_embedded(cfg=cfg)
-    fmt = "mvtec"
-    print(f"embedded benchmark: {root.name} ({IMAGE_SIZE}x{IMAGE_SIZE})")
-else:
-    root, fmt = DATA_ROOT, DATA_FORMAT
-counts = verify(root, fmt)
-table = counts.pivot_table(index="category", columns=["split", "defect"], values="images", aggfunc="sum", fill_value=0).astype(int)
-table
+cfg = EmbeddedConfig(size=IMAGE_SIZE, n_train=N_TRAIN, n_test_good=N_TEST_GOOD, n_test_per_defect=N_TEST_PER_DEFECT)
+root, fmt = (generate_embedded(cfg=cfg), "mvtec") if DATA_ROOT is None else (DATA_ROOT, DATA_FORMAT)
+print(f"data: {root}")
+verify(root, fmt).pivot_table(index="category", columns=["split", "defect"], values="images", aggfunc="sum",
+                              fill_value=0).astype(int)
 
 # %% [markdown]
 # Difficulty is calibrated, so that the benchmark separates methods: a quick RD baseline must land neither at chance
@@ -118,49 +114,20 @@ pd.DataFrame({c: {"source photo": s.source, "kind": s.kind, "defect strength": s
 
 # %% tags=["hide-input"]
 if DATA_ROOT is None:
-    fig, axes = plt.subplots(1, len(EMBEDDED_CATEGORIES), figsize=(6.8, 2.0))
-    for ax, (cat, spec) in zip(axes, EMBEDDED_CATEGORIES.items()):
-        src = load_source(spec.source)
-        ax.imshow(src)
-        if spec.kind == "texture":
-            for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
-                y0, y1, x0, x1 = texture_regions(src.shape[:2])[split]
-                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0 - 1, y1 - y0 - 1, fill=False, ec=color, lw=2, label=split))
-        ax.set_title(f"{cat}\n({spec.kind})", fontsize=9)
-        ax.set_xticks([]); ax.set_yticks([])
-    axes[0].legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    plt.show()
+    viz.source_photos(EMBEDDED_CATEGORIES)
 
 # %% [markdown]
 # One normal test image and one image per defect type for every category, with the ground truth outlined in green.
 
 # %% tags=["hide-input"]
-cats = sorted(counts.category.unique())
-defect_names = sorted(counts[(counts.split == "test") & (counts.defect != "good")].defect.unique())
-fig, axes = plt.subplots(len(cats), 1 + len(defect_names), figsize=(6.8, 6.8 / (1 + len(defect_names)) * 1.15 * len(cats)))
-axes = np.atleast_2d(axes)
-for r, cat in enumerate(cats):
-    t = read_dataset(root, cat, fmt)
-    test = t[t.split == "test"]
-    show(axes[r, 0], np.asarray(load_image(test[test.defect == "good"].image_path.iloc[0])), title=f"{cat}: good")
-    for c, d in enumerate(defect_names, start=1):
-        row = test[test.defect == d].iloc[0]
-        show(axes[r, c], np.asarray(load_image(row.image_path)), mask=load_mask(row.mask_path), title=d)
-fig.tight_layout()
-plt.show()
+viz.defect_gallery(root, fmt)
 
 # %% [markdown]
 # Defect sizes: the fraction of the image each mask covers (small defects make pixel metrics harder).
 
 # %%
-rows = []
-for cat in cats:
-    t = read_dataset(root, cat, fmt)
-    for r in t[t.label == 1].itertuples():
-        rows.append({"category": cat, "defect": r.defect, "area %": 100 * load_mask(r.mask_path).mean()})
-area = pd.DataFrame(rows).pivot_table(index="category", columns="defect", values="area %", aggfunc="median")
-area
+areas = analysis.defect_areas(root, fmt)
+areas.pivot_table(index="category", columns="defect", values="area %", aggfunc="median")
 
 # %% [markdown]
 # ## 3. Anomaly sources for synthesis
@@ -175,12 +142,7 @@ area
 # %%
 source = find_texture_source(DTD_ROOT)
 print(f"texture source used: {source.name} ({len(source.images)} images)")
-rng = np.random.default_rng(0)
-fig, axes = plt.subplots(1, 6, figsize=(6.8, 1.3))
-for ax in axes:
-    show(ax, source.sample(rng, 128))
-fig.tight_layout()
-plt.show()
+viz.texture_samples(source)
 
 # %% [markdown]
 # **Disjoint from the test set.** The embedded benchmark's *test* defects never come from these sources: its
@@ -189,12 +151,7 @@ plt.show()
 # training anomalies is not scored on its own textures.
 
 # %%
-from rdlib.data.embedded import CATEGORIES as EMBEDDED_SPECS
-from rdlib.data.textures import SKIMAGE_PHOTOS, SKLEARN_PHOTOS
-
-pd.DataFrame({"photos": [", ".join(sorted({s.source for s in EMBEDDED_SPECS.values()})), ", ".join(FOREIGN_SOURCES),
-                         ", ".join(SKIMAGE_PHOTOS + SKLEARN_PHOTOS)]},
-             index=["embedded categories", "embedded test defects (foreign patches)", "fallback training textures"])
+analysis.anomaly_sources()
 
 # %% [markdown]
 # ## 4. Synthetic anomalies
@@ -218,12 +175,7 @@ pd.DataFrame({"photos": [", ".join(sorted({s.source for s in EMBEDDED_SPECS.valu
 # Each paper's constants are a preset (with the line of the spec they come from):
 
 # %%
-from rdlib.synthesis import PRESETS, SyntheticAnomalies
-from rdlib.data import load_split
-
-pd.DataFrame({name: {"noise": p.noise, "P(anomalous)": p.p_anomalous, "augmenters": p.augment,
-                     "β (original kept)": f"U[{p.keep_range[0]}, {p.keep_range[1]})" if p.noise == "perlin" else "—",
-                     "foreground": p.foreground, "source": p.source} for name, p in PRESETS.items()}).T
+analysis.synthesis_presets()
 
 # %% [markdown]
 # Every preset on every category of the embedded benchmark (one training image each): the synthetic image, with the
@@ -231,22 +183,9 @@ pd.DataFrame({name: {"noise": p.noise, "P(anomalous)": p.p_anomalous, "augmenter
 # the presets that use one. RD++ adds simplex noise in one small box and trains without the mask.
 
 # %% tags=["hide-input"]
-GALLERY = ["draem", "urd", "aand", "rdre", "rdpp"]
 if DATA_ROOT is None:
-    fig, axes = plt.subplots(len(cats), 1 + len(GALLERY), figsize=(6.8, 6.8 / (1 + len(GALLERY)) * 1.15 * len(cats)))
-    axes = np.atleast_2d(axes)
-    synth_sets = {}
-    for r, cat in enumerate(cats):
-        base = load_split(root, cat, "train", IMAGE_SIZE)
-        show(axes[r, 0], base[0]["image"], title=f"{cat}: normal")
-        for c, name in enumerate(GALLERY, start=1):
-            ds = SyntheticAnomalies(base, name, source if PRESETS[name].noise == "perlin" else None, cat)
-            ds.set_epoch(0)
-            synth_sets[cat, name] = ds
-            item = next((ds[i] for i in range(len(ds)) if ds[i]["label"]), ds[0])
-            show(axes[r, c], item["synthetic"], mask=item["mask"][0].numpy() if "mask" in item else None, title=name)
-    fig.tight_layout()
-    plt.show()
+    synth_sets = viz.synthesis_gallery(root, sorted(EMBEDDED_CATEGORIES), ["draem", "urd", "aand", "rdre", "rdpp"], source,
+                                       IMAGE_SIZE)
 
 # %% [markdown]
 # How large the synthetic anomalies are (mask area, % of the image, over many draws of one category) next to the
@@ -254,23 +193,7 @@ if DATA_ROOT is None:
 
 # %% tags=["hide-input"]
 if DATA_ROOT is None:
-    fig, ax = plt.subplots(figsize=(6.8, 3))
-    bins = np.linspace(0, 60, 31)
-    for name in ["draem", "urd", "aand", "rdre"]:
-        ds = synth_sets["brick", name]
-        areas = []
-        for epoch in range(4):
-            ds.set_epoch(epoch)
-            areas += [100 * float(ds[i]["mask"].mean()) for i in range(len(ds))]
-        areas = np.asarray(areas)
-        ax.hist(areas[areas > 0], bins=bins, histtype="step", lw=1.5, label=f"{name} ({100 * (areas > 0).mean():.0f}% anomalous)")
-    test_areas = pd.DataFrame(rows)
-    ax.hist(test_areas["area %"], bins=bins, histtype="stepfilled", alpha=0.3, color="k", label="embedded test defects")
-    ax.set_xlabel("mask area (% of the image)")
-    ax.set_ylabel("images")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    plt.show()
+    viz.synthetic_areas(synth_sets, "brick", ["draem", "urd", "aand", "rdre"], areas["area %"])
 
 # %% [markdown]
 # ## Environment

@@ -49,20 +49,14 @@ import os
 
 import torch
 
-if not torch.cuda.is_available():
-    # No GPU: run the very same kernel source in Triton's interpreter (numpy underneath). Must be set before the
-    # kernel module is imported.
+if not torch.cuda.is_available():   # no GPU: the same kernel source in Triton's interpreter (set before importing it)
     os.environ["TRITON_INTERPRET"] = "1"
-
-import json
-from pathlib import Path
 
 import pandas as pd
 from IPython.display import Markdown, display
 
-from rdlib.anomaly_map import AnomalyMap, cosine_distance_map, fused_map_reference, gaussian_blur, resolve_backend
-from rdlib.kernels import cosine_distance_triton, triton_supported
-from rdlib.timing import interleaved_latency_ms
+from rdlib.kernels import report
+from rdlib.kernels.aot import AOTUnavailable
 from rdlib.viz import book_style
 
 book_style(precision=3)
@@ -80,22 +74,7 @@ print("device:", torch.cuda.get_device_name(0) if device == "cuda" else "CPU (ke
 # magnitude**: the only thing that matters is reading each feature tensor once. The table counts that minimum.
 
 # %%
-LEVELS = {
-    "wide_resnet50_2": [(256, 64, 64), (512, 32, 32), (1024, 16, 16)],
-    "efficientnet_lite0": [(24, 64, 64), (40, 32, 32), (112, 16, 16)],
-}
-rows = []
-for name, levels in LEVELS.items():
-    for batch in (1, 8, 32):
-        elems = batch * sum(c * h * w for c, h, w in levels)
-        pixels = batch * sum(h * w for _, h, w in levels)
-        rows.append({"teacher": name, "batch": batch,
-                     "read MB (fp32, both tensors)": 2 * elems * 4 / 1e6,
-                     "distance maps MB": pixels * 4 / 1e6,
-                     "output MB (256², fp32)": batch * 256 * 256 * 4 / 1e6,
-                     "GFLOP": 6 * elems / 1e9,
-                     "FLOP/byte": 6 * elems / (2 * elems * 4 + batch * 256 * 256 * 4)})
-pd.DataFrame(rows).set_index(["teacher", "batch"])
+report.roofline()
 
 # %% [markdown]
 # The reference `1 - F.cosine_similarity(t, s)` + `F.interpolate` + sum reads the features several times (the
@@ -145,13 +124,7 @@ pd.DataFrame(rows).set_index(["teacher", "batch"])
 # a map that silently stops the gradient.
 
 # %%
-x_cpu = torch.zeros(1)
-pd.DataFrame([
-    {"tensor": "CPU float32", "auto picks": resolve_backend("auto", x_cpu), "kernel usable": triton_supported(x_cpu)[0],
-     "why not": triton_supported(x_cpu)[1]},
-    {"tensor": "CPU float64", "auto picks": resolve_backend("auto", x_cpu.double()),
-     "kernel usable": triton_supported(x_cpu.double(), True)[0], "why not": triton_supported(x_cpu.double(), True)[1]},
-]).set_index("tensor")
+report.backends()
 
 # %% [markdown]
 # ## 3. Correctness
@@ -162,21 +135,7 @@ pd.DataFrame([
 # the unit tests (`tests/test_kernels.py`) add odd shapes, non-contiguous inputs and zero vectors.
 
 # %%
-dtypes = [torch.float32, torch.float16] + ([torch.bfloat16] if device == "cpu" or torch.cuda.is_bf16_supported() else [])
-rows = []
-for name, levels in LEVELS.items():
-    for dtype in dtypes:
-        g = torch.Generator(device=device).manual_seed(0)
-        shapes = [(c, max(1, int(h * SHAPE_SCALE)), max(1, int(w * SHAPE_SCALE))) for c, h, w in levels]
-        t = [torch.randn(2, *sh, device=device, generator=g).to(dtype) for sh in shapes]
-        s = [(a.float() + torch.randn(a.shape, device=device, generator=g)).to(dtype) for a in t]
-        errs = [(cosine_distance_triton(a, b) - cosine_distance_map(a, b)).abs().max().item() for a, b in zip(t, s)]
-        k_map, _ = AnomalyMap(256, backend="triton")(t, s)
-        r_map = gaussian_blur(fused_map_reference(t, s, (256, 256)))
-        rows.append({"teacher": name, "dtype": str(dtype).replace("torch.", ""),
-                     "max |Δ| distance": max(errs), "max |Δ| final map": (k_map - r_map).abs().max().item(),
-                     "max relative Δ map": ((k_map - r_map).abs() / r_map.abs().clamp_min(1e-6)).max().item()})
-pd.DataFrame(rows).set_index(["teacher", "dtype"]).map(lambda v: f"{v:.1e}")
+report.correctness(device, SHAPE_SCALE)
 
 # %% [markdown]
 # ## 4. The compiled kernel, without a GPU
@@ -190,29 +149,11 @@ pd.DataFrame(rows).set_index(["teacher", "dtype"]).map(lambda v: f"{v:.1e}")
 # are then interpreter objects. The compilation runs in a child process without `TRITON_INTERPRET`.)
 
 # %%
-from rdlib.kernels.aot import AOTUnavailable, compile_cosine_kernels
-
-layouts = {
-    "NCHW": lambda dt: torch.empty(8, 256, 64, 64, dtype=dt),
-    "channels-last": lambda dt: torch.empty(8, 256, 64, 64, dtype=dt).contiguous(memory_format=torch.channels_last),
-    "sliced (W 70→64)": lambda dt: torch.empty(8, 256, 64, 70, dtype=dt)[..., :64],
-}
-cases = [(75, torch.float32, "NCHW"), (75, torch.float16, "NCHW"), (75, torch.bfloat16, "NCHW"),
-         (80, torch.bfloat16, "NCHW"), (90, torch.float32, "NCHW"), (90, torch.float16, "NCHW"),
-         (90, torch.bfloat16, "NCHW"), (90, torch.float32, "channels-last"), (90, torch.float32, "sliced (W 70→64)")]
-tensors = [layouts[layout](dt) for _, dt, layout in cases]
 try:
-    reports = compile_cosine_kernels([(x, x, cap) for (cap, _, _), x in zip(cases, tensors)])
+    compiled = report.compiled_kernels()
 except AOTUnavailable as e:           # e.g. Colab's Triton: the rest of the chapter does not depend on this table
-    reports = []
-    display(Markdown(f"**Skipped:** {e}. The rendered book shows this table for the Triton version it pins."))
-rows = [{"target": f"sm_{cap}", "dtype": r.dtype, "layout": layout, "flat pixel axis": r.flat_hw,
-         "global loads (bits × count)": ", ".join(f"{b}×{n}" for b, n in sorted(r.global_loads.items())),
-         "registers": r.registers, "spilled bytes": r.spill_stores + r.spill_loads,
-         "programs/SM (register bound)": 65536 // (32 * r.launch.num_warps * r.registers),
-         "dispatch uses it": cap >= 80 or dt != torch.bfloat16}
-        for (cap, dt, layout), r in zip(cases, reports)]
-pd.DataFrame(rows).set_index(["target", "dtype", "layout"]) if rows else None
+    compiled = Markdown(f"**Skipped:** {e}. The rendered book shows this table for the Triton version it pins.")
+compiled
 
 # %% [markdown]
 # Per loop step each thread issues 128-bit loads only (8 in fp32, 4 in half precision: the same 16 bytes carry twice
@@ -234,18 +175,7 @@ pd.DataFrame(rows).set_index(["target", "dtype", "layout"]) if rows else None
 # both alike (timings still vary between builds):
 
 # %% tags=["nbval-ignore-output"]
-rows = []
-for name, levels in LEVELS.items():
-    g = torch.Generator().manual_seed(0)
-    t = [torch.randn(1, c, h, w, generator=g) for c, h, w in levels]
-    s = [torch.randn(1, c, h, w, generator=g) for c, h, w in levels]
-    amap = AnomalyMap(256, backend="torch")
-    ms = interleaved_latency_ms({"reference ms": lambda: gaussian_blur(fused_map_reference(t, s, (256, 256))),
-                                 "rdlib (torch path) ms": lambda: amap(t, s)}, repeats=21)
-    rows.append({"teacher": name, **ms})
-df = pd.DataFrame(rows).set_index("teacher")
-df["speed-up"] = df["reference ms"] / df["rdlib (torch path) ms"]
-df
+report.cpu_speed()
 
 # %% [markdown]
 # **GPU.** `benchmarks/bench_cosine_map.py` times the plain PyTorch map (per level `1 - F.cosine_similarity`,
@@ -258,19 +188,13 @@ df
 # `benchmarks/results/`:
 
 # %%
-candidates = (Path.cwd(), *Path.cwd().parents, Path("/content/rdlib"))
-results_dir = next((c / "benchmarks" / "results" for c in candidates if (c / "benchmarks" / "results").is_dir()), None)
-gpu_files = sorted(p for p in results_dir.glob("cosine_map_*.json") if "cpu" not in p.name) if results_dir else []
-if gpu_files:
-    for p in gpu_files:
-        r = json.loads(p.read_text())
-        display(Markdown(f"**{r['device']}** (torch {r['torch']}, Triton {r.get('triton')}), copy bandwidth "
-                         f"{r.get('copy_bandwidth_GBps', float('nan')):.0f} GB/s"))
-        display(pd.DataFrame(r["rows"]))
-        if r.get("tuning"):
-            display(Markdown("Distance kernel alone, per level: `plan()` against the best launch plan of the grid"))
-            display(pd.DataFrame(r["tuning"]))
-else:
+for r in report.gpu_results():
+    display(Markdown(f"**{r['device']}** (torch {r['torch']}, Triton {r.get('triton')}), copy bandwidth "
+                     f"{r.get('copy_bandwidth_GBps', float('nan')):.0f} GB/s"), pd.DataFrame(r["rows"]))
+    if r.get("tuning"):
+        display(Markdown("Distance kernel alone, per level: `plan()` against the best launch plan of the grid"),
+                pd.DataFrame(r["tuning"]))
+if not report.gpu_results():
     display(Markdown("**No GPU figures exist yet.** The sessions that built this book had no GPU; the kernel's "
                      "arithmetic above was checked in Triton's interpreter and its compiled form in section 4, but "
                      "its speed on an H100 is still to be measured with `python benchmarks/bench_cosine_map.py "

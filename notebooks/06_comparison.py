@@ -94,7 +94,8 @@ from rdlib.sweep import plan, run_sweep
 
 IMAGE_SIZE = comparison.protocol_size(METHODS, METHOD_PROFILE)      # one protocol: one size for every method
 ch = start("rd", METHOD_PROFILE, CATEGORIES, data_root=DATA_ROOT, data_format=DATA_FORMAT, n_train=N_TRAIN,
-           n_test_good=N_TEST_GOOD, n_test_per_defect=N_TEST_PER_DEFECT, runs_dir=RUNS_DIR, announce=False)
+           n_test_good=N_TEST_GOOD, n_test_per_defect=N_TEST_PER_DEFECT, runs_dir=RUNS_DIR, announce=False,
+           name="comparison")
 LABELS = {m: METHOD_LABELS.get(m, m) for m in METHODS}
 table_path = Path(SWEEP_TABLE) if SWEEP_TABLE else Path(RUNS_DIR or default_runs_dir()) / "sweeps" / f"{METHOD_PROFILE}.csv"
 print(f"data: {ch.data_name}; methods' profile {METHOD_PROFILE!r} at {IMAGE_SIZE}²; seeds {SEEDS}; device: {ch.device}")
@@ -181,6 +182,8 @@ ok.groupby("method", sort=False).train_seconds.mean().rename(index=LABELS).to_fr
 # %% [markdown]
 # **Ranks.** Within each (category, seed) cell the methods are ranked (1 = best); the mean rank says which method
 # is best *on the same data*, which an average over categories of different difficulty can hide.
+# A method can have the best mean and not the best rank when it wins by far on one category and loses narrowly
+# on the others; the two together say whether an advantage is broad or carried by one category.
 
 # %%
 ranks = comparison.rank_table(ok, LABELS)

@@ -155,3 +155,35 @@ def rd_teacher_maps(run, device=None, n: int = 32) -> pd.DataFrame:
         raw = model.teacher.raw(x)
     return pd.DataFrame({f"level {k + 1}": {"channels": f.shape[1], "negative values (%)": 100 * float((f < 0).float().mean()),
                                            "std": float(f.std())} for k, f in enumerate(raw)}).T.round(2)
+
+
+def defect_areas(root, data_format: str | None = None) -> pd.DataFrame:
+    """The area of every defective test image's mask (% of the image), one row per image: category, defect, area."""
+    from rdlib.data import load_mask, read_dataset, verify
+
+    rows = []
+    for cat in sorted(verify(root, data_format).category.unique()):
+        t = read_dataset(root, cat, data_format)
+        rows += [{"category": cat, "defect": r.defect, "area %": 100 * load_mask(r.mask_path).mean()}
+                 for r in t[t.label == 1].itertuples()]
+    return pd.DataFrame(rows)
+
+
+def anomaly_sources() -> pd.DataFrame:
+    """Which photos each use of the data draws from: the embedded categories, their test defects' foreign patches
+    and the fallback training textures (disjoint, so no test defect is ever a training texture)."""
+    from rdlib.data.embedded import CATEGORIES, FOREIGN_SOURCES
+    from rdlib.data.textures import SKIMAGE_PHOTOS, SKLEARN_PHOTOS
+
+    return pd.DataFrame({"photos": [", ".join(sorted({s.source for s in CATEGORIES.values()})), ", ".join(FOREIGN_SOURCES),
+                                    ", ".join(SKIMAGE_PHOTOS + SKLEARN_PHOTOS)]},
+                        index=["embedded categories", "embedded test defects (foreign patches)", "fallback training textures"])
+
+
+def synthesis_presets() -> pd.DataFrame:
+    """Every synthesis preset (:data:`rdlib.synthesis.PRESETS`) and its settings, one row each."""
+    from rdlib.synthesis import PRESETS
+
+    return pd.DataFrame({name: {"noise": p.noise, "P(anomalous)": p.p_anomalous, "augmenters": p.augment,
+                                "β (original kept)": f"U[{p.keep_range[0]}, {p.keep_range[1]})" if p.noise == "perlin" else "—",
+                                "foreground": p.foreground, "source": p.source} for name, p in PRESETS.items()}).T

@@ -49,6 +49,7 @@ class Chapter:
     runs_dir: object = None
     progress: bool = True
     workers: int = 1
+    name: str = ""                   # prefix of the chapter's glue keys (default: the method)
 
     @property
     def image_size(self) -> int:
@@ -119,12 +120,12 @@ class Chapter:
             glue(name, str(value), display=False)
 
     def finding(self, key: str, text: str) -> None:
-        """Glue one line of the chapter's findings box (``{glue:md}`<method>_find_<key>``` in its first section),
+        """Glue one line of the chapter's findings box (``{glue:md}`<name>_find_<key>``` in its first section),
         computed where the evidence is."""
         from IPython.display import Markdown
         from myst_nb import glue
 
-        glue(f"{self.method}_find_{key}", Markdown(text), display=False)
+        glue(f"{self.name or self.method}_find_{key}", Markdown(text), display=False)
 
     def results(self, label: str, trained: CategoryRuns, others: dict[str, CategoryRuns],
                 metrics=("i_auroc", "p_auroc"), chart=("i_auroc",)) -> pd.DataFrame:
@@ -228,8 +229,9 @@ class Chapter:
 def start(method: str, profile: str, categories, *, options: dict | None = None, fit: dict | None = None,
           data_root=None, data_format: str | None = None, n_train: int = 80, n_test_good: int = 80,
           n_test_per_defect: int = 30, runs_dir=None, progress: bool = True, workers: int = 1,
-          announce: bool = True) -> Chapter:
-    """Set up a chapter (see the module docstring); prints the data, profile, loop and device it resolved."""
+          announce: bool = True, name: str | None = None) -> Chapter:
+    """Set up a chapter (see the module docstring); prints the data, profile, loop and device it resolved.
+    ``name``: the prefix of the chapter's glue keys when it is not the method's (e.g. the comparison)."""
     from rdlib.data import EmbeddedConfig, generate_embedded
     from rdlib.methods import method_profile
     from rdlib.viz import book_style
@@ -252,7 +254,7 @@ def start(method: str, profile: str, categories, *, options: dict | None = None,
                                     "the embedded benchmark")
     ch = Chapter(method, profile, list(categories), opts, loop, root, name,
                  "cuda" if torch.cuda.is_available() else "cpu", dict(options or {}), dict(fit or {}), data_root,
-                 data_format, (n_train, n_test_good, n_test_per_defect), runs_dir, progress, workers)
+                 data_format, (n_train, n_test_good, n_test_per_defect), runs_dir, progress, workers, name or method)
     if announce:
         print(f"data: {name}; profile {profile!r}: {opts}; loop {loop}; device: {ch.device}")
     return ch

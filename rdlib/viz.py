@@ -361,3 +361,116 @@ def extreme_maps(runs: dict) -> None:
                  title=f"{cat}: {kind or p.defects[i]}, score {p.scores[i]:.2f}", colorbar=c == 2)
     fig.tight_layout()
     plt.show()
+
+
+def source_photos(categories: dict) -> None:
+    """Each embedded category's source photo (``{name: spec}``, :data:`rdlib.data.EMBEDDED_CATEGORIES`); for texture
+    categories the halves training (blue) and test (orange) images are cut from."""
+    import matplotlib.pyplot as plt
+
+    from rdlib.data.embedded import load_source, texture_regions
+
+    fig, axes = plt.subplots(1, len(categories), figsize=(COLUMN_INCHES, 2.0), squeeze=False)
+    for ax, (cat, spec) in zip(axes[0], categories.items()):
+        src = load_source(spec.source)
+        ax.imshow(src)
+        if spec.kind == "texture":
+            for split, color in (("train", "tab:blue"), ("test", "tab:orange")):
+                y0, y1, x0, x1 = texture_regions(src.shape[:2])[split]
+                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0 - 1, y1 - y0 - 1, fill=False, ec=color, lw=2, label=split))
+        ax.set_title(f"{cat}\n({spec.kind})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    plt.show()
+
+
+def defect_gallery(root, data_format: str | None = None) -> None:
+    """One normal test image and one image of each defect type per category of a dataset, the defect outlined."""
+    import matplotlib.pyplot as plt
+
+    from rdlib.data import load_image, load_mask, read_dataset, verify
+
+    counts = verify(root, data_format)
+    cats = sorted(counts.category.unique())
+    defects = sorted(counts[(counts.split == "test") & (counts.defect != "good")].defect.unique())
+    n = 1 + len(defects)
+    fig, axes = plt.subplots(len(cats), n, figsize=(COLUMN_INCHES, COLUMN_INCHES / n * 1.15 * len(cats)), squeeze=False)
+    for r, cat in enumerate(cats):
+        t = read_dataset(root, cat, data_format)
+        test = t[t.split == "test"]
+        show(axes[r, 0], np.asarray(load_image(test[test.defect == "good"].image_path.iloc[0])), title=f"{cat}: good")
+        for c, d in enumerate(defects, start=1):
+            rows = test[test.defect == d]
+            if len(rows):
+                show(axes[r, c], np.asarray(load_image(rows.image_path.iloc[0])), mask=load_mask(rows.mask_path.iloc[0]),
+                     title=d)
+            else:
+                axes[r, c].set_visible(False)
+    fig.tight_layout()
+    plt.show()
+
+
+def texture_samples(source, n: int = 6, size: int = 128, seed: int = 0) -> None:
+    """``n`` random crops of a texture source (:func:`rdlib.data.find_texture_source`)."""
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(1, n, figsize=(COLUMN_INCHES, 1.3))
+    for ax in axes:
+        show(ax, source.sample(rng, size))
+    fig.tight_layout()
+    plt.show()
+
+
+def synthesis_gallery(root, categories, presets, source, image_size: int) -> dict:
+    """For each category, one normal training image and one synthetic anomaly of each synthesis preset (its mask
+    outlined); returns the synthetic datasets by (category, preset) for further use."""
+    import matplotlib.pyplot as plt
+
+    from rdlib.data import load_split
+    from rdlib.synthesis import PRESETS, SyntheticAnomalies
+
+    n = 1 + len(presets)
+    fig, axes = plt.subplots(len(categories), n, figsize=(COLUMN_INCHES, COLUMN_INCHES / n * 1.15 * len(categories)),
+                             squeeze=False)
+    sets = {}
+    for r, cat in enumerate(categories):
+        base = load_split(root, cat, "train", image_size)
+        show(axes[r, 0], base[0]["image"], title=f"{cat}: normal")
+        for c, name in enumerate(presets, start=1):
+            ds = SyntheticAnomalies(base, name, source if PRESETS[name].noise == "perlin" else None, cat)
+            ds.set_epoch(0)
+            sets[cat, name] = ds
+            item = next((ds[i] for i in range(len(ds)) if ds[i]["label"]), ds[0])
+            show(axes[r, c], item["synthetic"], mask=item["mask"][0].numpy() if "mask" in item else None, title=name)
+    fig.tight_layout()
+    plt.show()
+    return sets
+
+
+def synthetic_areas(sets: dict, category: str, presets, test_areas, epochs: int = 4) -> None:
+    """Histograms of the synthetic masks' area (% of the image) of each preset on ``category`` over ``epochs``
+    draws, beside the real test defects' areas (``test_areas``: percentages); the x axis ends just past the
+    largest area drawn."""
+    import matplotlib.pyplot as plt
+
+    areas = {}
+    for name in presets:
+        ds, values = sets[category, name], []
+        for epoch in range(epochs):
+            ds.set_epoch(epoch)
+            values += [100 * float(ds[i]["mask"].mean()) for i in range(len(ds))]
+        areas[name] = np.asarray(values)
+    top = max([float(a.max()) for a in areas.values()] + [float(np.max(test_areas))]) * 1.05
+    bins = np.linspace(0, top, 31)
+    fig, ax = plt.subplots(figsize=(COLUMN_INCHES, 3))
+    for name, a in areas.items():
+        ax.hist(a[a > 0], bins=bins, histtype="step", lw=1.5, label=f"{name} ({100 * (a > 0).mean():.0f}% anomalous)")
+    ax.hist(test_areas, bins=bins, histtype="stepfilled", alpha=0.3, color="k", label="embedded test defects")
+    ax.set_xlabel("mask area (% of the image)")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    plt.show()

@@ -282,3 +282,32 @@ def test_at_steps_of_reads_the_learning_curve_at_the_reference_step_count():
     assert list(t.index) == ["a", "b"]
     assert t.loc["a", "i_auroc"] == 61.0 and t.loc["a", "p_auroc"] == 70.0 and t.loc["a", "steps"] == 20
     assert t.loc["b", "i_auroc"] == 80.0 and t.loc["b", "steps"] == 30 and set(t.variant) == {"RD"}
+
+
+def test_comparison_tables_read_the_long_table(monkeypatch):
+    import rdlib.methods
+    from rdlib import comparison
+
+    rng = np.random.default_rng(0)
+    rows = [{"method": m, "variant": m, "category": c, "seed": s,
+             "i_auroc": base + rng.normal(0, 0.5), "p_auroc": 70.0 + rng.normal(0, 0.5), "aupro": 50.0}
+            for m, base in (("a", 90.0), ("ref", 80.0)) for c in ("x", "y", "z") for s in (1, 2, 3)]
+    ok = pd.DataFrame(rows)
+    labels = {"a": "A", "ref": "Ref"}
+    verdicts, sentence = comparison.versus_reference(ok, ["a", "ref"], "ref", labels)
+    assert list(verdicts.claim) == ["A beats Ref on I-AUROC", "A beats Ref on P-AUROC"]
+    assert verdicts.verdict.iloc[0] == "supported"                      # 10 points ahead in every cell
+    assert sentence.startswith("The training-free reference is ahead, with the whole interval on its side, of 0 of 1")
+    empty, none = comparison.versus_reference(ok, ["a"], "ref", labels)  # no reference among the methods
+    assert empty.empty and none == ""
+    ranks = comparison.rank_table(ok, labels)
+    assert list(ranks.index) == ["A", "Ref"] and ranks.loc["A", ("I-AUROC", "cells won")] == 9
+    counts, text = comparison.tally(verdicts, pd.DataFrame())
+    assert counts.iloc[:, 0].sum() == len(verdicts) and text.endswith("of the papers' claims against RD / RD++")
+    table = pd.DataFrame({"I-AUROC": [70.0, np.nan, 80.0]}, index=["RD", "RD++", "URD"])
+    assert comparison.order_sentence(table, 128) == "mean I-AUROC of the chapters' runs at 128²: URD 80.0, RD 70.0"
+    assert comparison.protocol_size(["rd", "urd"], "compare") == 64
+    sizes = {"rd": 64, "urd": 128}
+    monkeypatch.setattr(rdlib.methods, "method_profile", lambda m, p: {"options": {"image_size": sizes[m]}})
+    with pytest.raises(ValueError, match="different image sizes"):
+        comparison.protocol_size(["rd", "urd"], "compare")

@@ -247,3 +247,16 @@ def test_aot_names_the_triton_version_when_its_internals_differ(monkeypatch):
     x = torch.empty(16)
     with pytest.raises(AOTUnavailable, match=f"this is Triton {triton.__version__}"):
         compile_jit(triton.runtime.jit.JITFunction(kernel), (x, x, 4, 1, 1e-8), dict(BLOCK=16), 90)
+
+
+def test_kernel_report_roofline_counts_bytes_and_flops_by_hand():
+    from rdlib.kernels import report
+
+    t = report.roofline({"lite": [(24, 64, 64), (40, 32, 32), (112, 16, 16)]}, batches=(2,))
+    elems = 2 * (24 * 64 * 64 + 40 * 32 * 32 + 112 * 16 * 16)                # 335,872 feature values per tensor
+    row = t.loc[("lite", 2)]
+    assert row["read MB (fp32, both tensors)"] == pytest.approx(2 * elems * 4 / 1e6)
+    assert row["GFLOP"] == pytest.approx(6 * elems / 1e9)
+    assert row["distance maps MB"] == pytest.approx(2 * (64 * 64 + 32 * 32 + 16 * 16) * 4 / 1e6)
+    b = report.backends()
+    assert b.loc["CPU float32", "auto picks"] == "torch" and not b.loc["CPU float64", "kernel usable"]
