@@ -94,7 +94,7 @@ from rdlib.models import TEACHERS
 from rdlib.results import METRIC_LABELS, load_paper_numbers, not_reproduced, readable
 from rdlib.stats import mean_interval_table
 
-ch = start("rd", PROFILE, CATEGORIES, options=OPTIONS, fit={**FIT, "eval_every": CURVE_EVAL_EVERY},
+ch = start("rd", PROFILE, CATEGORIES, options=OPTIONS, fit=FIT,
            data_root=DATA_ROOT, data_format=DATA_FORMAT, n_train=N_TRAIN, n_test_good=N_TEST_GOOD,
            n_test_per_defect=N_TEST_PER_DEFECT, runs_dir=RUNS_DIR, progress=PROGRESS, workers=WORKERS)
 
@@ -188,7 +188,7 @@ print(f"identical features give {cosine_loss_flatten(t, t).item():.1e} and {cosi
 # settles at.
 
 # %%
-trained = ch.train()                         # a failed category is a row of the tables below, with its error
+trained = ch.train(fit={"eval_every": CURVE_EVAL_EVERY})     # failed categories are rows of the tables below
 runs, curves = trained.runs, learning_curves(trained)      # the runs by category; the test metrics logged in training
 steps_per_epoch = -(-(next(iter(runs.values())).info["n_train"] if runs else N_TRAIN) // ch.fit["batch_size"])  # ceil
 ch.glue(rd_lr=ch.options["lr"], curve_every=CURVE_EVAL_EVERY * steps_per_epoch)

@@ -59,13 +59,16 @@ class Chapter:
     def teacher(self) -> str:
         return self.options["teacher"]
 
-    def train(self, method: str | None = None, options: dict | None = None, categories=None) -> CategoryRuns:
+    def train(self, method: str | None = None, options: dict | None = None, categories=None,
+              fit: dict | None = None) -> CategoryRuns:
         """One run per category (trained, or reused by key): the chapter's method with its overrides, or another
-        ``method`` under the same profile with ``options`` on top of that method's profile."""
+        ``method`` under the same profile with ``options`` on top of that method's profile; ``fit``: loop settings
+        for these runs only (e.g. ``{"eval_every": 5}`` for learning curves, which leaves the key unchanged)."""
         own = method is None or method == self.method
         return train_categories(self.method if own else method, self.profile, self.root,
                                 self.categories if categories is None else categories,
-                                self.overrides if own else (options or {}), self.fit_overrides if own else {},
+                                self.overrides if own else (options or {}),
+                                {**(self.fit_overrides if own else {}), **(fit or {})},
                                 self.data_format, self.runs_dir, self.device, self.progress if own else False,
                                 self.workers)
 
@@ -237,8 +240,8 @@ def start(method: str, profile: str, categories, *, options: dict | None = None,
     from rdlib.viz import book_style
 
     logging.basicConfig(level=logging.WARNING)
-    for name in QUIET:
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for logger in QUIET:
+        logging.getLogger(logger).setLevel(logging.ERROR)
     book_style(precision=1)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     prof = method_profile(method, profile)
@@ -246,17 +249,17 @@ def start(method: str, profile: str, categories, *, options: dict | None = None,
     if data_root is None:
         root = generate_embedded(cfg=EmbeddedConfig(size=int(opts["image_size"]), n_train=n_train,
                                                     n_test_good=n_test_good, n_test_per_defect=n_test_per_defect))
-        name = f"embedded benchmark ({root.name})"
+        data_name = f"embedded benchmark ({root.name})"
     else:
-        root, name = data_root, str(data_root)
+        root, data_name = data_root, str(data_root)
         if not Path(root).exists():
             raise FileNotFoundError(f"DATA_ROOT {root}: no such folder; give the dataset's root folder or None for "
                                     "the embedded benchmark")
-    ch = Chapter(method, profile, list(categories), opts, loop, root, name,
+    ch = Chapter(method, profile, list(categories), opts, loop, root, data_name,
                  "cuda" if torch.cuda.is_available() else "cpu", dict(options or {}), dict(fit or {}), data_root,
                  data_format, (n_train, n_test_good, n_test_per_defect), runs_dir, progress, workers, name or method)
     if announce:
-        print(f"data: {name}; profile {profile!r}: {opts}; loop {loop}; device: {ch.device}")
+        print(f"data: {data_name}; profile {profile!r}: {opts}; loop {loop}; device: {ch.device}")
     return ch
 
 

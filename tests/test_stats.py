@@ -277,3 +277,17 @@ def test_a_training_free_variant_is_named_so_and_a_hopeless_design_says_it():
     v = judge(df, "A", "B", "i_auroc", "A beats B")
     assert v.design.endswith("40 steps vs training-free") and not v.unequal_budgets
     assert v.verdict == "inconclusive" and "too small to detect any effect" in v.sentence
+
+
+def test_chapter_findings_are_glued_under_the_chapter_name(tmp_path, monkeypatch):
+    import myst_nb
+
+    from rdlib.chapter import start
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: value}))
+    monkeypatch.setenv("RDLIB_DATA", str(tmp_path / "data"))
+    kw = dict(n_train=2, n_test_good=1, n_test_per_defect=1, announce=False)
+    start("rd", "ci", ["brick"], **kw).finding("plateau", "text")
+    start("rd", "ci", ["brick"], name="comparison", **kw).finding("ranking", "text")
+    assert set(glued) == {"rd_find_plateau", "comparison_find_ranking"}
