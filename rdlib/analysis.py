@@ -153,8 +153,9 @@ def rd_teacher_maps(run, device=None, n: int = 32) -> pd.DataFrame:
     x = torch.stack([train[i]["image"] for i in range(min(n, len(train)))]).to(dev)
     with torch.no_grad():
         raw = model.teacher.raw(x)
-    return pd.DataFrame({f"level {k + 1}": {"channels": f.shape[1], "negative values (%)": 100 * float((f < 0).float().mean()),
-                                           "std": float(f.std())} for k, f in enumerate(raw)}).T.round(2)
+    table = pd.DataFrame({f"level {k + 1}": {"channels": f.shape[1], "negative values (%)": 100 * float((f < 0).float().mean()),
+                                             "std": float(f.std())} for k, f in enumerate(raw)}).T.round(2)
+    return table.astype({"channels": int})
 
 
 def defect_areas(root, data_format: str | None = None) -> pd.DataFrame:

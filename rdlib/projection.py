@@ -95,7 +95,7 @@ def separation_table(spaces: dict, reference, test, levels, max_reference: int, 
             x, y = patch_features(fn, test, level, max_patches=max_test, seed=0, device=device)
             rows[(f"level {level + 1}", label)] = {"defect patches": int(y.sum()), "normal patches": int((1 - y).sum()),
                                                    "separation AUROC (%)": separation_auroc(ref, x, y)}
-    return pd.DataFrame(rows).T
+    return pd.DataFrame(rows).T.astype({"defect patches": int, "normal patches": int})
 
 
 def projection_figure(spaces: dict, test, level: int, max_patches: int, title: str, separation=None,

@@ -78,11 +78,6 @@ def compare(paper: dict[str, float], ours: dict[str, float], metrics: list[str] 
     return pd.DataFrame(rows).set_index("metric")
 
 
-def protocol_note(row: pd.Series) -> str:
-    return (f"{row['paper'].upper()} {row['table']}: {row['dataset']}, teacher {row['backbone']}, {int(row['image_size'])}², "
-            f"checkpoint {row['checkpoint']}, PRO = {PRO_VARIANTS.get(row['pro_variant'], row['pro_variant'])}")
-
-
 def with_paper_columns(ours: pd.DataFrame, table_id: str, methods: list, metrics=("i_auroc", "p_auroc", "pro"),
                        df: pd.DataFrame | None = None, **match) -> pd.DataFrame:
     """Add ``paper <metric>`` columns beside ours, row by row (``methods[i]`` names row i's paper row; None: none).

@@ -286,7 +286,8 @@ def separation_histograms(distances: dict, xlabel: str, title: str) -> pd.DataFr
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     plt.show()
-    return pd.DataFrame(rows).T.round(3)
+    table = pd.DataFrame(rows).T.round(3)
+    return table.astype({"normal patches": int, "defect patches": int})          # counts without decimals
 
 
 def sensitivity(grid, panels: list, metrics=("i_auroc", "p_auroc")) -> None:
