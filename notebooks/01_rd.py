@@ -25,7 +25,7 @@
 # what it never saw, and the per-pixel cosine distance between teacher and student is the anomaly map.
 #
 # This chapter walks through the method with each equation beside the `rdlib` call that computes it, trains it on
-# the embedded benchmark (see the data chapter), reproduces the paper's figures and ablations there, and ends with
+# the embedded benchmark (see [the data chapter](00_data.ipynb)), reproduces the paper's figures and ablations there, and ends with
 # the paper's numbers next to ours.
 #
 # ## What this chapter finds
@@ -161,7 +161,7 @@ print(f"identical features give {cosine_loss_flatten(t, t).item():.1e} and {cosi
 # three are summed, $S_{AL} = \sum_k \Psi(M^k)$; a Gaussian with $\sigma = 4$ (33×33 kernel) smooths it, and the image
 # score is its maximum. `rdlib.anomaly_map.AnomalyMap` does this for the whole batch on the model's device: the
 # per-level distance runs in a Triton kernel on a CUDA GPU and in PyTorch here on the CPU, and upsampling, sum and
-# blur run as one precomputed linear operator (matrix products) on either (see the kernels chapter).
+# blur run as one precomputed linear operator (matrix products) on either (see [the kernels chapter](02_kernels.ipynb)).
 #
 # ```{literalinclude} ../../rdlib/anomaly_map.py
 # :pyobject: cosine_distance_map
@@ -266,7 +266,7 @@ viz.extreme_maps(runs)
 # Where the defects hide: I-AUROC per defect type (each defect's images against all normal test images). The
 # embedded benchmark's defect types differ in kind — local texture changes, foreign objects, geometric warps — and
 # a reverse-distillation student repairs some of them more easily than others; a defect type near 50 here is one
-# this model does not detect at this budget, whatever the category's mean says. The data chapter shows each type.
+# this model does not detect at this budget, whatever the category's mean says. [The data chapter](00_data.ipynb) shows each type.
 
 # %%
 pd.DataFrame({cat: per_defect_auroc(run.predictions()) for cat, run in runs.items()}).T
@@ -277,7 +277,7 @@ pd.DataFrame({cat: per_defect_auroc(run.predictions()) for cat, run in runs.item
 # The paper's ablations (Tables 5–7) rerun here on {glue:text}`abl_cats`, each variant trained with
 # {glue:text}`abl_seeds` seeds for {glue:text}`abl_steps` optimizer steps at {glue:text}`abl_size` (a shorter
 # schedule than the main runs', checked against the learning curves in section 4, and in the `book` profile a
-# smaller size, to fit the book's CPU budget; there the comparison chapter reuses the full model's runs).
+# smaller size, to fit the book's CPU budget; there [the comparison chapter](06_comparison.ipynb) reuses the full model's runs).
 # They test whether the paper's claims hold for another teacher and other data, not whether we match its
 # numbers. Every cell is the mean over categories and seeds ± the half-width of its 95 % interval
 # (`rdlib.stats`: a t-interval over categories, or over the seeds when there is one category); every verdict below
@@ -390,7 +390,7 @@ if not g_act.empty:
 # %% [markdown]
 # What remains open. The parameter budget of the student follows the paper's ResNet18 rules scaled to Lite0's
 # channels (2.2 M + 0.6 M parameters, section 1); a wider student is the next lead, too slow to train on this CPU
-# within the book's budget, and left to the `full` profile on a GPU. The comparison chapter turns the reference into
+# within the book's budget, and left to the `full` profile on a GPU. [The comparison chapter](06_comparison.ipynb) turns the reference into
 # a full PatchCore-style method and puts every method of the book beside it under one protocol.
 
 # %% [markdown]

@@ -28,7 +28,7 @@
 # time the expert is gone: $T$ and $S$ score an image exactly as RD does.
 #
 # Each equation below sits beside the `rdlib` code that computes it (`rdlib/methods/urd/`). The chapter trains URD
-# on the embedded benchmark, sets it beside RD (the runs of the RD chapter, reused) and the training-free
+# on the embedded benchmark, sets it beside RD (the runs of [the RD chapter](01_rd.ipynb), reused) and the training-free
 # nearest-neighbour reference, reruns the paper's ablations (Tables 5–7) with seeds, and ends with the paper's
 # numbers next to ours.
 #
@@ -97,7 +97,7 @@ ch = start("urd", PROFILE, CATEGORIES, options=OPTIONS, fit=FIT, data_root=DATA_
 # ## 1. Three networks
 #
 # The expert is a frozen copy of the teacher's initial (ImageNet) network; the teacher trains; the student is RD's
-# (section 1 of the RD chapter) with a GII before each of its two shallower decoder stages:
+# (section 1 of [the RD chapter](01_rd.ipynb)) with a GII before each of its two shallower decoder stages:
 #
 # ```{literalinclude} ../../rdlib/methods/urd/model.py
 # :pyobject: URD.__init__
@@ -190,7 +190,7 @@ runs = trained.runs                          # a failed category is a row of the
 # %% [markdown]
 # ## 6. Results per category
 #
-# All metrics in %, as in the RD chapter (PRO (RD per-image) is the PRO the URD code computes). The first table
+# All metrics in %, as in [the RD chapter](01_rd.ipynb) (PRO (RD per-image) is the PRO the URD code computes). The first table
 # is URD alone, one row per category; the second sets its I-AUROC and P-AUROC beside RD's and beside the
 # training-free nearest-neighbour reference's, which shows how hard each category is before any training.
 
@@ -200,7 +200,7 @@ results = ch.results("URD", trained, {"RD": rd, "kNN": knn})
 # %% [markdown]
 # RD's runs are longer than URD's (a URD step costs several RD steps), so a verdict on "URD beats RD" compares
 # them at the **same number of optimizer steps**: URD's final metrics against RD's test metrics at that step, read
-# from RD's learning curve (the RD chapter evaluates its runs during training; evaluating does not change the
+# from RD's learning curve ([the RD chapter](01_rd.ipynb) evaluates its runs during training; evaluating does not change the
 # weights). Each sentence names the steps of both sides; where RD logged no evaluation at URD's step count the
 # category is left out, and a verdict with fewer than two categories says it was not judged.
 
@@ -338,7 +338,7 @@ ch.protocol(trained)
 # ## 11. Equal to the official code
 #
 # Whether rdlib computes what the official URD code computes is checked outside the book's build by the harness
-# in `benchmarks/official/` (how it works: the RD chapter, section 9), here with the same synthesised batch on both
+# in `benchmarks/official/` (how it works: [the RD chapter](01_rd.ipynb), section 9), here with the same synthesised batch on both
 # sides. The file it wrote, read here, names both commits and the machine:
 
 # %% tags=["hide-input"]

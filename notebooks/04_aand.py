@@ -28,7 +28,7 @@
 # **hard knowledge distillation** term that looks at each image's worst-rebuilt pixels.
 #
 # Each equation sits beside the `rdlib` code that computes it (`rdlib/methods/aand/`). The chapter trains AAND on
-# the embedded benchmark, sets it beside RD (the RD chapter's runs, reused) and the training-free nearest-neighbour
+# the embedded benchmark, sets it beside RD ([the RD chapter's](01_rd.ipynb) runs, reused) and the training-free nearest-neighbour
 # reference, looks at what stage 1 did to the teacher's features (the paper's Figs. 6 and 8), reruns Tables I, V
 # and VII and Fig. 7 with seeds, and ends with the paper's numbers next to ours.
 #
@@ -383,7 +383,7 @@ ch.protocol(trained)
 # ## 11. Equal to the official code
 #
 # Whether rdlib computes what the official AAND code computes is checked outside the book's build by the harness
-# in `benchmarks/official/` (how it works: the RD chapter, section 9), here with the same synthesised batch on both
+# in `benchmarks/official/` (how it works: [the RD chapter](01_rd.ipynb), section 9), here with the same synthesised batch on both
 # sides. The file it wrote, read here, names both commits and the machine:
 
 # %% tags=["hide-input"]

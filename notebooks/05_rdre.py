@@ -36,7 +36,7 @@
 # teacher–student discrepancy against the synthetic masks; its output is the anomaly map.
 #
 # Each equation sits beside the code that computes it. The chapter trains RD-RE on the embedded benchmark beside RD
-# (the RD chapter's runs, reused) and the training-free nearest-neighbour reference, reruns Tables 5–9 and Fig. 10
+# ([the RD chapter's](01_rd.ipynb) runs, reused) and the training-free nearest-neighbour reference, reruns Tables 5–9 and Fig. 10
 # with seeds, measures robustness to Gaussian noise (Fig. 8) and the cost beside every method of this book
 # (Fig. 9), and ends with the paper's numbers next to ours.
 #
@@ -234,7 +234,7 @@ parameter_table("rdre", {"teacher E": "teacher", "student encoder": "student_enc
 # on normal texture as much as on anomalies, and no head can separate the two — while a short stage 2 leaves a good
 # discrepancy unread. Section 7's "no Seg" rows read stage 1 alone, which tells the two apart.
 #
-# RD and the nearest-neighbour reference beside RD-RE are the RD chapter's runs, reused by key.
+# RD and the nearest-neighbour reference beside RD-RE are [the RD chapter's](01_rd.ipynb) runs, reused by key.
 
 # %%
 ch.glue(rdre_steps=f"{ch.options['student_steps']} + {ch.options['seg_steps']}", rdre_batch=ch.fit["batch_size"],

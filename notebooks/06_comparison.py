@@ -213,7 +213,7 @@ ch.finding("reference", behind or "no training-free reference in this comparison
 # %% [markdown]
 # Where kNN is ahead, that is the first thing to explain, before any claim of one RD variant over another. What we
 # know: (1) these are short schedules at {glue:text}`cmp_size` ({glue:text}`cmp_steps` optimizer steps a run), and
-# the RD chapter's learning curves show how far such budgets are from RD's plateau; section 7 reads the longer runs
+# [the RD chapter's](01_rd.ipynb) learning curves show how far such budgets are from RD's plateau; section 7 reads the longer runs
 # of the chapters to see whether the gap closes; (2) kNN compares each test patch with every kept normal patch of
 # the same teacher's levels 2 and 3, which is what the embedded benchmark's local, hand-made defects call for,
 # while RD's student must learn to rebuild the teacher from a bottleneck; (3) on MVTec AD, PatchCore-style
@@ -313,7 +313,7 @@ chapters
 #
 # The one protocol removes the differences between the papers' setups — teacher, PRO function, checkpoint choice —
 # so that a difference between two methods here is a difference between the methods as trained here. It does not
-# remove the budget: every method is far below the schedule its paper uses, and the RD chapter's learning curves
+# remove the budget: every method is far below the schedule its paper uses, and [the RD chapter's](01_rd.ipynb) learning curves
 # show that RD is still moving at such budgets. The verdicts of section 4 therefore say which of the papers' claims
 # already show at a few dozen steps at 64², which are contradicted there, and which this design cannot decide (with
 # the smallest effect it could have seen); none of them says whether a paper's claim holds at its own budget.
@@ -339,7 +339,7 @@ ch.protocol(len(CATEGORIES), "comparison", seeds=len(SEEDS), steps=f"{steps.min(
 # ## Equal to the official code: RD++
 #
 # RD++ has no chapter of its own; it is the baseline URD and AAND quote. The harness in `benchmarks/official/`
-# (described in the RD chapter, section 9) checks rdlib's RD++ against the official "Revisiting Reverse Distillation"
+# (described in [the RD chapter](01_rd.ipynb), section 9) checks rdlib's RD++ against the official "Revisiting Reverse Distillation"
 # code: the same random WideResNet50-2 weights through an explicit key map, the same images and the same noisy batch,
 # then the initialisation, features, projections, each loss term, every gradient, one optimizer step, the anomaly map and the score. The
 # file it wrote, read here, names both commits and the machine:
