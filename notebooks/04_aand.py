@@ -363,7 +363,7 @@ if cat is not None and cat in rd.runs:
 # now by `rdlib.cost.inference_cost`; training seconds per optimizer step from the main runs (both stages
 # together, measured when they were trained, under that build's load). The RAA modules are small beside the
 # teacher, so what AAND adds at test time is a few convolutions per level and one nearest-item search in a memory
-# of a few dozen vectors; its training cost is in stage 1, which RD does not have.
+# of learned items; its training cost is in stage 1, which RD does not have.
 
 # %% tags=["nbval-ignore-output"]
 ch.cost({"RD": rd, "AAND": trained})

@@ -103,14 +103,10 @@ class Chapter:
         else:
             grid = pd.DataFrame()
         if glue_prefix:
-            from myst_nb import glue
-
             spent = " + ".join(str({**self.options, **budget}[k]) for k in (budget or self.budget_keys()))
-            glue(f"{glue_prefix}_cats", ", ".join(categories) or "no categories (skipped in this profile)",
-                 display=False)
-            glue(f"{glue_prefix}_seeds", str(len(seeds)), display=False)
-            glue(f"{glue_prefix}_size", f"{size}²", display=False)
-            glue(f"{glue_prefix}_budget", spent, display=False)
+            self.glue(**{f"{glue_prefix}_cats": ", ".join(categories) or "no categories (skipped in this profile)",
+                         f"{glue_prefix}_seeds": len(seeds), f"{glue_prefix}_size": f"{size}²",
+                         f"{glue_prefix}_budget": spent})
         from rdlib.results import load_paper_numbers
 
         return AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log)

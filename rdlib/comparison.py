@@ -53,7 +53,6 @@ def method_figure(ok: pd.DataFrame, methods, labels: dict) -> None:
     from rdlib.viz import method_dots
 
     fig, axes = plt.subplots(2, 1, figsize=(6.8, 6.4), sharex=True)
-
     method_dots(axes[0], ok, "i_auroc", methods, labels, ylabel="I-AUROC (%)")
     method_dots(axes[1], ok, "p_auroc", methods, labels, ylabel="P-AUROC (%)")
     axes[1].get_legend().remove()

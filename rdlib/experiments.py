@@ -130,6 +130,11 @@ def long_table(cr: CategoryRuns, variant: str, seed=0) -> pd.DataFrame:
                          for cat, run in cr.runs.items()])
 
 
+def logged_metrics(record: dict) -> dict:
+    """The test metrics of one history record logged during training (``test_i_auroc`` → ``i_auroc``)."""
+    return {k.removeprefix("test_"): v for k, v in record.items() if k.startswith("test_")}
+
+
 def at_steps_of(runs: CategoryRuns, reference: CategoryRuns, variant: str, seed=0) -> pd.DataFrame:
     """``runs`` as rows of the long table at the optimizer step count each category's ``reference`` run ended at:
     the final metrics where the run ended there, else the test metrics its learning curve logged at that step
@@ -147,7 +152,7 @@ def at_steps_of(runs: CategoryRuns, reference: CategoryRuns, variant: str, seed=
             continue
         logged = [h for h in run.history if h.get("step") == target and "test_i_auroc" in h]
         if logged:
-            metrics = {k.removeprefix("test_"): v for k, v in logged[0].items() if k.startswith("test_")}
+            metrics = logged_metrics(logged[0])
             rows.append({"variant": variant, "category": cat, "seed": seed, **metrics, **run.design_row(),
                          "steps": target})
     return pd.DataFrame(rows)
@@ -242,7 +247,7 @@ def learning_curves(cr: CategoryRuns) -> pd.DataFrame:
     rows = []
     for cat, run in cr.runs.items():
         for h in run.history:
-            metrics = {k.removeprefix("test_"): v for k, v in h.items() if k.startswith("test_")}
+            metrics = logged_metrics(h)
             if metrics:
                 rows.append({"category": cat, "step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"], **metrics})
     return pd.DataFrame(rows)
@@ -332,6 +337,6 @@ def cost_table(trained: dict[str, CategoryRuns], image_size: int, device=None, r
     return pd.DataFrame(rows).T
 
 
-__all__ = ["CategoryRuns", "novelty_sentence", "plateau_report", "run_costs", "at_steps_of", "cost_table", "learning_curves", "level_distance_table", "long_table",
+__all__ = ["CategoryRuns", "logged_metrics", "novelty_sentence", "plateau_report", "run_costs", "at_steps_of", "cost_table", "learning_curves", "level_distance_table", "long_table",
            "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "side_by_side",
            "train_categories", "train_ms_per_step"]

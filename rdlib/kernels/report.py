@@ -37,8 +37,8 @@ def backends() -> pd.DataFrame:
     from rdlib.kernels import triton_supported
 
     rows = {}
-    for label, x, strict in (("CPU float32", torch.zeros(1), False), ("CPU float64", torch.zeros(1).double(), True)):
-        usable, why = triton_supported(x, strict) if strict else triton_supported(x)
+    for label, x, interpreter in (("CPU float32", torch.zeros(1), False), ("CPU float64", torch.zeros(1).double(), True)):
+        usable, why = triton_supported(x, interpreter)
         rows[label] = {"auto picks": resolve_backend("auto", x), "kernel usable": usable, "why not": why}
     return pd.DataFrame(rows).T.rename_axis("tensor")
 
