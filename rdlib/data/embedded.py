@@ -32,7 +32,7 @@ from rdlib.utils import atomic_write_json, stable_hash, stable_seed
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 DEFECTS = ("scratch", "hole", "foreign", "stain", "warp")
 
 
@@ -44,15 +44,20 @@ class CategorySpec:
     strength: float = 1.0  # defect visibility multiplier (calibration, see below)
 
 
-# Calibration (generator v3): with strength 1 everywhere, a 20-epoch RD baseline (EfficientNet-Lite0, 256²) scored
-# I-AUROC 76.5 on brick and 71.0 on gravel but 47.9 on grass, whose dark gaps and thin blades hide holes and
-# scratches. Grass and gravel get more visible defects so that no category sits at chance and none at 100 %.
+# Calibration (generator v4, issue #30): the papers report 95-99 I-AUROC on MVTec AD and claim gains of a few points
+# there, so the benchmark is tuned to that regime at the book's 128²: each category's defect strength (and, for the
+# textures, how much of the photo a crop covers) was chosen so that the training-free kNN reference and RD trained to
+# its plateau (300 steps) both score between about 88 and 97 I-AUROC per category, with no defect type below chance.
+# Measured with generator v4: kNN 96.3 / 95.4 / 93.7 / 88.9 / 96.5 and RD 88.5 / 87.7 / 90.8 / 88.2 / 92.8 (brick,
+# grass, gravel, coins, coffee). Zoomed-in crops of grass and gravel (v3's 0.75) held fine blades and pebbles that
+# Lite0's stride-4 features at 128² do not resolve: RD scored 74 and 84 there. The data chapter re-measures the
+# reference on every build.
 CATEGORIES: dict[str, CategorySpec] = {
-    "brick": CategorySpec("brick", "texture", 0.75),
-    "grass": CategorySpec("grass", "texture", 0.75, strength=1.6),
-    "gravel": CategorySpec("gravel", "texture", 0.75, strength=1.3),
-    "coins": CategorySpec("coins", "texture", 0.9),
-    "coffee": CategorySpec("coffee", "object", 0.92),
+    "brick": CategorySpec("brick", "texture", 0.75, strength=0.8),
+    "grass": CategorySpec("grass", "texture", 1.0, strength=2.2),
+    "gravel": CategorySpec("gravel", "texture", 1.0, strength=1.4),
+    "coins": CategorySpec("coins", "texture", 0.9, strength=2.4),
+    "coffee": CategorySpec("coffee", "object", 0.92, strength=0.8),
 }
 # Photos that foreign-material patches are cut from (never a category's own source).
 FOREIGN_SOURCES = ("camera", "moon", "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "chelsea")
@@ -168,13 +173,15 @@ def _ellipse(size, rng, rmin, rmax):
 
 
 def _hole(img, rng, size, k):
-    r, _ = _ellipse(size, rng, 0.025, 0.06)
+    r, _ = _ellipse(size, rng, 0.035, 0.08)
     inside = np.clip((1.0 - r) * 6, 0, 1)[..., None]                      # soft 1-2 px edge
-    depth = rng.uniform(0.05, 0.3)
+    depth = rng.uniform(0.03, 0.25)
     shade = depth * (0.6 + 0.4 * np.clip(r, 0, 1))[..., None]              # darker in the middle
     strength = np.clip(0.8 * k, 0, 1)
     out = img * (1 - strength * inside) + shade * strength * inside
-    return out, r <= 1.0
+    rim = np.clip(1.0 - np.abs(r - 1.12) / 0.12, 0, 1)[..., None]          # a torn, lighter edge around it
+    out = out + np.clip(0.35 * k, 0, 0.8) * rim * (1 - out)
+    return out, r <= 1.2
 
 
 def _foreign(img, rng, size, k, foreign_pool):
@@ -206,27 +213,27 @@ def _foreign(img, rng, size, k, foreign_pool):
 
 def _stain(img, rng, size, k):
     r, _ = _ellipse(size, rng, 0.05, 0.12)
-    a = np.exp(-0.5 * (r / 0.6) ** 2)                                       # smooth falloff
-    tint = rng.uniform(0.2, 1.0, 3)
-    tint[rng.integers(3)] = 1.0
-    amp = np.clip(rng.uniform(0.25, 0.45) * k, 0, 1)
-    out = img * (1 - amp * a[..., None] * (1 - tint))
-    return out, a >= 0.5
+    a = np.exp(-0.5 * (r / 0.6) ** 2)[..., None]                           # smooth falloff
+    colour = rng.uniform(0.0, 1.0, 3)
+    colour[rng.integers(3)] = rng.choice([0.05, 0.95])                     # a saturated tint, dark or light
+    amp = np.clip(rng.uniform(0.2, 0.4) * k, 0, 0.9)
+    out = img * (1 - amp * a) + colour * amp * a                            # blended toward the tint
+    return out, a[..., 0] >= 0.5
 
 
 def _warp(img, rng, size, k):
     yy, xx = _grid(size)
     cy, cx = rng.uniform(0.25, 0.75, 2) * size
-    radius = rng.uniform(0.07, 0.13) * size
+    radius = rng.uniform(0.09, 0.16) * size
     dy, dx = yy - cy, xx - cx
     d = np.hypot(dy, dx) / radius
     inside = d < 1
     if rng.random() < 0.5:   # bulge / pinch: radial remap
-        p = 1 + rng.choice([-1, 1]) * np.clip(0.35 * k, 0, 0.6)
+        p = 1 + rng.choice([-1, 1]) * np.clip(0.5 * k, 0, 0.8)
         scale = np.where(inside, np.power(np.clip(d, 1e-6, 1), p - 1), 1.0)
         sy, sx = cy + dy * scale, cx + dx * scale
     else:                    # swirl
-        theta = np.where(inside, np.clip(1.2 * k, 0, 2.5) * (1 - d) ** 2, 0.0) * rng.choice([-1, 1])
+        theta = np.where(inside, np.clip(2.0 * k, 0, 3.5) * (1 - d) ** 2, 0.0) * rng.choice([-1, 1])
         sy = cy + dy * np.cos(theta) - dx * np.sin(theta)
         sx = cx + dy * np.sin(theta) + dx * np.cos(theta)
     out = np.stack([ndimage.map_coordinates(img[..., c], [sy, sx], order=1, mode="reflect") for c in range(3)], -1)
