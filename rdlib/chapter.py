@@ -24,6 +24,7 @@ import torch
 
 from rdlib.claims import AblationReport, ClaimLog
 from rdlib.experiments import CategoryRuns, run_grid, train_categories
+from rdlib.runs import load_run
 
 QUIET = ("rdlib.experiments",        # a failed run is a row of the chapter's tables instead of a log line
          "rdlib.data.textures")      # the texture source is in each chapter's protocol table
@@ -50,6 +51,7 @@ class Chapter:
     progress: bool = True
     workers: int = 1
     name: str = ""                   # prefix of the chapter's glue keys (default: the method)
+    plateaus: dict = field(default_factory=dict)         # label -> rdlib.plateau.Plateau read in this chapter
 
     @property
     def image_size(self) -> int:
@@ -83,23 +85,70 @@ class Chapter:
         return generate_embedded(cfg=EmbeddedConfig(size=int(image_size), n_train=n_train, n_test_good=n_good,
                                                     n_test_per_defect=n_defect))
 
+    def plateau(self, runs: CategoryRuns, label: str, metric: str = "i_auroc", finding: str | None = "plateau"):
+        """Read ``label``'s plateau from the learning curves its ``runs`` logged (:func:`rdlib.plateau.plateau`),
+        show the curves with the mean and where it settles, the per-category table and the sentence (glued as the
+        ``finding``), and keep it: every verdict this chapter judges on ``label``'s runs (:meth:`versus`,
+        :meth:`ablation`) then requires them to be converged. Returns the :class:`~rdlib.plateau.Plateau`."""
+        from IPython.display import Markdown, display
+
+        from rdlib.experiments import learning_curves
+        from rdlib.plateau import plateau
+        from rdlib.viz import learning_curves_figure
+
+        curves = learning_curves(runs)
+        p = plateau(curves, label, metric)
+        self.plateaus[label] = p
+        if curves.empty:
+            display(Markdown(f"_{label}: no evaluation during training in this profile — its runs are not shown to "
+                             "be converged, so no claim is judged on them._"))
+        else:
+            learning_curves_figure(curves, p)
+            display(Markdown(p.sentence), p.table())
+        if finding:
+            self.finding(finding, p.sentence)
+        return p
+
+    def marked(self, table: pd.DataFrame) -> pd.DataFrame:
+        """``table`` (a long table) with its ``converged`` column from this chapter's plateaus (:func:`rdlib.plateau.mark`)."""
+        from rdlib.plateau import mark
+
+        return mark(table, self.plateaus)
+
     def ablation(self, variants: dict[str, dict], categories, seeds, metrics, *, image_size: int | None = None,
                  budget: dict | None = None, rescored: dict | None = None, log: ClaimLog | None = None,
-                 glue_prefix: str | None = None) -> AblationReport:
+                 glue_prefix: str | None = None, curves_every: int | None = None) -> AblationReport:
         """Every variant (``{label: options}`` on top of the chapter's options) × category × seed at
         ``image_size`` with the optimizer ``budget`` (options such as ``{"steps": 40}``; None values: the
-        profile's) as an :class:`~rdlib.claims.AblationReport` (its ``grid``: the long table; an empty one when
-        ``categories`` is empty). ``rescored``: variants that re-score a trained variant (``run_grid``).
+        profile's) as an :class:`~rdlib.claims.AblationReport` (its ``grid``: the long table, marked converged or
+        not; an empty one when ``categories`` is empty). ``rescored``: variants that re-score a trained variant
+        (``run_grid``). ``curves_every``: the first seed's runs are evaluated every this many units of the budget
+        while they train, and each variant's plateau is read from them (:func:`rdlib.plateau.plateau`; a rescored
+        variant shares its source's); without it no run is shown converged and no verdict is judged.
         With ``glue_prefix`` the design is glued for the prose: ``<prefix>_cats``, ``_seeds``, ``_size``,
         ``_budget``."""
+        from rdlib.experiments import learning_curves
+        from rdlib.plateau import mark, plateau
+
         size = int(image_size or self.image_size)
         budget = {k: v for k, v in (budget or {}).items() if v is not None}
         base = {**self.overrides, "image_size": size, **budget}
+        plateaus = {}
         if categories:
-            grid = run_grid(self.method, self.profile, self.root_at(size), list(categories),
-                            {k: {"options": {**base, **v}, "fit": self.fit_overrides} for k, v in variants.items()},
-                            seeds=list(seeds), data_format=self.data_format, runs_dir=self.runs_dir,
-                            device=self.device, progress=self.progress, workers=self.workers, rescored=rescored)
+            def grid_of(seed_list, fit):
+                return run_grid(self.method, self.profile, self.root_at(size), list(categories),
+                                {k: {"options": {**base, **v}, "fit": fit} for k, v in variants.items()},
+                                seeds=list(seed_list), data_format=self.data_format, runs_dir=self.runs_dir,
+                                device=self.device, progress=self.progress, workers=self.workers, rescored=rescored)
+            if curves_every:
+                first = grid_of(seeds[:1], {**self.fit_overrides, "eval_every": curves_every})
+                for label in variants:
+                    rows = first[(first.variant == label) & (first.status != "failed")]
+                    plateaus[label] = plateau(learning_curves(CategoryRuns(
+                        {r.category: load_run(Path(r.run_dir)) for r in rows.itertuples()})), label)
+                for label, (source, _) in (rescored or {}).items():
+                    plateaus[label] = plateaus[source]
+            grid = mark(grid_of(seeds, self.fit_overrides), plateaus)
         else:
             grid = pd.DataFrame()
         if glue_prefix:
@@ -109,7 +158,7 @@ class Chapter:
                          f"{glue_prefix}_budget": spent})
         from rdlib.results import load_paper_numbers
 
-        return AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log)
+        return AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log, plateaus=plateaus)
 
     def glue(self, **values) -> None:
         """Glue each value as text for the prose (``{glue:text}`name```), e.g. ``ch.glue(rdre_size="128²")``."""
@@ -148,17 +197,30 @@ class Chapter:
         self.finding("detection", self.mean_sentence(tables))
         return results
 
-    def versus(self, trained: CategoryRuns, other: CategoryRuns, label: str, other_label: str, claim: str,
+    def replicate(self, label: str, seeds, categories=None, method: str | None = None,
+                  options: dict | None = None) -> pd.DataFrame:
+        """The long table of the chapter's method (or ``method`` with ``options``, as :meth:`train`) at every seed of
+        ``seeds`` on ``categories`` (default: the chapter's), as variant ``label``: the design a verdict needs
+        (≥ 3 categories × 3 seeds). Runs already trained — the main runs' seed — are reused by key."""
+        own = method is None or method == self.method
+        return run_grid(self.method if own else method, self.profile, self.root,
+                        list(self.categories if categories is None else categories),
+                        {label: {"options": self.overrides if own else (options or {}),
+                                 "fit": self.fit_overrides if own else {}}},
+                        seeds=list(seeds), data_format=self.data_format, runs_dir=self.runs_dir, device=self.device,
+                        progress=False, workers=self.workers)
+
+    def versus(self, trained, other, label: str, other_label: str, claim: str,
                other_rows: pd.DataFrame | None = None, metrics=("i_auroc", "p_auroc"), paper_claim: bool = True) -> None:
         """Judge "``label`` beats ``other_label``" on each of ``metrics`` (:func:`rdlib.claims.judge`, as the paper's
-        claim at this budget) on the two methods' runs — ``other_rows`` replaces ``other``'s rows of the long table
-        (e.g. RD at URD's step count, :func:`rdlib.experiments.at_steps_of`; ``paper_claim=False`` for a claim of
-        this book's, not a paper's) — shows the sentences and glues them
-        as the ``vs_<other_label>`` finding. ``claim``: what is compared, e.g. "at the same number of steps"."""
+        claim at this budget) on the two methods' runs (``CategoryRuns`` or long tables, e.g. :meth:`replicate`) —
+        ``other_rows`` replaces ``other``'s rows of the long table (e.g. RD at URD's step count,
+        :func:`rdlib.experiments.at_steps_of`; ``paper_claim=False`` for a claim of this book's, not a paper's) —
+        each run marked converged or not by the chapter's plateaus (:meth:`plateau`); shows the sentences and glues
+        them as the ``vs_<other_label>`` finding. ``claim``: what is compared, e.g. "at the same number of steps"."""
         from IPython.display import Markdown, display
 
         from rdlib.claims import judge
-        from rdlib.experiments import long_table
 
         if other_rows is not None and other_rows.empty:
             text = (f"{label} against {other_label} {claim}: not judged — no run of {other_label} logged test metrics "
@@ -167,8 +229,8 @@ class Chapter:
             display(Markdown(text))
             self.finding(f"vs_{other_label.lower()}", text)
             return
-        rows = long_table(other, other_label) if other_rows is None else other_rows
-        table = pd.concat([long_table(trained, label), rows], ignore_index=True)          # the long table
+        rows = _rows(other, other_label) if other_rows is None else other_rows
+        table = self.marked(pd.concat([_rows(trained, label), rows], ignore_index=True))   # the long table
         from rdlib.results import METRIC_LABELS
 
         sentences = [judge(table, label, other_label, m, f"{label} beats {other_label} on "
@@ -223,6 +285,15 @@ class Chapter:
         """The options that set the method's optimizer budget (steps or epochs, per stage), in stage order."""
         keys = ("epochs", "steps", "raa_epochs", "distill_epochs", "student_steps", "seg_steps")
         return [k for k in keys if k in self.options]
+
+
+def _rows(runs, label: str) -> pd.DataFrame:
+    """Runs as rows of the long table under the variant ``label``: ``CategoryRuns`` (one seed) or a long table."""
+    from rdlib.experiments import long_table
+
+    if isinstance(runs, pd.DataFrame):
+        return runs.assign(variant=label)
+    return long_table(runs, label)
 
 
 def start(method: str, profile: str, categories, *, options: dict | None = None, fit: dict | None = None,

@@ -106,7 +106,7 @@ class Verdict:
     def label(self) -> str:
         """The verdict with its scope, as a table cell: "inconclusive (brick only, at this budget)"."""
         if self.verdict == "not judged":
-            return self.verdict
+            return self.verdict + (" (not converged)" if "plateau" in self.reason else "")
         scope = [f"{self.categories[0]} only"] if self.unit == "seed" else []
         scope += ["at this budget"] if self.paper_claim else []
         scope += ["below detectable"] if self.verdict == "inconclusive" and self.undetectable else []
@@ -149,7 +149,8 @@ def judge(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, *, mar
     Pairs A and B within each (category, seed) cell (cells where either failed are left out), takes the 95 %
     interval of the mean difference with the claim's unit (:func:`rdlib.stats.interval`) and says *supported* when
     it lies above ``+margin``, *contradicted* when below ``−margin``, *inconclusive* otherwise, and *not judged*
-    (with the reason) when a variant is missing or fewer than two units were paired. ``paper_diff``: the paper's
+    (with the reason) when a variant is missing, fewer than two units were paired or — where the table has a
+    ``converged`` column (:func:`rdlib.plateau.mark`) — a paired run is not marked converged. ``paper_diff``: the paper's
     reported effect, to say whether this design could have detected it; ``paper_claim``: the claim is a paper's,
     judged at the book's budget."""
     base = dict(claim=claim, a=a, b=b, metric=metric, margin=margin, paper_claim=paper_claim,
@@ -180,6 +181,13 @@ def judge(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, *, mar
     sizes = dict.fromkeys(s for s in (col("image_size", a), col("image_size", b)) if s)
     design = dict(diff=iv.mean, unit=iv.unit, categories=cats, seeds=seeds, image_size=" vs ".join(sizes),
                   steps_a=col("steps", a), steps_b=col("steps", b))
+    if "converged" in paired:
+        short = [v for v in (a, b) if not paired.loc[paired.variant == v, "converged"].eq(True).all()]
+        if short:
+            return Verdict(verdict="not judged", reason=" and ".join(map(repr, short)) + " not trained to "
+                           f"{'its plateau' if len(short) == 1 else 'their plateaus'} at this budget (rdlib.plateau); "
+                           "a claim is judged on converged runs only",
+                           **design, **base)
     if iv.n < 2:
         return Verdict(verdict="not judged", reason=f"one {iv.unit} paired ({cats[0]}, one seed): no spread to judge "
                        "by", **design, **base)
@@ -252,8 +260,9 @@ class AblationReport:
     SKIPPED = "_Ablations skipped in this profile._"
 
     def __init__(self, chapter: str, grid: pd.DataFrame, metrics, paper: pd.DataFrame | None = None,
-                 log: ClaimLog | None = None):
+                 log: ClaimLog | None = None, plateaus: dict | None = None):
         self.grid, self.metrics, self.paper = grid, list(metrics), paper
+        self.plateaus = dict(plateaus or {})     # variant → rdlib.plateau.Plateau the grid's `converged` came from
         self.log = log if log is not None else ClaimLog(chapter)      # a chapter with several grids shares one log
         self.paper_rows: dict[str, tuple] = {}      # variant → (table_id, paper method, match) of the last table shown
 
@@ -263,12 +272,29 @@ class AblationReport:
         self.paper_rows.update({v: (table_id, m, match) for v, m in zip(rows, paper_methods) if m})
         if self.grid.empty:
             return
-        from IPython.display import display
+        from IPython.display import Markdown, display
 
         from rdlib.results import ablation_table
 
         display(ablation_table(self.grid, rows, self.metrics, table_id, paper_methods, paper_metrics, df=self.paper,
                                **match))
+        display(Markdown(self.convergence(rows)))
+
+    def convergence(self, rows: list[str]) -> str:
+        """Whether each variant of ``rows`` is trained to its plateau, as one line under its table."""
+        if not self.plateaus:
+            return ("_No learning curves were logged for these variants, so none is shown to be converged and no "
+                    "claim on them is judged._")
+        parts = []
+        for v in rows:
+            p = self.plateaus.get(v)
+            if p is None:
+                parts.append(f"{v}: no learning curve")
+            elif p.converged:
+                parts.append(f"{v}: converged (settles by step {p.settled_at} of {p.steps})")
+            else:
+                parts.append(f"{v}: **not converged** ({p.why})")
+        return "_Plateau (the first seed's learning curves, `rdlib.plateau`):_ " + "; ".join(parts) + "."
 
     def paper_effect(self, a: str, b: str, metric: str) -> float | None:
         """The paper's A − B on ``metric`` in the table last shown with both variants' paper rows (PRO for our

@@ -123,11 +123,18 @@ def results_table(cr: CategoryRuns, metrics=METRICS) -> pd.DataFrame:
     return df
 
 
-def long_table(cr: CategoryRuns, variant: str, seed=0) -> pd.DataFrame:
-    """The runs of ``train_categories`` as rows of the long table (variant, category, seed, metrics, image size,
-    optimizer steps, run key); failed categories are left out."""
-    return pd.DataFrame([{"variant": variant, "category": cat, "seed": seed, **run.metrics, **run.design_row()}
-                         for cat, run in cr.runs.items()])
+def long_table(cr: CategoryRuns, variant: str, seed=None) -> pd.DataFrame:
+    """The runs of ``train_categories`` as rows of the long table (variant, category, seed — the run's own unless
+    ``seed`` is given —, metrics, image size, optimizer steps, run key); failed categories are left out."""
+    return pd.DataFrame([{"variant": variant, "category": cat, "seed": run_seed(run) if seed is None else seed,
+                          **run.metrics, **run.design_row()} for cat, run in cr.runs.items()])
+
+
+def run_seed(run: Run) -> int:
+    """The fit seed a run trained with."""
+    from rdlib.training import FitConfig
+
+    return int(run.spec.fit.get("seed", FitConfig().seed))
 
 
 def logged_metrics(record: dict) -> dict:
@@ -135,7 +142,7 @@ def logged_metrics(record: dict) -> dict:
     return {k.removeprefix("test_"): v for k, v in record.items() if k.startswith("test_")}
 
 
-def at_steps_of(runs: CategoryRuns, reference: CategoryRuns, variant: str, seed=0) -> pd.DataFrame:
+def at_steps_of(runs: CategoryRuns, reference: CategoryRuns, variant: str, seed=None) -> pd.DataFrame:
     """``runs`` as rows of the long table at the optimizer step count each category's ``reference`` run ended at:
     the final metrics where the run ended there, else the test metrics its learning curve logged at that step
     (``FitConfig.eval_every``); a category with neither is left out. Lets a verdict compare two methods at the same
@@ -148,12 +155,14 @@ def at_steps_of(runs: CategoryRuns, reference: CategoryRuns, variant: str, seed=
         if target is None:
             continue
         if final == target:
-            rows.append({"variant": variant, "category": cat, "seed": seed, **run.metrics, **run.design_row()})
+            rows.append({"variant": variant, "category": cat, "seed": run_seed(run) if seed is None else seed,
+                         **run.metrics, **run.design_row()})
             continue
         logged = [h for h in run.history if h.get("step") == target and "test_i_auroc" in h]
         if logged:
             metrics = logged_metrics(logged[0])
-            rows.append({"variant": variant, "category": cat, "seed": seed, **metrics, **run.design_row(),
+            rows.append({"variant": variant, "category": cat, "seed": run_seed(run) if seed is None else seed,
+                         **metrics, **run.design_row(),
                          "steps": target})
     return pd.DataFrame(rows)
 
@@ -243,53 +252,21 @@ def novelty_sentence(novelty: pd.DataFrame) -> str:
 
 def learning_curves(cr: CategoryRuns) -> pd.DataFrame:
     """The test-set evaluations each run logged while training (``FitConfig.eval_every``), one row per
-    (category, step): loss and every logged metric (the ``test_`` prefix dropped)."""
+    (category, stage, step): loss and every logged metric (the ``test_`` prefix dropped). ``step`` counts within
+    its stage; ``total_step`` adds the steps of the stages before it (what :attr:`rdlib.runs.Run.steps` counts)."""
     rows = []
     for cat, run in cr.runs.items():
+        ends: dict = {}                                   # stage -> its last logged step, in stage order
+        for h in run.history:
+            ends[h.get("stage")] = max(ends.get(h.get("stage"), 0), h.get("step", 0))
+        offsets = dict(zip(ends, np.cumsum([0, *ends.values()])[:-1].tolist()))
         for h in run.history:
             metrics = logged_metrics(h)
             if metrics:
-                rows.append({"category": cat, "step": h["step"], "epoch": h.get("epoch"), "loss": h["loss"], **metrics})
+                rows.append({"category": cat, "stage": h.get("stage"), "step": h["step"],
+                             "total_step": offsets[h.get("stage")] + h["step"], "epoch": h.get("epoch"),
+                             "loss": h["loss"], **metrics})
     return pd.DataFrame(rows)
-
-
-def plateau_step(steps, values, tol: float = 2.0, tail: int = 3) -> int | None:
-    """The first evaluated step from which every later value stays within ``tol`` of the mean of the last ``tail``
-    evaluations (the level the curve settles at); None with fewer than ``tail`` + 1 evaluations."""
-    steps, values = np.asarray(steps), np.asarray(values, dtype=float)
-    if steps.size < tail + 1:
-        return None
-    order = np.argsort(steps)
-    steps, values = steps[order], values[order]
-    final = values[-tail:].mean()
-    inside = np.abs(values - final) <= tol
-    i = len(inside)
-    while i > 0 and inside[i - 1]:
-        i -= 1
-    return int(steps[i]) if i < len(steps) else int(steps[-1])
-
-
-def plateau_report(curves: pd.DataFrame, main_steps: int, ablation_steps: int | None = None,
-                   ablation_categories=(), ablation_note: str = "") -> str:
-    """Where each category's I-AUROC settles (:func:`plateau_step` on :func:`learning_curves`) and whether the main
-    runs (``main_steps``) and the ablations (``ablation_steps`` on ``ablation_categories``; ``ablation_note``, e.g.
-    "at 64²") train past it, as one paragraph."""
-    if curves.empty:
-        return "_No evaluation during training in this profile._"
-    plateaus = {cat: plateau_step(c.step, c.i_auroc) for cat, c in curves.groupby("category")}
-    last = {cat: int(c.step.max()) for cat, c in curves.groupby("category")}
-    settled = [cat for cat, p in plateaus.items() if p is not None and p < last[cat]]
-    text = ("I-AUROC settles (every later evaluation within 2 points of the mean of the last three) by step "
-            + ", ".join(f"{p} ({cat})" if cat in settled else f"— still moving at the last evaluation ({cat})"
-                        for cat, p in plateaus.items())
-            + f". The main runs train {main_steps} steps: {len(settled)} of {len(plateaus)} categories have settled "
-            "within them.")
-    if ablation_steps and len(ablation_categories):
-        past = [cat for cat in ablation_categories if cat in settled and plateaus[cat] <= ablation_steps]
-        text += (f" The ablations train {ablation_steps} steps{' ' + ablation_note if ablation_note else ''}, past "
-                 f"this plateau in {len(past)} of their {len(ablation_categories)} categories: where they are not, "
-                 "their verdicts are about models trained that long.")
-    return text
 
 
 def run_costs(cr: CategoryRuns) -> pd.DataFrame:
@@ -337,6 +314,6 @@ def cost_table(trained: dict[str, CategoryRuns], image_size: int, device=None, r
     return pd.DataFrame(rows).T
 
 
-__all__ = ["CategoryRuns", "logged_metrics", "novelty_sentence", "plateau_report", "run_costs", "at_steps_of", "cost_table", "learning_curves", "level_distance_table", "long_table",
-           "per_defect_auroc", "plateau_step", "rescore", "results_table", "run_grid", "side_by_side",
+__all__ = ["CategoryRuns", "logged_metrics", "novelty_sentence", "run_costs", "at_steps_of", "cost_table", "learning_curves", "level_distance_table", "long_table",
+           "per_defect_auroc", "rescore", "results_table", "run_grid", "side_by_side",
            "train_categories", "train_ms_per_step"]

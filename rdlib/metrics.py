@@ -38,6 +38,16 @@ def auroc(scores, labels) -> float:
     return float((below.sum() + 0.5 * ties.sum()) / (pos.size * neg.size))
 
 
+def auroc_half_width(auc: float, n_pos: int, n_neg: int, z: float = 1.96) -> float:
+    """Half-width (points) of the 95 % interval of an AUROC (%) from ``n_pos`` positives and ``n_neg`` negatives,
+    by Hanley & McNeil (1982): Var = [A(1−A) + (n₊−1)(Q₁−A²) + (n₋−1)(Q₂−A²)] / (n₊n₋), Q₁ = A/(2−A),
+    Q₂ = 2A²/(1+A) — how finely a test split resolves a category's I-AUROC."""
+    a = auc / 100.0
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
+    return 100.0 * z * float(np.sqrt(max(var, 0.0)))
+
+
 def average_precision(scores, labels) -> float:
     """AP = Σ_n (R_n − R_{n−1}) P_n over distinct thresholds (sklearn's definition, no interpolation).
 

@@ -312,15 +312,22 @@ def sensitivity(grid, panels: list, metrics=("i_auroc", "p_auroc")) -> None:
     plt.show()
 
 
-def learning_curves_figure(curves) -> None:
+def learning_curves_figure(curves, plateau=None) -> None:
     """Training loss, I-AUROC and P-AUROC against the optimizer step, one line per category (``curves``:
-    :func:`rdlib.experiments.learning_curves`)."""
+    :func:`rdlib.experiments.learning_curves`); with ``plateau`` (:class:`rdlib.plateau.Plateau`), its mean curve in
+    black, the band ±tol around the level it settles at and the step it settles by."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(COLUMN_INCHES, 2.6))
     for cat, c in curves.groupby("category"):
         for ax, col in zip(axes, ["loss", "i_auroc", "p_auroc"]):
-            ax.plot(c.step, c[col], marker=".", label=cat)
+            ax.plot(c["total_step"] if "total_step" in c else c.step, c[col], marker=".", label=cat)
+    if plateau is not None and len(plateau.curve):
+        ax = axes[["loss", "i_auroc", "p_auroc"].index(plateau.metric)] if plateau.metric in ("i_auroc", "p_auroc") else axes[1]
+        ax.plot(plateau.curve.index, plateau.curve.values, color="black", lw=2, label="mean")
+        ax.axhspan(plateau.level - plateau.tol, plateau.level + plateau.tol, color="grey", alpha=0.2, lw=0)
+        if plateau.settled_at is not None:
+            ax.axvline(plateau.settled_at, color="black", ls="--", lw=1)
     for ax, label in zip(axes, ["training loss", "I-AUROC (%)", "P-AUROC (%)"]):
         ax.set_xlabel("optimizer step")
         ax.set_title(label)

@@ -1,6 +1,7 @@
 """Claims judged on runs (rdlib.claims), ranks, the per-category interval plot, and the comparison profiles' promise
 that the comparison chapter reuses the paper chapters' ablation runs by key."""
 import math
+import types
 from pathlib import Path
 
 import jupytext
@@ -49,7 +50,8 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
                      {"table_id": "t1", "method": "paper_b", "i_auroc": 88.0}])
     report = AblationReport("toy", df, ["i_auroc"], paper)
     report.table(["B", "A"], "t1", ["paper_b", None], ("i_auroc",))
-    (t,) = shown
+    t, line = shown
+    assert "no claim on them is judged" in line.data                             # no plateaus: said under the table
     assert list(t.index) == ["B", "A"]                                            # the order asked for
     assert float(t.iloc[1, 0].split(" ± ")[0]) == pytest.approx(df[df.variant == "A"].i_auroc.mean(), abs=0.05)
     assert t.iloc[0, -1] == 88.0 and np.isnan(t.iloc[1, -1])                      # paper column: row B only
@@ -63,10 +65,13 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     empty = AblationReport("toy", pd.DataFrame(), ["i_auroc"], paper)             # ablations skipped by the profile
     empty.table(["A"], "t1", [None], ("i_auroc",))
     empty.judge("A", "B", "A beats B", "i_auroc")
-    assert len(shown) == 2
+    assert len(shown) == 3
     assert empty.markdown() == AblationReport.SKIPPED and empty.log.verdicts == []
     both = AblationReport("toy", df, ["i_auroc"], paper)                          # both rows have the paper's numbers
+    both.plateaus = {"A": types.SimpleNamespace(converged=True, settled_at=100, steps=250),
+                     "B": types.SimpleNamespace(converged=False, why="still rising")}
     both.table(["B", "A"], "t1", ["paper_b", "paper_a"], ("i_auroc",))
+    assert shown[-1].data.endswith("B: **not converged** (still rising); A: converged (settles by step 100 of 250).")
     assert both.paper_effect("A", "B", "i_auroc") == pytest.approx(3.0)             # 91 − 88, the paper's effect
     assert both.paper_effect("A", "B", "p_auroc") is None and both.paper_effect("A", "C", "i_auroc") is None
     both.judge("A", "B", "A beats B", "i_auroc")
@@ -169,8 +174,6 @@ def _chapter_params(name):
 
 
 @pytest.mark.parametrize("method,chapter,overrides", [
-    ("rd", "01_rd", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "epochs": p["ABLATION_EPOCHS"],
-                               "bottleneck": "oce+mff", "teacher_activation": "relu"}),   # the Table 5 / ReLU rows
     ("urd", "03_urd", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "steps": p["ABLATION_STEPS"]}),
     ("aand", "04_aand", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "raa_epochs": p["ABLATION_EPOCHS"][0],
                                    "distill_epochs": p["ABLATION_EPOCHS"][1]}),
@@ -270,7 +273,7 @@ def test_at_steps_of_reads_the_learning_curve_at_the_reference_step_count():
     from rdlib.experiments import CategoryRuns, at_steps_of
 
     def run(history, metrics=None):
-        return SimpleNamespace(history=history, metrics=metrics or {},
+        return SimpleNamespace(history=history, metrics=metrics or {}, spec=SimpleNamespace(fit={"seed": 112}),
                                design_row=lambda: {"image_size": 64, "steps": history[-1]["step"], "key": "k"})
 
     long = CategoryRuns({"a": run([{"step": 20, "test_i_auroc": 61.0, "test_p_auroc": 70.0}, {"step": 40}],
@@ -282,6 +285,7 @@ def test_at_steps_of_reads_the_learning_curve_at_the_reference_step_count():
     assert list(t.index) == ["a", "b"]
     assert t.loc["a", "i_auroc"] == 61.0 and t.loc["a", "p_auroc"] == 70.0 and t.loc["a", "steps"] == 20
     assert t.loc["b", "i_auroc"] == 80.0 and t.loc["b", "steps"] == 30 and set(t.variant) == {"RD"}
+    assert set(t.seed) == {112}                                                  # each run's own seed
 
 
 def test_comparison_tables_read_the_long_table(monkeypatch):

@@ -104,3 +104,18 @@ def test_every_metric_is_exact_under_heavy_ties(case):
     if case == "constant":                                    # one threshold: (0,0) → (1,1); up to 0.3 the line y = x
         assert aupro_pooled(masks, maps) == pytest.approx(0.15, abs=1e-12)
         assert np.isnan(pro_rd_per_image(masks, maps))        # no curve in any image: NaN, not a made-up number
+
+
+def test_auroc_half_width_by_hand_and_against_simulation():
+    from rdlib.metrics import auroc_half_width
+
+    # A = 0.9, 150 defective and 80 normal images: Q1 = 0.81818, Q2 = 0.85263,
+    # Var = (0.09 + 149 * 0.0081818 + 79 * 0.042632) / 12000 = 3.8975e-4, 1.96 * SE = 3.87 points
+    assert auroc_half_width(90.0, 150, 80) == pytest.approx(3.870, abs=0.005)
+    assert auroc_half_width(100.0, 150, 80) == 0.0
+    # against simulation: binormal scores with AUROC ≈ 0.9 (d' = 1.8); the spread of the AUROC over many draws
+    rng = np.random.default_rng(0)
+    draws = [100 * auroc(np.r_[rng.normal(1.8, 1, 150), rng.normal(0, 1, 80)], np.r_[np.ones(150), np.zeros(80)])
+             for _ in range(400)]
+    mean = np.mean(draws)
+    assert 1.96 * np.std(draws) == pytest.approx(auroc_half_width(mean, 150, 80), rel=0.2)

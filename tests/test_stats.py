@@ -199,17 +199,6 @@ def test_long_table_carries_the_design_columns(tiny_benchmark, tmp_path):
     assert rd.steps == 4                                                         # 6 images, batch 3, 2 epochs
 
 
-def test_plateau_step_by_hand():
-    from rdlib.experiments import plateau_step
-
-    steps = [50, 100, 150, 200, 250, 300]
-    assert plateau_step(steps, [60, 70, 79, 80, 81, 80], tol=2.0) == 150       # settles at 80 from step 150
-    assert plateau_step(steps, [80, 80, 80, 80, 80, 80]) == 50                  # flat from the first evaluation
-    assert plateau_step(steps, [50, 60, 70, 80, 90, 100], tol=2.0) == 300       # still rising: only the last step
-    assert plateau_step(steps[::-1], [80, 81, 80, 79, 70, 60]) == 150          # evaluations in any order
-    assert plateau_step([50, 100], [1, 2]) is None
-
-
 def test_learning_curves_read_what_the_loop_logged(tiny_benchmark, tmp_path):
     from rdlib.experiments import learning_curves, train_categories
 

@@ -1,0 +1,162 @@
+"""Has a method been trained to its plateau? Its learning curves read by one function, :func:`plateau`.
+
+A run evaluated during training (``FitConfig.eval_every``) logs its test metrics at regular steps
+(:func:`rdlib.experiments.learning_curves`). One category's curve is noisy (a few points between evaluations on a
+test split of 230 images), so the method's curve is the mean over its categories at each evaluated step (≥ 3
+categories for a statement about the method). The curve has **settled** from the first evaluated step after which
+every evaluation stays within ``tol`` points of its final level (the mean of the last ``tail`` evaluations), and the
+method is **converged** at its schedule when that settled stretch covers at least ``flat`` of the schedule (and at
+least ``tail`` + 1 evaluations): it stopped moving well before training ended, so training longer would not change
+what the book reports by more than ``tol``. A curve still rising — or falling, as an over-generalising decoder does —
+at the end is *not converged*, and :func:`rdlib.claims.judge` does not judge a claim on its runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+TOL, TAIL, FLAT, MIN_CATEGORIES = 2.0, 3, 0.3, 3
+
+
+def settle_step(steps, values, tol: float = TOL, tail: int = TAIL) -> int | None:
+    """The first evaluated step from which every later value stays within ``tol`` of the mean of the last ``tail``
+    values (the level the curve settles at); None with fewer than ``tail`` + 1 evaluations."""
+    steps, values = np.asarray(steps), np.asarray(values, dtype=float)
+    if steps.size < tail + 1:
+        return None
+    order = np.argsort(steps)
+    steps, values = steps[order], values[order]
+    inside = np.abs(values - values[-tail:].mean()) <= tol
+    i = len(inside)
+    while i > 0 and inside[i - 1]:
+        i -= 1
+    return int(steps[min(i, len(steps) - 1)])
+
+
+@dataclass(frozen=True)
+class Plateau:
+    """Where ``label``'s mean learning curve settles and whether its schedule (``steps``) trains past it."""
+
+    label: str
+    metric: str
+    curve: pd.Series                                  # mean over categories, indexed by step
+    per_category: pd.DataFrame = field(repr=False)    # step × category
+    steps: int                                        # the schedule's last evaluated step
+    settled_at: int | None                            # settle_step of the mean curve
+    level: float                                      # the mean of the last `tail` evaluations
+    tol: float = TOL
+    flat: float = FLAT
+    tail: int = TAIL
+    min_categories: int = MIN_CATEGORIES
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.per_category.columns)
+
+    @property
+    def flat_evaluations(self) -> int:
+        return 0 if self.settled_at is None else int((self.curve.index >= self.settled_at).sum())
+
+    @property
+    def converged(self) -> bool:
+        """Settled within the schedule: the flat stretch spans ≥ ``flat`` of it and ≥ ``tail`` + 1 evaluations,
+        on ≥ ``min_categories`` categories."""
+        return bool(self.settled_at is not None and len(self.categories) >= self.min_categories
+                    and self.flat_evaluations >= self.tail + 1
+                    and self.steps - self.settled_at >= self.flat * self.steps)
+
+    @property
+    def status(self) -> str:
+        """"converged" or "not converged", as a table cell."""
+        return "converged" if self.converged else "not converged"
+
+    @property
+    def why(self) -> str:
+        """Why the curve is not converged ("" when it is)."""
+        if self.converged:
+            return ""
+        n = len(self.categories)
+        if n == 0:
+            return "no finished run logged a learning curve"
+        if n < self.min_categories:
+            return (f"learning curves on {n} categor{'y' if n == 1 else 'ies'}; a statement about the method needs "
+                    f"{self.min_categories}")
+        curve = f"the mean test {_label(self.metric)} of {n} categories"
+        if self.settled_at is None:
+            return f"{curve} was evaluated at fewer than {self.tail + 1} steps"
+        if self.flat_evaluations >= self.tail + 1:
+            return (f"{curve} settles only at step {self.settled_at} of {self.steps}, less than {self.flat:.0%} of the "
+                    "schedule before its end")
+        rising = self.curve.iloc[-1] >= self.curve.iloc[-(self.tail + 1)]         # the trend over the last evaluations
+        return f"{curve} is still {'rising' if rising else 'falling'} at the last evaluations"
+
+    @property
+    def sentence(self) -> str:
+        """The plateau as one sentence with its numbers."""
+        if self.converged:
+            return (f"{self.label}: **converged** — the mean test {_label(self.metric)} of {len(self.categories)} "
+                    f"categories settles at {self.level:.1f} (every later evaluation within {self.tol:g} points) by "
+                    f"step {self.settled_at} of its {self.steps}.")
+        return f"{self.label}: **not converged** at {self.steps} steps — {self.why}."
+
+    def table(self) -> pd.DataFrame:
+        """Per category and for the mean: the settle step, the final level and the last value."""
+        rows = {cat: {"settled at step": settle_step(c.dropna().index, c.dropna(), self.tol, self.tail),
+                      "final level": c.dropna().iloc[-self.tail:].mean(), "at the last step": c.dropna().iloc[-1]}
+                for cat, c in self.per_category.items()}
+        rows["mean"] = {"settled at step": self.settled_at, "final level": self.level, "at the last step": self.curve.iloc[-1]}
+        return pd.DataFrame(rows).T
+
+
+def plateau(curves: pd.DataFrame, label: str, metric: str = "i_auroc", *, tol: float = TOL, tail: int = TAIL,
+            flat: float = FLAT, min_categories: int = MIN_CATEGORIES) -> Plateau:
+    """Read the plateau of one method's learning curves (:func:`rdlib.experiments.learning_curves`: rows of
+    category, step and the logged metrics). Only steps evaluated in every category enter the mean curve; for a
+    method trained in stages, the last stage's evaluations, at the step count over all stages (``total_step``)."""
+    if curves.empty or metric not in curves:
+        empty = pd.Series(dtype=float)
+        return Plateau(label, metric, empty, pd.DataFrame(), 0, None, float("nan"), tol, flat, tail, min_categories)
+    if "stage" in curves and curves.stage.notna().any():      # a multi-stage method: the stage whose model is scored
+        curves = curves[curves.stage == curves.stage.dropna().iloc[-1]]
+    step = "total_step" if "total_step" in curves else "step"
+    wide = curves.pivot_table(index=step, columns="category", values=metric).sort_index()
+    wide.index.name = "step"
+    mean = wide.dropna().mean(axis=1)
+    if mean.empty:
+        return Plateau(label, metric, mean, wide, int(wide.index.max()), None, float("nan"), tol, flat, tail,
+                       min_categories)
+    return Plateau(label, metric, mean, wide, int(mean.index.max()), settle_step(mean.index, mean.values, tol, tail),
+                   float(mean.iloc[-tail:].mean()), tol, flat, tail, min_categories)
+
+
+def mark(table: pd.DataFrame, plateaus: dict[str, Plateau]) -> pd.DataFrame:
+    """The long table with a ``converged`` column from each row's variant's plateau (``{variant: Plateau}``): True for
+    a run trained at least to where a converged plateau settled and at most as long as it was read; False before
+    that or when the plateau is not converged; None (unknown) beyond the steps read or for a variant without a
+    plateau. Training-free rows (0 steps) are converged. :func:`rdlib.claims.judge` judges only True rows."""
+    out = table.copy()
+
+    def status(row):
+        steps = row.get("steps")
+        steps = None if steps is None or pd.isna(steps) else int(steps)
+        if steps == 0:
+            return True                                   # training-free: nothing to converge
+        p = plateaus.get(row["variant"])
+        if p is None:
+            return None
+        if steps is None:
+            return p.converged
+        if steps > p.steps:
+            return None
+        return bool(p.converged and steps >= p.settled_at)
+
+    out["converged"] = pd.Series([status(r) for r in out.to_dict("records")], index=out.index, dtype=object)
+    return out
+
+
+def _label(metric: str) -> str:
+    from rdlib.results import METRIC_LABELS
+
+    return METRIC_LABELS.get(metric, metric)

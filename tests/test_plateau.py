@@ -1,0 +1,107 @@
+"""Reading a method's plateau from its learning curves (rdlib.plateau) and the rule that a claim is judged on
+converged runs only (rdlib.claims.judge with the ``converged`` column)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from rdlib.claims import judge
+from rdlib.plateau import mark, plateau, settle_step
+from test_stats import grid
+
+STEPS = [50, 100, 150, 200, 250, 300]
+
+
+def curves(values_by_category: dict[str, list[float]], steps=STEPS) -> pd.DataFrame:
+    return pd.DataFrame([{"category": cat, "step": s, "i_auroc": v}
+                         for cat, values in values_by_category.items() for s, v in zip(steps, values)])
+
+
+def test_settle_step_by_hand():
+    assert settle_step(STEPS, [60, 70, 79, 80, 81, 80], tol=2.0) == 150      # final level 80.33: 79 is inside
+    assert settle_step(STEPS, [80, 80, 80, 80, 80, 80]) == 50                  # flat from the first evaluation
+    assert settle_step(STEPS, [50, 60, 70, 80, 90, 100]) == 300                # still rising: only the last step
+    assert settle_step(STEPS[::-1], [80, 81, 80, 79, 70, 60]) == 150          # evaluations in any order
+    assert settle_step([50, 100], [1, 2]) is None                              # too few evaluations
+
+
+def test_a_curve_flat_for_most_of_its_schedule_is_converged():
+    # three categories at different levels (the mean: 70, 80, 85, 85, 85, 85 + noise ≤ 0.35): 80 is 5 points below the
+    # final level, so the mean curve settles at step 150, flat for half of the schedule over 4 evaluations
+    p = plateau(curves({"a": [60, 75, 80, 80.5, 79.5, 80], "b": [70, 80, 85, 85, 85, 85.5],
+                        "c": [80, 85, 90, 89.5, 90.5, 89.5]}), "M")
+    mean = np.array([70, 80, 85, 85, 85, 85])
+    assert p.curve.values == pytest.approx(mean, abs=0.35)
+    assert p.settled_at == 150 and p.steps == 300 and p.level == pytest.approx(85.0, abs=0.2)
+    assert p.converged and p.status == "converged" and p.why == ""
+    assert "converged" in p.sentence and "step 150 of its 300" in p.sentence
+    assert list(p.table().index) == ["a", "b", "c", "mean"]
+
+
+@pytest.mark.parametrize("values, why", [
+    ([50, 60, 70, 80, 90, 100], "still rising"),
+    ([95, 90, 85, 80, 75, 70], "still falling"),
+    ([60, 70, 80, 90, 90.5, 90], "still rising"),      # only the last 3 evaluations agree: not shown to be flat
+])
+def test_a_curve_still_moving_at_the_end_is_not_converged(values, why):
+    p = plateau(curves({c: [v + k for v in values] for k, c in enumerate("abc")}), "M")
+    assert not p.converged and why in p.why and "not converged" in p.sentence
+
+
+def test_a_late_settle_is_not_converged_and_fewer_than_three_categories_say_nothing_about_the_method():
+    steps = list(range(50, 1050, 50))                                         # 20 evaluations
+    late = list(range(50, 85, 2)) + [90, 90, 90]                              # flat over 900-1000 only
+    late = late[:16] + [90, 90, 90, 90]                                       # settled at 850 of 1000: 15 %, 4 evaluations
+    p = plateau(curves({c: late for c in "abc"}, steps), "M")
+    assert p.settled_at == 850 and not p.converged and "settles only at step 850 of 1000, less than 30%" in p.why
+    early = [50, 60] + [90] * 18                                              # settled at 150 of 1000: converged
+    assert plateau(curves({c: early for c in "abc"}, steps), "M").converged
+    p = plateau(curves({c: [80] * 6 for c in "ab"}), "M")
+    assert not p.converged and "learning curves on 2 categories; a statement about the method needs 3" in p.why
+    assert not plateau(pd.DataFrame(), "M").converged                          # no curves: nothing shown
+
+
+def test_the_mean_curve_uses_only_steps_every_category_evaluated():
+    df = curves({c: [80] * 6 for c in "abc"})
+    df = pd.concat([df, pd.DataFrame([{"category": "a", "step": 350, "i_auroc": 10.0}])])
+    p = plateau(df, "M")
+    assert p.steps == 300 and p.converged                                      # the lone step 350 is left out
+
+
+def test_mark_applies_a_plateau_within_the_steps_it_was_read_at():
+    table = pd.DataFrame([{"variant": "A", "steps": 300}, {"variant": "A", "steps": 150}, {"variant": "A", "steps": 100},
+                          {"variant": "A", "steps": 400}, {"variant": "B", "steps": 300}, {"variant": "kNN", "steps": 0}])
+    ok = plateau(curves({c: [70, 80, 85, 85, 85, 85] for c in "abc"}), "A")          # settles at 150 of 300
+    assert list(mark(table, {"A": ok}).converged) == [True, True, False, None, None, True]
+    rising = plateau(curves({c: [50, 60, 70, 80, 90, 100] for c in "abc"}), "A")
+    assert list(mark(table, {"A": rising}).converged) == [False, False, False, None, None, True]
+    assert list(mark(table.drop(columns="steps"), {"A": ok}).converged) == [True] * 4 + [None, None]
+
+
+def test_judge_does_not_judge_a_claim_on_runs_that_are_not_converged():
+    df = grid(shift=5.0)                                                       # A beats B by 5 points, clearly
+    assert judge(df, "A", "B", "i_auroc", "A beats B").verdict == "supported"
+    df["converged"] = df.variant.eq("B") | df.variant.eq("A")
+    assert judge(df, "A", "B", "i_auroc", "A beats B").verdict == "supported"  # both converged: judged as before
+    df["converged"] = df.variant.eq("B")                                       # A below its plateau
+    v = judge(df, "A", "B", "i_auroc", "A beats B")
+    assert v.verdict == "not judged" and "'A' not trained to its plateau" in v.reason
+    assert v.label == "not judged (not converged)" and v.design == "5 categories × 3 seeds"
+    df["converged"] = np.where(df.variant.eq("A"), True, None)                 # B's convergence unknown
+    assert judge(df, "A", "B", "i_auroc", "A beats B").verdict == "not judged"
+
+
+def test_a_staged_method_is_read_on_its_last_stage_at_the_step_count_over_all_stages(tiny_benchmark, tmp_path):
+    # AAND-like: a first stage of 50 steps evaluated once (at chance), then 300 steps flat at 90 from the start
+    first = curves({c: [50.0] for c in "abc"}, [50]).assign(stage="raa")
+    second = curves({c: [90.0] * 6 for c in "abc"}).assign(stage="distill")
+    df = pd.concat([first, second]).assign(total_step=lambda d: d.step + np.where(d.stage == "distill", 50, 0))
+    p = plateau(df, "AAND")
+    assert p.steps == 350 and p.settled_at == 100 and p.level == 90 and p.converged
+    # learning_curves counts the steps of earlier stages into total_step, as Run.steps does
+    from rdlib.experiments import learning_curves, train_categories
+
+    cr = train_categories("aand", "ci", str(tiny_benchmark), ["brick"], {"raa_epochs": 2, "distill_epochs": 2},
+                          {"batch_size": 3, "eval_every": 1}, runs_dir=tmp_path)
+    lc, run = learning_curves(cr), cr.runs["brick"]
+    assert list(lc.stage) == ["raa", "raa", "distill", "distill"]
+    assert list(lc.total_step) == [2, 4, 6, 8] and lc.total_step.max() == run.steps
