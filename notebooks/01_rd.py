@@ -85,8 +85,8 @@ from IPython.display import Markdown, display
 
 from rdlib import analysis, viz
 from rdlib.chapter import start
-from rdlib.claims import ClaimLog, judge
-from rdlib.experiments import (level_distance_table, long_table, novelty_detection, novelty_sentence,
+from rdlib.claims import BOOK_DESIGN, ClaimLog, judge
+from rdlib.experiments import (level_distance_table, novelty_detection, novelty_sentence,
                                per_defect_auroc, results_table, run_costs)
 from rdlib.losses import cosine_loss_flatten, cosine_loss_pixel
 from rdlib.methods import method_profile
@@ -222,9 +222,9 @@ rd_plateau = ch.plateau(trained, "RD")
 knn = ch.train("patch_knn", {"teacher": ch.teacher}) if KNN_REFERENCE else None
 results = ch.results("RD", trained, {"kNN": knn} if knn else {})
 if knn:       # on the main runs and the ablation categories' other seeds (trained here, reused in section 6)
-    rd_seeds = pd.concat([long_table(trained, "RD"), ch.replicate("RD", ABLATION_SEEDS, ABLATION_CATEGORIES)])
-    knn_seeds = ch.replicate("kNN", ABLATION_SEEDS, ABLATION_CATEGORIES, "patch_knn", {"teacher": ch.teacher})
-    ch.versus(rd_seeds, pd.concat([long_table(knn, "kNN"), knn_seeds]), "RD", "kNN",
+    rd_seeds = ch.replicate("RD", ABLATION_SEEDS, ABLATION_CATEGORIES, main=trained)
+    knn_seeds = ch.replicate("kNN", ABLATION_SEEDS, ABLATION_CATEGORIES, "patch_knn", {"teacher": ch.teacher}, main=knn)
+    ch.versus(rd_seeds, knn_seeds, "RD", "kNN",
               "(this book's schedule against the training-free reference)", metrics=("i_auroc",), paper_claim=False)
     gap = results_table(knn).loc["mean", "i_auroc"] - results.loc["mean", "i_auroc"]
 ch.glue(knn_coreset=f"{method_profile('patch_knn', PROFILE)['options']['coreset']:.0%}",
@@ -385,7 +385,8 @@ if not g_act.empty:
     display(readable(mean_interval_table(g_act, ABL_METRICS)))
     for metric in ("i_auroc", "p_auroc"):
         display(Markdown(judge(g_act, "ReLU'd teacher maps", "teacher maps as they are", metric,
-                               f"A ReLU on EfficientNet-Lite0's signed maps improves RD ({METRIC_LABELS[metric]})").sentence))
+                               f"A ReLU on EfficientNet-Lite0's signed maps improves RD ({METRIC_LABELS[metric]})",
+                               min_design=BOOK_DESIGN).sentence))
 
 # %% [markdown]
 # What remains open. The parameter budget of the student follows the paper's ResNet18 rules scaled to Lite0's

@@ -40,6 +40,7 @@
 # result.
 #
 # - **Detection** (section 6): {glue:md}`urd_find_detection`.
+# - **Trained to its plateau?** (section 5): {glue:md}`urd_find_plateau`
 # - **URD against RD at the same number of steps** (section 6): {glue:md}`urd_find_vs_rd`
 # - **The premise: a teacher that departs from the expert on defects** (section 7): {glue:md}`urd_find_teacher`.
 # - **The paper's ablations** (section 8, Tables 5–7): {glue:md}`urd_find_ablations`.
@@ -55,6 +56,10 @@ N_TEST_PER_DEFECT = 30
 CATEGORIES = ["brick", "grass", "gravel", "coins", "coffee"]
 OPTIONS = {}                      # URD options overriding the profile, e.g. {"gii": "sa"}
 FIT = {}                          # loop settings overriding the profile, e.g. {"selection": "best_on_test"}
+CLAIM_CATEGORIES = ["brick", "gravel", "coffee"]   # URD against RD: these categories × seeds (≥ 3 × 3 for a verdict)
+CLAIM_SEEDS = [111, 112, 113]     # (other seeds are trained only where URD's plateau is reached)
+CURVE_EVAL_EVERY = 10             # runs are evaluated every this many optimizer steps (0: no curves, no verdicts)
+RD_CURVE_EVAL_EVERY = 5           # RD's runs as its chapter evaluates them, in epochs (reused by key)
 ABLATION_CATEGORIES = ["brick", "coffee"]
 ABLATION_SEEDS = [111, 112, 113]  # every ablation variant runs with each seed (≥ 3 for a verdict)
 ABLATION_IMAGE_SIZE = 64          # ablations at this size (None: the profile's), to fit the book's CPU budget
@@ -184,8 +189,19 @@ parameter_table("urd", {"expert E": "expert", "teacher T": "teacher", "OCBE": "b
 # chapter, reused by key.
 
 # %%
-trained, rd, knn = ch.train(), ch.train("rd"), ch.train("patch_knn", {"teacher": ch.teacher})
-runs = trained.runs                          # a failed category is a row of the tables below, with its error
+trained = ch.train(fit={"eval_every": CURVE_EVAL_EVERY})    # a failed category is a row of the tables below
+rd, knn = ch.train("rd", fit={"eval_every": RD_CURVE_EVAL_EVERY}), ch.train("patch_knn", {"teacher": ch.teacher})
+runs = trained.runs
+
+# %% [markdown]
+# **Learning curves.** Every main run is evaluated on the test set every {glue:text}`urd_curve_every` optimizer
+# steps while it trains, and `rdlib.plateau` reads from the curves whether the schedule reaches its plateau, with the
+# rule of [the RD chapter](01_rd.ipynb) (section 4); RD's plateau is read the same way from its chapter's runs. A
+# claim on runs that are not converged is not judged.
+
+# %% tags=["hide-input"]
+ch.glue(urd_curve_every=CURVE_EVAL_EVERY)
+urd_plateau, rd_plateau = ch.plateau(trained, "URD"), ch.plateau(rd, "RD", finding=None, show=False)
 
 # %% [markdown]
 # ## 6. Results per category
@@ -205,7 +221,8 @@ results = ch.results("URD", trained, {"RD": rd, "kNN": knn})
 # category is left out, and a verdict with fewer than two categories says it was not judged.
 
 # %%
-ch.versus(trained, rd, "URD", "RD", "at the same number of optimizer steps", other_rows=at_steps_of(rd, trained, "RD"))
+ch.versus(ch.replicate("URD", CLAIM_SEEDS, CLAIM_CATEGORIES, main=trained), rd, "URD", "RD",
+          "at the same number of optimizer steps", other_rows=at_steps_of(rd, trained, "RD"))
 
 # %% [markdown]
 # ## 7. What the trained teacher learned
@@ -242,8 +259,9 @@ if cat0 is not None and cat0 in rd.runs:
 # ## 8. Ablations on the embedded benchmark (Tables 5–7)
 #
 # Six variants, each trained on {glue:text}`urd_abl_cats` with {glue:text}`urd_abl_seeds` seeds for
-# {glue:text}`urd_abl_budget` steps at {glue:text}`urd_abl_size` (smaller and shorter than the main runs: a URD step
-# costs several RD steps on this CPU; the `full` profile runs them at the main size on a GPU). *T–S* is RD inside
+# {glue:text}`urd_abl_budget` steps at {glue:text}`urd_abl_size`. In the `book` profile they are not run: at the
+# design a verdict needs (3 categories × 3 seeds, each variant trained to its plateau at 128²) six variants at
+# several seconds a URD step exceed the book's CPU budget; the `full` profile runs them on a GPU. *T–S* is RD inside
 # URD's code (frozen teacher, no synthetic images); *+ denoising* adds the anomalous image to the student's inputs
 # with the normal image's features as targets; *E–T–S* adds the expert and trains the teacher. Each cell: mean over
 # categories and seeds ± the half-width of its 95 % interval (`rdlib.stats`: a t-interval over categories, or over
@@ -260,7 +278,8 @@ VARIANTS = {
     "E–T–S + GII (SA, paper)": dict(expert=True, denoising=True, gii="sa"),
 }
 ablation = ch.ablation(VARIANTS, ABLATION_CATEGORIES, ABLATION_SEEDS, ["i_auroc", "p_auroc", "p_ap", "pro_rd"],
-                       image_size=ABLATION_IMAGE_SIZE, budget={"steps": ABLATION_STEPS}, glue_prefix="urd_abl")
+                       image_size=ABLATION_IMAGE_SIZE, budget={"steps": ABLATION_STEPS}, glue_prefix="urd_abl",
+                       curves_every=CURVE_EVAL_EVERY)
 
 # %% [markdown]
 # **Table 5 (network composition).** The expert and GII, each on and off (the paper's GII here is SA; its numbers

@@ -33,7 +33,9 @@
 #
 # Computed from this page's runs when it was built; the sections below hold the evidence. Every method here is
 # trained for tens of optimizer steps at 64² with an EfficientNet-Lite0 teacher on the embedded benchmark, far
-# from the papers' budgets, so each statement is about the methods at this budget, not about the papers.
+# from the papers' budgets, so each statement is about the methods at this budget, not about the papers; and since
+# no run here is shown trained to its plateau, no claim is judged on them (the paper chapters judge the claims whose
+# runs are converged).
 #
 # - **Order of the methods** (section 3): {glue:md}`comparison_find_ranking`.
 # - **Against the training-free reference** (section 3): {glue:md}`comparison_find_reference`
@@ -157,6 +159,7 @@ print(sweep.report())
 # %%
 rows = sweep.rows                                           # one row per task, in the plan's order
 ok, failed = rows[rows.status != "failed"].copy(), rows[rows.status == "failed"]
+ok = ch.marked(ok)      # no run of this profile logs a learning curve: no trained method is shown at its plateau
 steps = ok.loc[ok.steps > 0, "steps"]                       # optimizer steps a run (training-free: 0)
 ch.glue(cmp_size=f"{IMAGE_SIZE}×{IMAGE_SIZE}", cmp_runs=len(tasks), cmp_table=f"`{table_path.name}` in the runs folder",
         cmp_steps=f"{steps.min():.0f} to {steps.max():.0f}" if len(steps) else "no")
@@ -231,6 +234,10 @@ ch.finding("reference", behind or "no training-free reference in this comparison
 # *inconclusive* otherwise. These are verdicts on **these runs at this CPU budget** (the design column: categories ×
 # seeds, size and optimizer steps of each method), not on the papers, whose methods trained 100 to 1,000 times
 # longer at 256²; "below detectable" marks a paper's effect smaller than the smallest effect this design detects.
+# **In this build none is judged**: the runs of the `compare` profile log no learning curve, so no trained method is
+# shown to have reached its plateau (`rdlib.plateau`, the rule of [the RD chapter](01_rd.ipynb), section 4), and a
+# claim on runs not shown converged is "not judged" everywhere in this book. Each row still shows our difference and
+# its design; the paper chapters judge the claims whose runs are converged, on 3 categories × 3 seeds at 128².
 # PRO follows the book's one rule (`rdlib.results.our_pro_metrics`): the RD code's per-image PRO where the paper used
 # that code, and both it and the pooled AUPRO, as two claims, where the paper does not say which.
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rdlib.claims import AblationReport, ClaimLog
+from rdlib.claims import BOOK_DESIGN, AblationReport, ClaimLog
 from rdlib.experiments import CategoryRuns, run_grid, train_categories
 from rdlib.runs import load_run
 
@@ -85,10 +85,12 @@ class Chapter:
         return generate_embedded(cfg=EmbeddedConfig(size=int(image_size), n_train=n_train, n_test_good=n_good,
                                                     n_test_per_defect=n_defect))
 
-    def plateau(self, runs: CategoryRuns, label: str, metric: str = "i_auroc", finding: str | None = "plateau"):
+    def plateau(self, runs: CategoryRuns, label: str, metric: str = "i_auroc", finding: str | None = "plateau",
+                show: bool = True):
         """Read ``label``'s plateau from the learning curves its ``runs`` logged (:func:`rdlib.plateau.plateau`),
         show the curves with the mean and where it settles, the per-category table and the sentence (glued as the
-        ``finding``), and keep it: every verdict this chapter judges on ``label``'s runs (:meth:`versus`,
+        ``finding``; ``show=False``: only the sentence, e.g. for RD's plateau in another method's chapter), and keep
+        it: every verdict this chapter judges on ``label``'s runs (:meth:`versus`,
         :meth:`ablation`) then requires them to be converged. Returns the :class:`~rdlib.plateau.Plateau`."""
         from IPython.display import Markdown, display
 
@@ -102,6 +104,8 @@ class Chapter:
         if curves.empty:
             display(Markdown(f"_{label}: no evaluation during training in this profile — its runs are not shown to "
                              "be converged, so no claim is judged on them._"))
+        elif not show:
+            display(Markdown(p.sentence))
         else:
             learning_curves_figure(curves, p)
             display(Markdown(p.sentence), p.table())
@@ -158,7 +162,8 @@ class Chapter:
                          f"{glue_prefix}_budget": spent})
         from rdlib.results import load_paper_numbers
 
-        return AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log, plateaus=plateaus)
+        return AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log, plateaus=plateaus,
+                              min_design=BOOK_DESIGN)
 
     def glue(self, **values) -> None:
         """Glue each value as text for the prose (``{glue:text}`name```), e.g. ``ch.glue(rdre_size="128²")``."""
@@ -198,17 +203,29 @@ class Chapter:
         return results
 
     def replicate(self, label: str, seeds, categories=None, method: str | None = None,
-                  options: dict | None = None) -> pd.DataFrame:
+                  options: dict | None = None, main: CategoryRuns | None = None) -> pd.DataFrame:
         """The long table of the chapter's method (or ``method`` with ``options``, as :meth:`train`) at every seed of
-        ``seeds`` on ``categories`` (default: the chapter's), as variant ``label``: the design a verdict needs
-        (≥ 3 categories × 3 seeds). Runs already trained — the main runs' seed — are reused by key."""
+        ``seeds`` on ``categories`` (default: the chapter's), as variant ``label``, after the rows of ``main`` (the
+        main runs, one seed on every category): the design a verdict needs (≥ 3 categories × 3 seeds). Runs already
+        trained — the main runs' seed — are reused by key. With ``main`` and a plateau of ``label`` that is not
+        converged (:meth:`plateau`), no other seed is trained: no verdict could be judged on them."""
+        from rdlib.experiments import long_table
+
+        if main is not None and label in self.plateaus and not self.plateaus[label].converged:
+            return long_table(main, label)
         own = method is None or method == self.method
-        return run_grid(self.method if own else method, self.profile, self.root,
+        grid = run_grid(self.method if own else method, self.profile, self.root,
                         list(self.categories if categories is None else categories),
                         {label: {"options": self.overrides if own else (options or {}),
                                  "fit": self.fit_overrides if own else {}}},
                         seeds=list(seeds), data_format=self.data_format, runs_dir=self.runs_dir, device=self.device,
                         progress=False, workers=self.workers)
+        if main is None:
+            return grid
+        rows = long_table(main, label)
+        grid = grid[grid.status != "failed"]
+        extra = ~grid.set_index(["category", "seed"]).index.isin(rows.set_index(["category", "seed"]).index)
+        return pd.concat([rows, grid[extra]], ignore_index=True)
 
     def versus(self, trained, other, label: str, other_label: str, claim: str,
                other_rows: pd.DataFrame | None = None, metrics=("i_auroc", "p_auroc"), paper_claim: bool = True) -> None:
@@ -234,7 +251,8 @@ class Chapter:
         from rdlib.results import METRIC_LABELS
 
         sentences = [judge(table, label, other_label, m, f"{label} beats {other_label} on "
-                           f"{METRIC_LABELS.get(m, m)} {claim}".strip(), paper_claim=paper_claim).sentence for m in metrics]
+                           f"{METRIC_LABELS.get(m, m)} {claim}".strip(), paper_claim=paper_claim,
+                           min_design=BOOK_DESIGN).sentence for m in metrics]
         display(Markdown("\n\n".join(sentences)))
         self.finding(f"vs_{other_label.lower()}", " ".join(sentences))
 

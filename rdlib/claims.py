@@ -24,6 +24,7 @@ import pandas as pd
 from rdlib.stats import detectable_effect, interval
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "not judged")
+BOOK_DESIGN = (3, 3)    # the smallest design (categories, seeds each) a chapter judges a claim on (issue #30)
 # paper_reported.yaml method keys -> rdlib method names, and the method each paper that claims to beat RD proposes
 PAPER_METHODS = {"rd": "rd", "rdpp": "rdpp", "urd": "urd", "aand": "aand", "rd_re": "rdre"}
 OWN_METHOD = {"urd": "urd", "aand": "aand", "rd_re": "rd_re"}
@@ -143,7 +144,7 @@ class Verdict:
 
 
 def judge(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, *, margin: float = 0.0,
-          paper_diff: float | None = None, paper_claim: bool = False) -> Verdict:
+          paper_diff: float | None = None, paper_claim: bool = False, min_design: tuple[int, int] = (0, 0)) -> Verdict:
     """Judge the claim "``a`` beats ``b`` on ``metric`` by more than ``margin`` points" on a long table.
 
     Pairs A and B within each (category, seed) cell (cells where either failed are left out), takes the 95 %
@@ -152,7 +153,8 @@ def judge(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, *, mar
     (with the reason) when a variant is missing, fewer than two units were paired or — where the table has a
     ``converged`` column (:func:`rdlib.plateau.mark`) — a paired run is not marked converged. ``paper_diff``: the paper's
     reported effect, to say whether this design could have detected it; ``paper_claim``: the claim is a paper's,
-    judged at the book's budget."""
+    judged at the book's budget; ``min_design`` = (categories, seeds): not judged unless at least that many
+    categories each have that many paired seeds (the book's chapters ask for :data:`BOOK_DESIGN`)."""
     base = dict(claim=claim, a=a, b=b, metric=metric, margin=margin, paper_claim=paper_claim,
                 paper_diff=np.nan if paper_diff is None else float(paper_diff))
     need = {"variant", "category", "seed", metric}
@@ -181,6 +183,10 @@ def judge(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, *, mar
     sizes = dict.fromkeys(s for s in (col("image_size", a), col("image_size", b)) if s)
     design = dict(diff=iv.mean, unit=iv.unit, categories=cats, seeds=seeds, image_size=" vs ".join(sizes),
                   steps_a=col("steps", a), steps_b=col("steps", b))
+    need_cats, need_seeds = min_design
+    if (per_cat >= need_seeds).sum() < need_cats:
+        return Verdict(verdict="not judged", reason=f"{need_cats} categories × {need_seeds} seeds is the smallest "
+                       "design a claim is judged on here", **design, **base)
     if "converged" in paired:
         short = [v for v in (a, b) if not paired.loc[paired.variant == v, "converged"].eq(True).all()]
         if short:
@@ -260,8 +266,8 @@ class AblationReport:
     SKIPPED = "_Ablations skipped in this profile._"
 
     def __init__(self, chapter: str, grid: pd.DataFrame, metrics, paper: pd.DataFrame | None = None,
-                 log: ClaimLog | None = None, plateaus: dict | None = None):
-        self.grid, self.metrics, self.paper = grid, list(metrics), paper
+                 log: ClaimLog | None = None, plateaus: dict | None = None, min_design: tuple[int, int] = (0, 0)):
+        self.grid, self.metrics, self.paper, self.min_design = grid, list(metrics), paper, tuple(min_design)
         self.plateaus = dict(plateaus or {})     # variant → rdlib.plateau.Plateau the grid's `converged` came from
         self.log = log if log is not None else ClaimLog(chapter)      # a chapter with several grids shares one log
         self.paper_rows: dict[str, tuple] = {}      # variant → (table_id, paper method, match) of the last table shown
@@ -320,7 +326,8 @@ class AblationReport:
         from IPython.display import Markdown, display
 
         effect = paper_diff if paper_diff is not None else self.paper_effect(a, b, metric)
-        display(Markdown(self.log.add(judge(self.grid, a, b, metric, claim, paper_diff=effect, paper_claim=True))))
+        display(Markdown(self.log.add(judge(self.grid, a, b, metric, claim, paper_diff=effect, paper_claim=True,
+                                                   min_design=self.min_design))))
 
     def run(self, variant: str, category: str, seed: int):
         """The trained run of one cell of the grid (:class:`rdlib.runs.Run`; for a re-scored variant, the run it

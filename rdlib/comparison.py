@@ -71,9 +71,12 @@ def versus_reference(ok: pd.DataFrame, methods, reference: str, labels: dict,
                                f"{labels[m]} beats {labels[reference]} on {METRIC_LABELS[metric]}").row()
                          for m in methods if m != reference for metric in metrics])
     behind = {metric: int((g.verdict == "contradicted").sum()) for metric, g in rows.groupby("metric")}
+    unjudged = {metric: int((g.verdict == "not judged").sum()) for metric, g in rows.groupby("metric")}
     sentence = (f"The training-free reference is ahead, with the whole interval on its side, of "
                 f"{behind.get('i_auroc', 0)} of {len(methods) - 1} trained methods on I-AUROC and of "
-                f"{behind.get('p_auroc', 0)} on P-AUROC.")
+                f"{behind.get('p_auroc', 0)} on P-AUROC")
+    sentence += (f"; {unjudged.get('i_auroc', 0)} comparisons on I-AUROC were not judged (runs not shown trained to "
+                 "their plateau, or too few)." if unjudged.get("i_auroc") else ".")
     return rows, sentence
 
 

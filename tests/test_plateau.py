@@ -105,3 +105,14 @@ def test_a_staged_method_is_read_on_its_last_stage_at_the_step_count_over_all_st
     lc, run = learning_curves(cr), cr.runs["brick"]
     assert list(lc.stage) == ["raa", "raa", "distill", "distill"]
     assert list(lc.total_step) == [2, 4, 6, 8] and lc.total_step.max() == run.steps
+
+
+def test_judge_asks_for_the_books_smallest_design_when_told():
+    df = grid(shift=5.0, cats=5, seeds=3)
+    assert judge(df, "A", "B", "i_auroc", "A beats B", min_design=(3, 3)).verdict == "supported"
+    two_seeds = df[df.seed < 2]                                               # 5 categories × 2 seeds
+    v = judge(two_seeds, "A", "B", "i_auroc", "A beats B", min_design=(3, 3))
+    assert v.verdict == "not judged" and "3 categories × 3 seeds" in v.reason
+    assert judge(two_seeds, "A", "B", "i_auroc", "A beats B").verdict == "supported"     # no minimum asked
+    mixed = df[(df.seed < 1) | df.category.isin(["c0", "c1", "c2"])]          # 3 categories × 3 seeds + 2 × 1
+    assert judge(mixed, "A", "B", "i_auroc", "A beats B", min_design=(3, 3)).verdict == "supported"
