@@ -201,6 +201,12 @@ parameter_table("aand", {"teacher E": "teacher", "RAA ×3": "raa", "OCBE": "bott
 # stage; `rdlib.plateau` reads the plateau from stage 2's curves at the step count over both stages, as in
 # [the RD chapter](01_rd.ipynb) (section 4 there explains the rule). RD's runs are its chapter's, reused by key,
 # and their plateau is read the same way.
+#
+# Why stage 2 is twice as long as RD's schedule: stage 2 starts from a fresh student and must learn to rebuild an
+# advanced teacher whose residuals change the target wherever the gate fires, and its curve settles later than RD's.
+# Stage 1 is scored by the gate's precision, not by the test I-AUROC, and its single evaluation (at its end) is left
+# out of the plateau: the model a reader is shown is the one stage 2 trains. If the curves below stopped moving only
+# near the end of the schedule, the plateau line says so and every verdict on AAND's runs is withheld.
 
 # %%
 ch.glue(aand_raa_epochs=ch.options["raa_epochs"], aand_distill_epochs=ch.options["distill_epochs"],

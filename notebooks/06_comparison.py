@@ -27,7 +27,7 @@
 # The runs are tasks of a **Dask** sweep (`rdlib.sweep`): on this book's 2-core machine a local cluster of two
 # single-threaded worker processes; on a cluster, `ADDRESS` points at its scheduler and each task asks for a GPU.
 # A finished run is found by its key and not trained again, so the runs the paper chapters already trained with
-# the same settings (their ablation baselines) are reused here, and an interrupted build resumes.
+# the same settings are reused here, and an interrupted build resumes.
 #
 # ## What this comparison finds
 #
