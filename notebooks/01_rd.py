@@ -185,9 +185,11 @@ print(f"identical features give {cosine_loss_flatten(t, t).item():.1e} and {cosi
 # optimizer steps. This book's schedule is chosen from evidence: every main run below is evaluated on the test set
 # every {glue:text}`curve_every` optimizer steps while it trains (cheap: the teacher's training features are cached),
 # and `rdlib.plateau.plateau` — the one function every chapter uses — reads the mean curve over the categories: it has
-# settled from the step after which every evaluation stays within 2 points of its final level, and the method is
-# **converged** when that flat stretch covers at least 30 % of the schedule (at least 4 evaluations). A claim on runs
-# that are not converged is not judged anywhere in this book. The black line is the mean, the grey band ±2 points
+# settled from the step after which every evaluation stays within {glue:text}`plateau_tol` points of its final level,
+# and the method is **converged** when that flat stretch covers at least {glue:text}`plateau_flat` of the schedule (at
+# least {glue:text}`plateau_evals` evaluations). A claim on runs that are not converged is not judged anywhere in this
+# book, nor one resting on fewer than {glue:text}`claim_design`. The black line is the mean, the grey band
+# ±{glue:text}`plateau_tol` points
 # around its final level, the dashed line the step it settles by.
 
 # %%

@@ -202,10 +202,10 @@ parameter_table("aand", {"teacher E": "teacher", "RAA ×3": "raa", "OCBE": "bott
 # [the RD chapter](01_rd.ipynb) (section 4 there explains the rule). RD's runs are its chapter's, reused by key,
 # and their plateau is read the same way.
 #
-# Why stage 2 is twice as long as RD's schedule: stage 2 starts from a fresh student and must learn to rebuild an
-# advanced teacher whose residuals change the target wherever the gate fires, and its curve settles later than RD's.
-# Stage 1 is scored by the gate's precision, not by the test I-AUROC, and its single evaluation (at its end) is left
-# out of the plateau: the model a reader is shown is the one stage 2 trains. If the curves below stopped moving only
+# Why stage 2 is longer than RD's schedule: stage 2 starts from a fresh student and must learn to rebuild an
+# advanced teacher whose residuals change the target wherever the gate fires. Stage 1 is scored by the gate's
+# precision, not by the test I-AUROC, and its evaluations are left out of the plateau: the model a reader is shown
+# is the one stage 2 trains. If the curves below stopped moving only
 # near the end of the schedule, the plateau line says so and every verdict on AAND's runs is withheld.
 
 # %%
@@ -227,8 +227,7 @@ aand_plateau, rd_plateau = ch.plateau(trained, "AAND"), ch.plateau(rd, "RD", fin
 # %%
 results = ch.results("AAND", trained, {"RD": rd, "kNN": knn})
 ch.versus(ch.replicate("AAND", CLAIM_SEEDS, CLAIM_CATEGORIES, main=trained),
-          ch.replicate("RD", CLAIM_SEEDS, CLAIM_CATEGORIES, "rd", main=rd), "AAND", "RD", "(same data and teacher, each "
-          "trained to its plateau)")
+          ch.replicate("RD", CLAIM_SEEDS, CLAIM_CATEGORIES, "rd", main=rd), "AAND", "RD", "(same data and teacher)")
 
 # %% [markdown]
 # ## 6. Residual intensity during stage 1 (the paper's Fig. 8)
@@ -279,8 +278,8 @@ if feature_cat is not None:
 #
 # Each variant is trained on {glue:text}`aand_abl_cats` with {glue:text}`aand_abl_seeds` seeds, with
 # {glue:text}`aand_abl_budget` epochs (stage 1 + stage 2) at {glue:text}`aand_abl_size`. In the `book` profile they
-# are not run: at the design a verdict needs here (3 categories × 3 seeds, each variant trained to its plateau at
-# 128²) their nine variants cost more than the book's CPU budget; the `full` profile runs them on every category. *base* is RD inside AAND's code (no stage 1, no hard term); *random teacher* is the same with a
+# are not run: at the design a verdict needs here ({glue:text}`claim_design`, each variant trained to its plateau at
+# {glue:text}`chapter_size`) their nine variants cost more than the book's CPU budget; the `full` profile runs them on every category. *base* is RD inside AAND's code (no stage 1, no hard term); *random teacher* is the same with a
 # randomly initialised teacher. Row (a) of Table V, the gate alone as the anomaly map, needs no training of its
 # own: the gate is trained by the focal loss alone, independently of the residual and of stage 2, so (a) is the
 # (c) runs re-scored with `scoring(source="gate")` (the gate maps summed over levels, blurred and max-scored as

@@ -108,8 +108,8 @@ print(f"data: {ch.data_name}; methods' profile {METHOD_PROFILE!r} at {IMAGE_SIZE
 # Every method runs its `compare` profile: the offline EfficientNet-Lite0 teacher (ImageNet weights, ReLU'd maps),
 # {glue:text}`cmp_size` images, batch 16, Adam with each paper's learning rates, the **last** checkpoint, no selection
 # on the test set. The schedules are short, because {glue:text}`cmp_runs` training runs must fit the book's CPU
-# budget, and they are each method's own (the table below lists them): RD, URD, AAND and RD-RE use their chapters'
-# ablation settings, so those runs are the ones their chapters trained. **RD++ runs half of RD's epochs** (10 of 20):
+# budget, and they are each method's own (the table below lists them); no run logs a learning curve, so none is shown
+# to be trained to its plateau (section 4 says what follows). **RD++ runs half of RD's epochs** (10 of 20):
 # its synthetic anomalies change every batch, so it cannot cache the teacher's features as RD does, and a run cost
 # about four RD runs when measured; the schedule was halved for the book's 90-minute budget. A claim "X beats RD++" below is therefore
 # judged against an RD++ trained less than X, which favours X: read a "supported" there as an upper bound. The kNN
@@ -237,7 +237,7 @@ ch.finding("reference", behind or "no training-free reference in this comparison
 # **In this build none is judged**: the runs of the `compare` profile log no learning curve, so no trained method is
 # shown to have reached its plateau (`rdlib.plateau`, the rule of [the RD chapter](01_rd.ipynb), section 4), and a
 # claim on runs not shown converged is "not judged" everywhere in this book. Each row still shows our difference and
-# its design; the paper chapters judge the claims whose runs are converged, on 3 categories × 3 seeds at 128².
+# its design; the paper chapters judge the claims whose runs are converged, on at least {glue:text}`claim_design`.
 # PRO follows the book's one rule (`rdlib.results.our_pro_metrics`): the RD code's per-image PRO where the paper used
 # that code, and both it and the pooled AUPRO, as two claims, where the paper does not say which.
 
@@ -247,8 +247,8 @@ comparison.claims_display(judged)
 
 # %% [markdown]
 # **The ablation orderings**, as the paper chapters judged them at their budgets (the same `rdlib.claims.judge`
-# computed them and the chapters saved them). Each rests on its own design, named in its row: most are one category
-# × three seeds, so they speak of that category only.
+# computed them and the chapters saved them). Each rests on its own design, named in its row; a chapter judges a claim
+# only on converged runs of at least {glue:text}`claim_design`, and lists the others as not judged.
 
 # %%
 ablations = read_claims(PROFILE, RUNS_DIR)

@@ -201,11 +201,9 @@ def reference_calibration(cfg, profile: str = "book", data_dir=None, runs_dir=No
     from dataclasses import replace
 
     from rdlib.data import generate_embedded
-    from rdlib.methods import method_profile
     from rdlib.metrics import auroc_half_width
 
-    size = int(method_profile("patch_knn", profile)["options"]["image_size"])
-    root = generate_embedded(data_dir, replace(cfg, size=size))
+    root = generate_embedded(data_dir, replace(cfg, size=calibration_size(profile)))
     knn = train_categories("patch_knn", profile, root, list(cfg.categories), runs_dir=runs_dir, device=device)
     if knn.failed:
         raise RuntimeError(f"the kNN reference failed on {sorted(knn.failed)}: {next(iter(knn.failed.values()))}")
@@ -221,6 +219,13 @@ def reference_calibration(cfg, profile: str = "book", data_dir=None, runs_dir=No
     return pd.DataFrame(rows).T.infer_objects()
 
 
+def calibration_size(profile: str = "book") -> int:
+    """The image size the benchmark is calibrated at under ``profile``: its kNN reference's (the chapters')."""
+    from rdlib.methods import method_profile
+
+    return int(method_profile("patch_knn", profile)["options"]["image_size"])
+
+
 def calibration_sentence(table: pd.DataFrame) -> str:
     """What :func:`reference_calibration` found, as one sentence."""
     from rdlib.data.embedded import CALIBRATION_RANGE
@@ -231,5 +236,5 @@ def calibration_sentence(table: pd.DataFrame) -> str:
     return (f"The kNN reference scores {table['I-AUROC'].min():.1f}–{table['I-AUROC'].max():.1f} I-AUROC "
             f"({int(table['in range'].sum())} of {len(table)} categories inside {lo:g}–{hi:g}); its hardest defect "
             f"type is {defect} on {cat} at {defects.loc[cat, defect]:.1f} "
-            f"({'above' if defects.values.min() > 50 else 'at or below'} chance, 50); a category's test split resolves "
+            f"({'above' if np.nanmin(defects.values) > 50 else 'at or below'} chance, 50); a category's test split resolves "
             f"its I-AUROC to ±{table['± (95 %)'].min():.1f}–{table['± (95 %)'].max():.1f} points.")

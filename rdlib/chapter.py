@@ -224,6 +224,8 @@ class Chapter:
             return grid
         rows = long_table(main, label)
         grid = grid[grid.status != "failed"]
+        if rows.empty:
+            return grid
         extra = ~grid.set_index(["category", "seed"]).index.isin(rows.set_index(["category", "seed"]).index)
         return pd.concat([rows, grid[extra]], ignore_index=True)
 
@@ -345,6 +347,10 @@ def start(method: str, profile: str, categories, *, options: dict | None = None,
                  data_format, (n_train, n_test_good, n_test_per_defect), runs_dir, progress, workers, name or method)
     if announce:
         print(f"data: {data_name}; profile {profile!r}: {opts}; loop {loop}; device: {ch.device}")
+    from rdlib import plateau
+
+    ch.glue(plateau_tol=f"{plateau.TOL:g}", plateau_flat=f"{plateau.FLAT:.0%}", plateau_evals=plateau.TAIL + 1,
+            claim_design=f"{BOOK_DESIGN[0]} categories × {BOOK_DESIGN[1]} seeds", chapter_size=f"{ch.image_size}²")
     return ch
 
 

@@ -35,7 +35,7 @@ def settle_step(steps, values, tol: float = TOL, tail: int = TAIL) -> int | None
     return int(steps[min(i, len(steps) - 1)])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Plateau:
     """Where ``label``'s mean learning curve settles and whether its schedule (``steps``) trains past it."""
 
@@ -50,6 +50,7 @@ class Plateau:
     flat: float = FLAT
     tail: int = TAIL
     min_categories: int = MIN_CATEGORIES
+    last_steps: dict = field(default_factory=dict)    # category -> its last evaluated step
 
     @property
     def categories(self) -> list[str]:
@@ -113,29 +114,40 @@ class Plateau:
 def plateau(curves: pd.DataFrame, label: str, metric: str = "i_auroc", *, tol: float = TOL, tail: int = TAIL,
             flat: float = FLAT, min_categories: int = MIN_CATEGORIES) -> Plateau:
     """Read the plateau of one method's learning curves (:func:`rdlib.experiments.learning_curves`: rows of
-    category, step and the logged metrics). Only steps evaluated in every category enter the mean curve; for a
-    method trained in stages, the last stage's evaluations, at the step count over all stages (``total_step``)."""
-    if curves.empty or metric not in curves:
-        empty = pd.Series(dtype=float)
-        return Plateau(label, metric, empty, pd.DataFrame(), 0, None, float("nan"), tol, flat, tail, min_categories)
+    category, step and the logged metrics); for a method trained in stages, the last stage's evaluations at the step
+    count over all stages (``total_step``). Categories evaluated at the same steps are averaged step by step (a step
+    some category lacks is left out); categories evaluated as often but at other steps (a reader's categories of
+    different sizes with budgets in epochs) at the same fraction of each one's schedule, shown at the median
+    category's steps."""
+    args = (tol, flat, tail, min_categories)
+    curves = curves.dropna(subset=[metric]) if metric in curves else curves.iloc[0:0]
+    if curves.empty:
+        return Plateau(label, metric, pd.Series(dtype=float), pd.DataFrame(), 0, None, float("nan"), *args)
     if "stage" in curves and curves.stage.notna().any():      # a multi-stage method: the stage whose model is scored
         curves = curves[curves.stage == curves.stage.dropna().iloc[-1]]
     step = "total_step" if "total_step" in curves else "step"
+    last = curves.groupby("category")[step].max()
+    grids = {tuple(sorted(g[step])) for _, g in curves.groupby("category")}
+    if len(grids) > 1 and len({len(g) for g in grids}) == 1:  # as many evaluations at other steps: align by fraction
+        typical = int(last.median())
+        curves = curves.assign(**{step: (curves[step] / curves.category.map(last) * typical).round().astype(int)})
     wide = curves.pivot_table(index=step, columns="category", values=metric).sort_index()
     wide.index.name = "step"
     mean = wide.dropna().mean(axis=1)
     if mean.empty:
-        return Plateau(label, metric, mean, wide, int(wide.index.max()), None, float("nan"), tol, flat, tail,
-                       min_categories)
+        return Plateau(label, metric, mean, wide, int(wide.index.max()), None, float("nan"), *args,
+                       last_steps=last.astype(int).to_dict())
     return Plateau(label, metric, mean, wide, int(mean.index.max()), settle_step(mean.index, mean.values, tol, tail),
-                   float(mean.iloc[-tail:].mean()), tol, flat, tail, min_categories)
+                   float(mean.iloc[-tail:].mean()), *args, last_steps=last.astype(int).to_dict())
 
 
 def mark(table: pd.DataFrame, plateaus: dict[str, Plateau]) -> pd.DataFrame:
     """The long table with a ``converged`` column from each row's variant's plateau (``{variant: Plateau}``): True for
-    a run trained at least to where a converged plateau settled and at most as long as it was read; False before
-    that or when the plateau is not converged; None (unknown) beyond the steps read or for a variant without a
-    plateau. Training-free rows (0 steps) are converged. :func:`rdlib.claims.judge` judges only True rows."""
+    a run trained at least to where a converged plateau settled (the same fraction of its category's schedule where
+    categories differ), False before that or when the plateau is not converged, None (unknown) for a variant without
+    a plateau. A run trained past the last evaluation of a converged curve counts as converged: the curve was flat
+    over the last part of its schedule. Training-free rows (0 steps) are converged. :func:`rdlib.claims.judge`
+    judges only True rows."""
     out = table.copy()
 
     def status(row):
@@ -146,11 +158,12 @@ def mark(table: pd.DataFrame, plateaus: dict[str, Plateau]) -> pd.DataFrame:
         p = plateaus.get(row["variant"])
         if p is None:
             return None
+        if not p.converged:
+            return False
         if steps is None:
-            return p.converged
-        if steps > p.steps:
-            return None
-        return bool(p.converged and steps >= p.settled_at)
+            return True
+        settled = p.settled_at / p.steps * p.last_steps.get(row.get("category"), p.steps)
+        return bool(steps >= settled - 1e-9)
 
     out["converged"] = pd.Series([status(r) for r in out.to_dict("records")], index=out.index, dtype=object)
     return out

@@ -326,7 +326,7 @@ def learning_curves_figure(curves, plateau=None) -> None:
         ax = axes[["loss", "i_auroc", "p_auroc"].index(plateau.metric)] if plateau.metric in ("i_auroc", "p_auroc") else axes[1]
         ax.plot(plateau.curve.index, plateau.curve.values, color="black", lw=2, label="mean")
         ax.axhspan(plateau.level - plateau.tol, plateau.level + plateau.tol, color="grey", alpha=0.2, lw=0)
-        if plateau.settled_at is not None:
+        if plateau.converged:
             ax.axvline(plateau.settled_at, color="black", ls="--", lw=1)
     for ax, label in zip(axes, ["training loss", "I-AUROC (%)", "P-AUROC (%)"]):
         ax.set_xlabel("optimizer step")

@@ -1,10 +1,8 @@
-"""Claims judged on runs (rdlib.claims), ranks, the per-category interval plot, and the comparison profiles' promise
-that the comparison chapter reuses the paper chapters' ablation runs by key."""
+"""Claims judged on runs (rdlib.claims), ranks, the per-category interval plot, the comparison chapter's tables."""
 import math
 import types
 from pathlib import Path
 
-import jupytext
 import matplotlib
 
 matplotlib.use("Agg")
@@ -12,10 +10,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-import yaml  # noqa: E402
 
 from rdlib.claims import AblationReport, ClaimLog, claims_file, judge, paper_claims, read_claims  # noqa: E402
-from rdlib.runs import RunSpec  # noqa: E402
 from rdlib.stats import mean_ranks, t_interval  # noqa: E402
 from rdlib.viz import method_dots  # noqa: E402
 from test_stats import grid  # noqa: E402
@@ -159,35 +155,6 @@ def test_method_dots_cuts_an_interval_at_the_metric_range():
         tops[bounds] = max(seg[:, 1].max() for seg in segments)
         plt.close(fig)
     assert tops[(0.0, 100.0)] == pytest.approx(100.0) and tops[None] == pytest.approx(hi)
-
-
-def _chapter_params(name):
-    """A chapter's parameters in the book profile: its parameters cell, then notebooks/params/book.yaml."""
-    from pathlib import Path
-
-    nb_dir = Path(__file__).resolve().parents[1] / "notebooks"
-    cell = next(c for c in jupytext.read(nb_dir / f"{name}.py").cells if "parameters" in c.metadata.get("tags", []))
-    ns = {}
-    exec(cell.source, ns)                                                         # noqa: S102 - our own notebook
-    ns.update((yaml.safe_load((nb_dir / "params" / "book.yaml").read_text()) or {}).get(name) or {})
-    return ns
-
-
-@pytest.mark.parametrize("method,chapter,overrides", [
-    ("urd", "03_urd", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "steps": p["ABLATION_STEPS"]}),
-    ("aand", "04_aand", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "raa_epochs": p["ABLATION_EPOCHS"][0],
-                                   "distill_epochs": p["ABLATION_EPOCHS"][1]}),
-    ("rdre", "05_rdre", lambda p: {"image_size": p["ABLATION_IMAGE_SIZE"], "student_steps": p["ABLATION_STEPS"][0],
-                                   "seg_steps": p["ABLATION_STEPS"][1]}),
-])
-def test_compare_profile_is_the_chapters_ablation_baseline(method, chapter, overrides):
-    """The comparison chapter's runs of RD, URD, AAND and RD-RE are the runs their chapters' ablations already trained
-    (same options and loop settings, hence the same key): change one without the other and this fails."""
-    p = _chapter_params(chapter)
-    chapter_spec = RunSpec.from_profile(method, "book", "/data", "brick", overrides(p), {"seed": 112})
-    compare_spec = RunSpec.from_profile(method, "compare", "/data", "brick", None, {"seed": 112})
-    assert chapter_spec.full_options() == compare_spec.full_options()
-    assert chapter_spec.fit_config().key_dict() == compare_spec.fit_config().key_dict()
 
 
 def test_paper_vs_ours_follows_the_one_pro_rule():

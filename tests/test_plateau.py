@@ -71,10 +71,28 @@ def test_mark_applies_a_plateau_within_the_steps_it_was_read_at():
     table = pd.DataFrame([{"variant": "A", "steps": 300}, {"variant": "A", "steps": 150}, {"variant": "A", "steps": 100},
                           {"variant": "A", "steps": 400}, {"variant": "B", "steps": 300}, {"variant": "kNN", "steps": 0}])
     ok = plateau(curves({c: [70, 80, 85, 85, 85, 85] for c in "abc"}), "A")          # settles at 150 of 300
-    assert list(mark(table, {"A": ok}).converged) == [True, True, False, None, None, True]
+    assert list(mark(table, {"A": ok}).converged) == [True, True, False, True, None, True]   # 400: past a flat end
     rising = plateau(curves({c: [50, 60, 70, 80, 90, 100] for c in "abc"}), "A")
-    assert list(mark(table, {"A": rising}).converged) == [False, False, False, None, None, True]
+    assert list(mark(table, {"A": rising}).converged) == [False, False, False, False, None, True]
     assert list(mark(table.drop(columns="steps"), {"A": ok}).converged) == [True] * 4 + [None, None]
+
+
+def test_categories_of_different_schedules_are_aligned_by_the_fraction_of_their_schedule():
+    # a reader's categories with different training-set sizes: budgets in epochs give each its own step grid
+    short = curves({"a": [70, 80, 85, 85, 85, 85]}, [10, 20, 30, 40, 50, 60])
+    long_ = curves({c: [70, 80, 85, 85, 85, 85] for c in "bc"}, [20, 40, 60, 80, 100, 120])
+    p = plateau(pd.concat([short, long_]), "M")
+    assert len(p.curve) == 6 and p.steps == 120 and p.settled_at == 60 and p.converged       # median category's steps
+    assert p.last_steps == {"a": 60, "b": 120, "c": 120}
+    table = pd.DataFrame([{"variant": "M", "category": "a", "steps": 30}, {"variant": "M", "category": "a", "steps": 20},
+                          {"variant": "M", "category": "b", "steps": 60}])
+    assert list(mark(table, {"M": p}).converged) == [True, False, True]     # a settles at 30 of its 60 steps
+
+
+def test_a_metric_never_logged_gives_an_empty_plateau():
+    df = curves({c: [80] * 6 for c in "abc"}).assign(i_auroc=np.nan)
+    p = plateau(df, "M")
+    assert not p.converged and p.why == "no finished run logged a learning curve"
 
 
 def test_judge_does_not_judge_a_claim_on_runs_that_are_not_converged():
