@@ -183,10 +183,6 @@ def judge(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, *, mar
     sizes = dict.fromkeys(s for s in (col("image_size", a), col("image_size", b)) if s)
     design = dict(diff=iv.mean, unit=iv.unit, categories=cats, seeds=seeds, image_size=" vs ".join(sizes),
                   steps_a=col("steps", a), steps_b=col("steps", b))
-    need_cats, need_seeds = min_design
-    if (per_cat >= need_seeds).sum() < need_cats:
-        return Verdict(verdict="not judged", reason=f"{need_cats} categories × {need_seeds} seeds is the smallest "
-                       "design a claim is judged on here", **design, **base)
     if "converged" in paired:
         short = [v for v in (a, b) if not paired.loc[paired.variant == v, "converged"].eq(True).all()]
         if short:
@@ -194,6 +190,10 @@ def judge(results: pd.DataFrame, a: str, b: str, metric: str, claim: str, *, mar
                            f"{'its plateau' if len(short) == 1 else 'their plateaus'} at this budget (rdlib.plateau); "
                            "a claim is judged on converged runs only",
                            **design, **base)
+    need_cats, need_seeds = min_design
+    if (per_cat >= need_seeds).sum() < need_cats:
+        return Verdict(verdict="not judged", reason=f"{need_cats} categories × {need_seeds} seeds is the smallest "
+                       "design a claim is judged on here", **design, **base)
     if iv.n < 2:
         return Verdict(verdict="not judged", reason=f"one {iv.unit} paired ({cats[0]}, one seed): no spread to judge "
                        "by", **design, **base)
