@@ -296,6 +296,8 @@ class AblationReport:
             p = self.plateaus.get(v)
             if p is None:
                 parts.append(f"{v}: no learning curve")
+            elif p.label != v:
+                parts.append(f"{v}: {p.label}'s runs re-scored, {'converged' if p.converged else 'not converged'}")
             elif p.converged:
                 parts.append(f"{v}: converged (settles by step {p.settled_at} of {p.steps})")
             else:

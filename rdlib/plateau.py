@@ -103,11 +103,16 @@ class Plateau:
         return f"{self.label}: **not converged** at {self.steps} steps — {self.why}."
 
     def table(self) -> pd.DataFrame:
-        """Per category and for the mean: the settle step, the final level and the last value."""
-        rows = {cat: {"settled at step": settle_step(c.dropna().index, c.dropna(), self.tol, self.tail),
-                      "final level": c.dropna().iloc[-self.tail:].mean(), "at the last step": c.dropna().iloc[-1]}
-                for cat, c in self.per_category.items()}
-        rows["mean"] = {"settled at step": self.settled_at, "final level": self.level, "at the last step": self.curve.iloc[-1]}
+        """Per category and for the mean: the step the curve settles by ("—" where fewer than ``tail`` + 1
+        evaluations agree, i.e. it has not settled), the final level and the last value."""
+        def settled(c: pd.Series):
+            at = settle_step(c.index, c.values, self.tol, self.tail)
+            return at if at is not None and (c.index >= at).sum() >= self.tail + 1 else "—"
+
+        rows = {cat: {"settled at step": settled(c.dropna()), "final level": c.dropna().iloc[-self.tail:].mean(),
+                      "at the last step": c.dropna().iloc[-1]} for cat, c in self.per_category.items()}
+        rows["mean"] = {"settled at step": settled(self.curve), "final level": self.level,
+                        "at the last step": self.curve.iloc[-1]}
         return pd.DataFrame(rows).T
 
 

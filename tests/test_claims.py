@@ -64,10 +64,12 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     assert len(shown) == 3
     assert empty.markdown() == AblationReport.SKIPPED and empty.log.verdicts == []
     both = AblationReport("toy", df, ["i_auroc"], paper)                          # both rows have the paper's numbers
-    both.plateaus = {"A": types.SimpleNamespace(converged=True, settled_at=100, steps=250),
-                     "B": types.SimpleNamespace(converged=False, why="still rising")}
+    both.plateaus = {"A": types.SimpleNamespace(label="A", converged=True, settled_at=100, steps=250),
+                     "B": types.SimpleNamespace(label="B", converged=False, why="still rising"),
+                     "C": types.SimpleNamespace(label="A", converged=True)}          # C re-scores A's runs
     both.table(["B", "A"], "t1", ["paper_b", "paper_a"], ("i_auroc",))
     assert shown[-1].data.endswith("B: **not converged** (still rising); A: converged (settles by step 100 of 250).")
+    assert both.convergence(["C"]).endswith("C: A's runs re-scored, converged.")
     assert both.paper_effect("A", "B", "i_auroc") == pytest.approx(3.0)             # 91 − 88, the paper's effect
     assert both.paper_effect("A", "B", "p_auroc") is None and both.paper_effect("A", "C", "i_auroc") is None
     both.judge("A", "B", "A beats B", "i_auroc")

@@ -34,7 +34,7 @@ def test_a_curve_flat_for_most_of_its_schedule_is_converged():
     assert p.settled_at == 150 and p.steps == 300 and p.level == pytest.approx(85.0, abs=0.2)
     assert p.converged and p.status == "converged" and p.why == ""
     assert "converged" in p.sentence and "step 150 of its 300" in p.sentence
-    assert list(p.table().index) == ["a", "b", "c", "mean"]
+    assert list(p.table().index) == ["a", "b", "c", "mean"] and p.table().loc["mean", "settled at step"] == 150
 
 
 @pytest.mark.parametrize("values, why", [
@@ -45,6 +45,7 @@ def test_a_curve_flat_for_most_of_its_schedule_is_converged():
 def test_a_curve_still_moving_at_the_end_is_not_converged(values, why):
     p = plateau(curves({c: [v + k for v in values] for k, c in enumerate("abc")}), "M")
     assert not p.converged and why in p.why and "not converged" in p.sentence
+    assert p.table().loc["mean", "settled at step"] == "—"                      # never settled: no step shown
 
 
 def test_a_late_settle_is_not_converged_and_fewer_than_three_categories_say_nothing_about_the_method():
