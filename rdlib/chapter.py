@@ -229,29 +229,19 @@ class Chapter:
         extra = ~grid.set_index(["category", "seed"]).index.isin(rows.set_index(["category", "seed"]).index)
         return pd.concat([rows, grid[extra]], ignore_index=True)
 
-    def versus(self, trained, other, label: str, other_label: str, claim: str,
-               other_rows: pd.DataFrame | None = None, metrics=("i_auroc", "p_auroc"), paper_claim: bool = True) -> None:
+    def versus(self, trained, other, label: str, other_label: str, claim: str, metrics=("i_auroc", "p_auroc"),
+               paper_claim: bool = True) -> None:
         """Judge "``label`` beats ``other_label``" on each of ``metrics`` (:func:`rdlib.claims.judge`, as the paper's
-        claim at this budget) on the two methods' runs (``CategoryRuns`` or long tables, e.g. :meth:`replicate`) —
-        ``other_rows`` replaces ``other``'s rows of the long table (e.g. RD at URD's step count,
-        :func:`rdlib.experiments.at_steps_of`; ``paper_claim=False`` for a claim of this book's, not a paper's) —
-        each run marked converged or not by the chapter's plateaus (:meth:`plateau`); shows the sentences and glues
-        them as the ``vs_<other_label>`` finding. ``claim``: what is compared, e.g. "at the same number of steps"."""
+        claim at this budget unless ``paper_claim=False``) on the two methods' runs (``CategoryRuns`` or long tables,
+        e.g. :meth:`replicate`), each run marked converged or not by the chapter's plateaus (:meth:`plateau`); shows
+        the sentences and glues them as the ``vs_<other_label>`` finding. ``claim``: what is compared, e.g. "(same
+        data and teacher)"."""
         from IPython.display import Markdown, display
 
         from rdlib.claims import judge
-
-        if other_rows is not None and other_rows.empty:
-            text = (f"{label} against {other_label} {claim}: not judged — no run of {other_label} logged test metrics "
-                    f"at {label}'s step count (the {other_label} chapter evaluates its runs during training; run it "
-                    "first, its runs are reused here by key).")
-            display(Markdown(text))
-            self.finding(f"vs_{other_label.lower()}", text)
-            return
-        rows = _rows(other, other_label) if other_rows is None else other_rows
-        table = self.marked(pd.concat([_rows(trained, label), rows], ignore_index=True))   # the long table
         from rdlib.results import METRIC_LABELS
 
+        table = self.marked(pd.concat([_rows(trained, label), _rows(other, other_label)], ignore_index=True))
         sentences = [judge(table, label, other_label, m, f"{label} beats {other_label} on "
                            f"{METRIC_LABELS.get(m, m)} {claim}".strip(), paper_claim=paper_claim,
                            min_design=BOOK_DESIGN).sentence for m in metrics]

@@ -142,31 +142,6 @@ def logged_metrics(record: dict) -> dict:
     return {k.removeprefix("test_"): v for k, v in record.items() if k.startswith("test_")}
 
 
-def at_steps_of(runs: CategoryRuns, reference: CategoryRuns, variant: str, seed=None) -> pd.DataFrame:
-    """``runs`` as rows of the long table at the optimizer step count each category's ``reference`` run ended at:
-    the final metrics where the run ended there, else the test metrics its learning curve logged at that step
-    (``FitConfig.eval_every``); a category with neither is left out. Lets a verdict compare two methods at the same
-    number of steps (e.g. RD, trained longer, against URD)."""
-    rows = []
-    for cat, run in runs.runs.items():
-        ref = reference.runs.get(cat)
-        target = ref.history[-1]["step"] if ref is not None and ref.history else None
-        final = run.history[-1]["step"] if run.history else None
-        if target is None:
-            continue
-        if final == target:
-            rows.append({"variant": variant, "category": cat, "seed": run_seed(run) if seed is None else seed,
-                         **run.metrics, **run.design_row()})
-            continue
-        logged = [h for h in run.history if h.get("step") == target and "test_i_auroc" in h]
-        if logged:
-            metrics = logged_metrics(logged[0])
-            rows.append({"variant": variant, "category": cat, "seed": run_seed(run) if seed is None else seed,
-                         **metrics, **run.design_row(),
-                         "steps": target})
-    return pd.DataFrame(rows)
-
-
 def side_by_side(tables: dict[str, pd.DataFrame], metrics=("i_auroc", "p_auroc")) -> pd.DataFrame:
     """Several methods' :func:`results_table` as one table: a column "<label> <METRIC>" per metric and method (e.g.
     "RD I-AUROC"), rows = categories and the mean (a category one method lacks is empty)."""
@@ -314,6 +289,6 @@ def cost_table(trained: dict[str, CategoryRuns], image_size: int, device=None, r
     return pd.DataFrame(rows).T
 
 
-__all__ = ["CategoryRuns", "logged_metrics", "novelty_sentence", "run_costs", "at_steps_of", "cost_table", "learning_curves", "level_distance_table", "long_table",
+__all__ = ["CategoryRuns", "logged_metrics", "novelty_sentence", "run_costs", "cost_table", "learning_curves", "level_distance_table", "long_table",
            "per_defect_auroc", "rescore", "results_table", "run_grid", "side_by_side",
            "train_categories", "train_ms_per_step"]

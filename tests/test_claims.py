@@ -236,27 +236,6 @@ def test_paper_vs_ours_and_the_protocol_table_read_protocols_yaml():
         protocol_table("nope", "urd", options, {}, "embedded", runs)
 
 
-def test_at_steps_of_reads_the_learning_curve_at_the_reference_step_count():
-    from types import SimpleNamespace
-
-    from rdlib.experiments import CategoryRuns, at_steps_of
-
-    def run(history, metrics=None):
-        return SimpleNamespace(history=history, metrics=metrics or {}, spec=SimpleNamespace(fit={"seed": 112}),
-                               design_row=lambda: {"image_size": 64, "steps": history[-1]["step"], "key": "k"})
-
-    long = CategoryRuns({"a": run([{"step": 20, "test_i_auroc": 61.0, "test_p_auroc": 70.0}, {"step": 40}],
-                                  {"i_auroc": 65.0}),
-                         "b": run([{"step": 30}], {"i_auroc": 80.0}),          # ended where the reference did
-                         "c": run([{"step": 40}], {"i_auroc": 1.0})})          # no evaluation at 20: left out
-    short = CategoryRuns({"a": run([{"step": 20}]), "b": run([{"step": 30}]), "c": run([{"step": 20}])})
-    t = at_steps_of(long, short, "RD").set_index("category")
-    assert list(t.index) == ["a", "b"]
-    assert t.loc["a", "i_auroc"] == 61.0 and t.loc["a", "p_auroc"] == 70.0 and t.loc["a", "steps"] == 20
-    assert t.loc["b", "i_auroc"] == 80.0 and t.loc["b", "steps"] == 30 and set(t.variant) == {"RD"}
-    assert set(t.seed) == {112}                                                  # each run's own seed
-
-
 def test_comparison_tables_read_the_long_table(monkeypatch):
     import rdlib.methods
     from rdlib import comparison

@@ -190,6 +190,7 @@ def test_long_table_carries_the_design_columns(tiny_benchmark, tmp_path):
     cr = train_categories("patch_knn", "ci", str(tiny_benchmark), ["brick", "coffee"], runs_dir=tmp_path)
     df = pd.concat([long_table(cr, "A"), long_table(cr, "B")])
     assert list(df.columns[:3]) == ["variant", "category", "seed"] and len(df) == 4
+    assert set(df.seed) == {111}                                                  # each run's own seed (ci profile)
     assert {"image_size", "steps", "key"} <= set(df.columns)
     v = judge(df, "A", "B", "i_auroc", "A beats B")
     assert v.diff == 0 and v.verdict == "inconclusive" and "64²" in v.design
