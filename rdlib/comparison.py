@@ -1,11 +1,15 @@
 """The comparison chapter's pieces: every method on one protocol (one image size, the same data, seeds and teacher),
 read from the sweep's long table (:func:`rdlib.sweep.run_sweep`, one row per method × category × seed).
 
-    size = protocol_size(["rd", "urd"], "compare")            # one size for every method, or a clear error
+    size = protocol_size(["rd", "urd"], "book")               # one size for every method, or a clear error
+    swept = sweep_to_plateau(METHODS, CATEGORIES, SEEDS, "book", root, {"rd": 5, "urd": 10})   # curves, then seeds
+    ok = mark(swept.rows, swept.plateaus)                       # each run converged or not (rdlib.plateau)
     results = method_results(ok, METRICS, LABELS)               # mean ± 95 % interval per method
     versus_reference(ok, ["rd", "urd"], "patch_knn", LABELS)     # verdicts against the training-free reference
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,6 +27,69 @@ def protocol_size(methods, profile: str) -> int:
         raise ValueError(f"METHOD_PROFILE={profile!r} gives the methods different image sizes {sizes}: one protocol "
                          "needs one size; override it in the profiles or pick another profile")
     return int(next(iter(sizes.values())))
+
+
+@dataclass
+class PlateauSweep:
+    """The comparison's runs: every method's first seed evaluated during training, then the other seeds of the
+    methods whose plateau was reached (:func:`sweep_to_plateau`)."""
+
+    rows: pd.DataFrame                         # the long table, one row per task (failed ones included)
+    tasks: list                                # the tasks that ran, first seed first
+    plateaus: dict                             # method -> rdlib.plateau.Plateau (trained methods with curves)
+    skipped: list[str] = field(default_factory=list)    # methods whose other seeds were not trained (not converged)
+    report: str = ""
+
+    def plateau_table(self, labels: dict) -> pd.DataFrame:
+        """One row per trained method: converged or not, the step its mean curve settles by, of how many, the
+        level it settles at and, if not converged, why."""
+        return pd.DataFrame({labels.get(m, m): {"plateau": p.status, "settles by step": p.settled_at
+                                                if p.converged else "—", "of steps": p.steps,
+                                                "level (I-AUROC)": round(p.level, 1) if np.isfinite(p.level) else "—",
+                                                "categories": len(p.categories), "why not": p.why or "—"}
+                             for m, p in self.plateaus.items()}).T
+
+
+def sweep_to_plateau(methods, categories, seeds, profile: str, data_root, curves_every: dict, *, data_format=None,
+                     table=None, runs_dir=None, address=None, workers: int = 2, threads: int | None = None,
+                     labels: dict | None = None) -> PlateauSweep:
+    """Every method on ``categories`` with the first of ``seeds``, evaluated during training every
+    ``curves_every[method]`` units of its budget (epochs or steps, as its profile counts them; the key does not
+    change, so runs a chapter trained with the same evaluations are reused); each trained method's plateau read from
+    those curves (:func:`rdlib.plateau.plateau`); then the other seeds only for the methods that converged, are
+    training-free, or were not asked for curves (``curves_every`` 0 or missing: no plateau, no gate). One
+    :func:`rdlib.sweep.run_sweep` per stage into the same ``table``; failures become rows. ``labels``: the names
+    the plateaus' sentences use (``plateaus`` is keyed by method, as the rows' ``variant``)."""
+    from rdlib.experiments import CategoryRuns, learning_curves
+    from rdlib.plateau import plateau
+    from rdlib.runs import RunError, load_run
+    from rdlib.sweep import plan, run_sweep
+
+    seeds = list(seeds)
+    kw = dict(table=table, runs_root=runs_dir, address=address, workers=workers, threads=threads, warn=False)
+    first = [t for m in methods for t in plan([m], categories, seeds[:1], profile=profile, data_root=data_root,
+                                              data_format=data_format, fit={"eval_every": int(curves_every.get(m, 0))})]
+    stage1 = run_sweep(first, **kw)
+    plateaus = {}
+    for m in methods:
+        done = stage1.rows[(stage1.rows.method == m) & (stage1.rows.status != "failed")]
+        if not curves_every.get(m) or (len(done) and (done.steps == 0).all()):
+            continue                                            # no curves asked, or training-free
+        runs = CategoryRuns()
+        for task in (t for t in first if t.method == m):
+            try:
+                runs.runs[task.category] = load_run(task.spec(), runs_dir)
+            except (RunError, FileNotFoundError) as e:
+                runs.failed[task.category] = str(e)
+        plateaus[m] = plateau(learning_curves(runs), (labels or {}).get(m, m))
+    skipped = [m for m, p in plateaus.items() if not p.converged]
+    gated = [m for m in methods if m not in skipped]
+    rest = plan(gated, categories, seeds[1:], profile=profile, data_root=data_root,
+                data_format=data_format) if seeds[1:] and gated else []
+    stage2 = run_sweep(rest, **kw) if rest else None
+    rows = pd.concat([stage1.rows] + ([stage2.rows] if stage2 else []), ignore_index=True)
+    report = stage1.report() + ("\n" + stage2.report() if stage2 else "")
+    return PlateauSweep(rows, first + rest, plateaus, skipped, report)
 
 
 def method_results(ok: pd.DataFrame, metrics, labels: dict) -> pd.DataFrame:
@@ -78,6 +145,44 @@ def versus_reference(ok: pd.DataFrame, methods, reference: str, labels: dict,
     sentence += (f"; {unjudged.get('i_auroc', 0)} comparisons on I-AUROC were not judged (runs not shown trained to "
                  "their plateau, or too few)." if unjudged.get("i_auroc") else ".")
     return rows, sentence
+
+
+def defect_types(ok: pd.DataFrame, labels: dict, reference: str | None = None) -> tuple[pd.DataFrame, str]:
+    """I-AUROC of each defect type against the normal test images (:func:`rdlib.experiments.per_defect_auroc`,
+    from each run's stored predictions), mean over the categories and seeds that have it: one row per defect type,
+    one column per method, and, with ``reference``, a sentence naming for each trained method the defect types where
+    the reference's I-AUROC minus the method's is largest and smallest."""
+    from pathlib import Path
+
+    from rdlib.experiments import per_defect_auroc
+    from rdlib.training import EvalResult
+
+    rows = []
+    for r in ok.to_dict("records"):
+        path = Path(str(r.get("run_dir", ""))) / "predictions.npz"
+        if path.is_file():
+            rows += [{"method": r["method"], "defect": d, "i_auroc": v}
+                     for d, v in per_defect_auroc(EvalResult.load(path)).items()]
+    if not rows:
+        return pd.DataFrame(), ""
+    table = pd.DataFrame(rows).pivot_table(index="defect", columns="method", values="i_auroc", aggfunc="mean")
+    methods = [m for m in dict.fromkeys(ok.method) if m in table.columns]
+    table = table[methods]
+    sentence = ""
+    if reference in table.columns:
+        parts = []
+        for m in methods:
+            if m == reference:
+                continue
+            gap = (table[reference] - table[m]).dropna().sort_values()
+            if len(gap):
+                parts.append(f"{labels.get(m, m)} largest on {gap.index[-1]} ({gap.iloc[-1]:+.1f}), smallest on "
+                             f"{gap.index[0]} ({gap.iloc[0]:+.1f})")
+        ref = labels.get(reference, reference)
+        sentence = (f"{ref}'s I-AUROC minus each method's, per defect type: " + "; ".join(parts)
+                    + f" (a negative difference: the method is ahead of {ref} there).") if parts else ""
+    table.columns = [labels.get(m, m) for m in table.columns]
+    return table, sentence
 
 
 def _signed(v: float) -> str:
@@ -212,5 +317,5 @@ def tally(judged: pd.DataFrame, ablations: pd.DataFrame) -> tuple[pd.DataFrame, 
     return table, ", ".join(f"{n} {v}" for v, n in counts.items() if n) + " of the papers' claims against RD / RD++"
 
 
-__all__ = ["chapter_main_runs", "order_sentence", "tally", "claims_display", "inference_costs", "judged_claims", "method_figure",
+__all__ = ["PlateauSweep", "sweep_to_plateau", "defect_types", "chapter_main_runs", "order_sentence", "tally", "claims_display", "inference_costs", "judged_claims", "method_figure",
            "method_results", "noise_drops", "protocol_size", "rank_table", "versus_reference"]

@@ -80,10 +80,11 @@ class SweepTask:
 
 
 def plan(methods, categories, seeds, profile: str = "book", data_root: str | Path = "embedded",
-         options: dict | None = None, data_format: str | None = None) -> list[SweepTask]:
+         options: dict | None = None, data_format: str | None = None, fit: dict | None = None) -> list[SweepTask]:
     """The tasks of a sweep, every combination of ``methods × categories × seeds``, checked before anything runs:
-    unknown methods, profiles, options or categories raise with the valid choices. ``data_root="embedded"``
-    generates (or finds) the embedded benchmark at each method's image size here, once, not in the workers."""
+    unknown methods, profiles, options, loop settings (``fit``, e.g. ``{"eval_every": 5}``) or categories raise
+    with the valid choices. ``data_root="embedded"`` generates (or finds) the embedded benchmark at each method's
+    image size here, once, not in the workers."""
     from rdlib.data import generate_embedded, list_categories
     from rdlib.data.embedded import EmbeddedConfig
     from rdlib.runs import RunSpec
@@ -94,7 +95,7 @@ def plan(methods, categories, seeds, profile: str = "book", data_root: str | Pat
                          f"categories={categories}, seeds={seeds})")
     tasks = []
     for method in methods:
-        probe = RunSpec.from_profile(method, profile, "", categories[0], options, data_format=data_format)
+        probe = RunSpec.from_profile(method, profile, "", categories[0], options, fit, data_format=data_format)
         if str(data_root) == "embedded":
             root = Path(generate_embedded(cfg=EmbeddedConfig(size=probe.data_config().image_size)))
         else:
@@ -109,7 +110,7 @@ def plan(methods, categories, seeds, profile: str = "book", data_root: str | Pat
         for category in categories:
             for seed in seeds:
                 task = SweepTask(method, category, seed, profile, str(root), dict(options or {}), data_format,
-                                 variant=method)
+                                 dict(fit or {}), variant=method)
                 task.spec()                                       # validates the options for this category
                 tasks.append(task)
     return tasks

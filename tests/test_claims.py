@@ -236,6 +236,34 @@ def test_paper_vs_ours_and_the_protocol_table_read_protocols_yaml():
         protocol_table("nope", "urd", options, {}, "embedded", runs)
 
 
+def test_defect_types_average_each_defects_auroc_over_runs_and_name_the_reference_lead(tmp_path):
+    from rdlib import comparison
+    from rdlib.training import EvalResult
+
+    defects = ["good"] * 4 + ["hole"] * 2 + ["warp"] * 2
+    labels = np.array([d != "good" for d in defects], dtype=np.int64)
+
+    def saved(name, scores):                        # a run folder holding only what the table reads
+        d = tmp_path / name
+        d.mkdir()
+        EvalResult(labels, np.array(scores, float), np.zeros((8, 2, 2), np.float16), np.zeros((8, 2, 2), bool),
+                   defects).save(d / "predictions.npz")
+        return str(d)
+
+    # normal scores 0, 1, 2, 3; by hand: hole at 5, 6 ranks above all four → 100; warp at 0.5, 1.5 beats 1 and 2 of
+    # the four → 3 / 8 = 37.5 for the first "a" run, 100 for the second (mean 68.75); the reference the other way
+    rows = pd.DataFrame([{"method": "a", "run_dir": saved("a1", [0, 1, 2, 3, 5, 6, 0.5, 1.5])},
+                         {"method": "a", "run_dir": saved("a2", [0, 1, 2, 3, 5, 6, 5, 6])},
+                         {"method": "ref", "run_dir": saved("r1", [0, 1, 2, 3, 0.5, 1.5, 5, 6])},
+                         {"method": "ref", "run_dir": str(tmp_path / "missing")}])      # no predictions: skipped
+    table, sentence = comparison.defect_types(rows, {"a": "A", "ref": "Ref"}, "ref")
+    assert list(table.columns) == ["A", "Ref"] and list(table.index) == ["hole", "warp"]
+    assert table.loc["hole", "A"] == pytest.approx(100.0) and table.loc["warp", "A"] == pytest.approx(68.75)
+    assert table.loc["hole", "Ref"] == pytest.approx(37.5) and table.loc["warp", "Ref"] == pytest.approx(100.0)
+    assert sentence == ("Ref's I-AUROC minus each method's, per defect type: A largest on warp (+31.2), smallest on "
+                        "hole (-62.5) (a negative difference: the method is ahead of Ref there).")
+
+
 def test_comparison_tables_read_the_long_table(monkeypatch):
     import rdlib.methods
     from rdlib import comparison

@@ -60,6 +60,11 @@ def test_plan_checks_everything_before_running(tiny_benchmark):
     tasks = plan(["rd", "rdpp"], ["brick", "coffee"], seeds=[0, 1, 2], profile="ci", data_root=tiny_benchmark)
     assert len(tasks) == 12 and len({t.spec().key() for t in tasks}) == 12     # seeds and methods give distinct runs
     assert isinstance(tasks[0], SweepTask) and tasks[0].spec().fit["seed"] == 0
+    curves = plan(["rd"], ["brick"], seeds=[0], profile="ci", data_root=tiny_benchmark, fit={"eval_every": 1})
+    assert curves[0].spec().fit == {**tasks[0].spec().fit, "eval_every": 1}
+    assert curves[0].spec().key() == tasks[0].spec().key()                    # evaluating while training: same run
+    with pytest.raises(ValueError, match="unknown fit setting.*evaluate_every"):
+        plan(["rd"], ["brick"], seeds=[0], profile="ci", data_root=tiny_benchmark, fit={"evaluate_every": 1})
 
 
 def test_table_merges_by_task_and_the_newest_row_wins(tmp_path):
@@ -195,3 +200,36 @@ def test_local_workers_keep_glibc_default_trimming_and_the_thread_count():
     env = client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
     assert len(env) == 2 and set(env.values()) == {(None, "1")}
     assert _client(None, workers=2, threads=1, use_gpu=False)[0] is client          # kept for the next sweep
+
+
+def test_the_comparison_trains_other_seeds_only_for_methods_at_their_plateau(tiny_benchmark, tmp_path, monkeypatch):
+    import rdlib.plateau
+    from rdlib import comparison
+
+    runs, seen = tmp_path / "runs", {}
+    kw = dict(data_format=None, runs_dir=runs, workers=1, labels={"rd": "RD"})
+    swept = comparison.sweep_to_plateau(["rd", "patch_knn"], ["brick", "coffee"], [0, 1], "ci", tiny_benchmark,
+                                        {"rd": 1}, **kw)
+    p = swept.plateaus["rd"]                        # two categories' curves, real rule: no statement on the method
+    assert set(swept.plateaus) == {"rd"} and not p.converged and "2 categories" in p.why and p.label == "RD"
+    assert swept.skipped == ["rd"] and len(p.curve) >= 2                     # every evaluation of the ci schedule
+    done = swept.rows.set_index(["method", "category", "seed"]).status
+    assert sorted(done.index) == sorted([("rd", c, 0) for c in ("brick", "coffee")]
+                                        + [("patch_knn", c, s) for c in ("brick", "coffee") for s in (0, 1)])
+    assert all(t.fit.get("eval_every") == 1 for t in swept.tasks if t.method == "rd")
+
+    real = rdlib.plateau.plateau
+
+    def converged(curves, label, **k):               # the same curves, judged converged: the gate opens
+        seen[label] = sorted(curves.category.unique())
+        return real(curves, label, min_categories=2, tol=100.0, flat=0.0, tail=1)
+
+    monkeypatch.setattr(rdlib.plateau, "plateau", converged)
+    again = comparison.sweep_to_plateau(["rd", "patch_knn"], ["brick", "coffee"], [0, 1], "ci", tiny_benchmark,
+                                        {"rd": 1}, **kw)
+    assert seen == {"RD": ["brick", "coffee"]} and again.skipped == [] and again.plateaus["rd"].converged
+    status = again.rows.set_index(["method", "category", "seed"]).status
+    assert len(status) == 8 and (status.xs(0, level="seed") == "reused").all()    # the first stage's runs reused
+    assert (status.loc["rd"].xs(1, level="seed") == "trained").all()
+    table = again.plateau_table({"rd": "RD"})
+    assert table.loc["RD", "plateau"] == "converged" and table.loc["RD", "why not"] == "—"
