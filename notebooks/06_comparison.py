@@ -56,7 +56,7 @@ N_TEST_PER_DEFECT = 30
 METHODS = ["rd", "rdpp", "urd", "aand", "rdre", "patch_knn"]
 CATEGORIES = ["brick", "gravel", "coffee"]   # the chapters' claim categories (≥ 3 categories × 3 seeds for a verdict)
 SEEDS = [111, 112, 113]           # every method and category with each seed (≥ 3 for a verdict)
-CURVE_EVAL_EVERY = {"rd": 5, "rdpp": 5, "urd": 10, "aand": 10, "rdre": 10}   # first seed: evaluated every this many
+CURVE_EVAL_EVERY = {"rd": 5, "rdpp": 5, "urd": 10, "aand": 10, "rdre": 25}   # first seed: evaluated every this many
                                   # epochs or steps (each method's budget unit, as its chapter); 0 or absent: no curve
 MAIN_CATEGORIES = ["brick", "grass", "gravel", "coins", "coffee"]   # section 7: the chapters' main runs, one seed
 WORKERS = 2                       # Dask worker processes of the local cluster (ignored with ADDRESS)
@@ -168,25 +168,28 @@ print(swept.report)
 
 # %% [markdown]
 # **Plateaus.** Each trained method's mean test I-AUROC curve over the categories (first seed), where it settles and
-# whether the schedule trains past it:
+# whether the schedule trains past it. For a method trained in stages (AAND, RD-RE) the curve is its last stage's,
+# the model that is scored, at the step count over all stages, as in its chapter. The chapters show the curves
+# themselves, from these same runs (read by key); RD++, which has no chapter, is read only here.
 
 # %%
-tasks, rows = swept.tasks, swept.rows                       # one row per task, first seed first
-ch.plateaus.update(swept.plateaus)
+ch.plateaus.update(swept.plateaus)                          # every verdict below asks each run's method's plateau
+ch.finding("plateaus", swept.finding(LABELS))
+display(Markdown("\n\n".join(p.sentence for p in swept.plateaus.values()) or "_No method logged a learning curve._"))
+swept.plateau_table(LABELS)
+
+# %% [markdown]
+# **The runs.** Each is one row of the long table, marked converged or not by its method's plateau (a run of a
+# training-free method always is); a method that did not converge has its first seed only.
+
+# %%
+rows = swept.rows                                           # one row per task, first seed first
 ok, failed = rows[rows.status != "failed"].copy(), rows[rows.status == "failed"]
 ok = ch.marked(ok)                                          # each run converged or not, by its method's plateau
 steps = ok.loc[ok.steps > 0, "steps"]                       # optimizer steps a run (training-free: 0)
-ch.glue(cmp_size=f"{IMAGE_SIZE}×{IMAGE_SIZE}", cmp_runs=len(tasks), cmp_table=f"`{table_path.name}` in the runs folder",
+ch.glue(cmp_size=f"{IMAGE_SIZE}×{IMAGE_SIZE}", cmp_table=f"`{table_path.name}` in the runs folder",
         cmp_steps=f"{steps.min():.0f} to {steps.max():.0f}" if len(steps) else "no", cmp_profile=METHOD_PROFILE,
-        cmp_curves=", ".join(f"{LABELS[m]} every {n}" for m, n in CURVE_EVAL_EVERY.items() if m in METHODS and n)
-        + " epochs or steps of its schedule" if any(CURVE_EVAL_EVERY.values()) else "no curves in this profile")
-converged = [LABELS[m] for m, p in swept.plateaus.items() if p.converged]
-ch.finding("plateaus", f"{len(converged)} of {len(swept.plateaus)} trained methods converged at their schedules"
-           + (f" ({', '.join(converged)})" if converged else "") + "; "
-           + ("not converged, and so not judged: " + ", ".join(LABELS[m] for m in swept.skipped) + "."
-              if swept.skipped else "every claim below rests on converged runs."))
-display(Markdown("\n\n".join(p.sentence for p in swept.plateaus.values()) or "_No method logged a learning curve._"))
-swept.plateau_table(LABELS) if swept.plateaus else None
+        cmp_curves=swept.curves_sentence(LABELS))
 display(Markdown(f"{len(ok)} of {len(rows)} runs finished"
                  + (": every one." if failed.empty else f"; **{len(failed)} failed**, listed here and left out below:")))
 if not failed.empty:
@@ -310,7 +313,7 @@ counts
 
 # %%
 ch.glue(cmp_noise_cats=", ".join(NOISE_CATEGORIES))
-noise = comparison.noise_drops(tasks, SEEDS[0], NOISE_CATEGORIES, NOISE_SIGMAS, LABELS, RUNS_DIR, ch.device)
+noise = comparison.noise_drops(swept.tasks, SEEDS[0], NOISE_CATEGORIES, NOISE_SIGMAS, LABELS, RUNS_DIR, ch.device)
 display(Markdown("_No run to test._") if noise.empty else noise)
 
 # %% [markdown]
@@ -328,7 +331,7 @@ display(Markdown("_No run to test._") if noise.empty else noise)
 # whose cost grows with its memory bank. The papers' efficiency claims are about these additions, at 256² on a GPU.
 
 # %% tags=["nbval-ignore-output"]
-cost = comparison.inference_costs(tasks, IMAGE_SIZE, COST_BATCHES, LABELS, RUNS_DIR)
+cost = comparison.inference_costs(swept.tasks, IMAGE_SIZE, COST_BATCHES, LABELS, RUNS_DIR)
 ch.glue(cmp_gpu_note=" and on the GPU" if any(c.endswith("cuda") for c in cost.columns) else " (no GPU here: no GPU columns)")
 cost
 

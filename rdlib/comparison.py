@@ -39,6 +39,20 @@ class PlateauSweep:
     plateaus: dict                             # method -> rdlib.plateau.Plateau (trained methods with curves)
     skipped: list[str] = field(default_factory=list)    # methods whose other seeds were not trained (not converged)
     report: str = ""
+    curves_every: dict = field(default_factory=dict)    # method -> evaluation interval of its first seed's runs
+
+    def curves_sentence(self, labels: dict) -> str:
+        """How often each method's first seed was evaluated, e.g. "RD every 5, URD every 10 epochs or steps"."""
+        every = [f"{labels.get(m, m)} every {n}" for m, n in self.curves_every.items() if n]
+        return ", ".join(every) + " epochs or steps of its schedule" if every else "no curves in this profile"
+
+    def finding(self, labels: dict) -> str:
+        """How many trained methods converged, and which were not (and so not judged)."""
+        converged = [labels.get(m, m) for m, p in self.plateaus.items() if p.converged]
+        return (f"{len(converged)} of {len(self.plateaus)} trained methods converged at their schedules"
+                + (f" ({', '.join(converged)})" if converged else "") + "; "
+                + ("not converged, and so not judged: " + ", ".join(labels.get(m, m) for m in self.skipped) + "."
+                   if self.skipped else "every claim below rests on converged runs."))
 
     def plateau_table(self, labels: dict) -> pd.DataFrame:
         """One row per trained method: converged or not, the step its mean curve settles by, of how many, the
@@ -89,7 +103,8 @@ def sweep_to_plateau(methods, categories, seeds, profile: str, data_root, curves
     stage2 = run_sweep(rest, **kw) if rest else None
     rows = pd.concat([stage1.rows] + ([stage2.rows] if stage2 else []), ignore_index=True)
     report = stage1.report() + ("\n" + stage2.report() if stage2 else "")
-    return PlateauSweep(rows, first + rest, plateaus, skipped, report)
+    return PlateauSweep(rows, first + rest, plateaus, skipped, report,
+                        {m: int(curves_every.get(m, 0)) for m in methods if m in plateaus})
 
 
 def method_results(ok: pd.DataFrame, metrics, labels: dict) -> pd.DataFrame:
