@@ -42,7 +42,7 @@
 # - **Against the training-free reference** (section 3): {glue:md}`comparison_find_reference`
 # - **Where the reference leads** (section 3, per defect type): {glue:md}`comparison_find_defects`
 # - **The papers' claims** (section 4): {glue:md}`comparison_find_claims`.
-# - **On all five categories** (section 7, the chapters' main runs, one seed): {glue:md}`comparison_find_longer`.
+# - **On every category** (section 7, the chapters' main runs, one seed): {glue:md}`comparison_find_longer`.
 # - **Equal to the official code** (RD++, last section): {glue:md}`comparison_find_equivalence`
 
 # %% tags=["parameters"]

@@ -96,6 +96,10 @@ def main(argv=None) -> int:
                 print(f"    FAILED after {time.time() - t0:.0f} s: {type(e).__name__}: {str(e)[-2000:]}", flush=True)
                 if os.environ.get("RDLIB_TRACEBACK"):
                     traceback.print_exc()
+    if not args.sweep:                        # the introduction's findings, from every chapter executed in out_dir
+        from rdlib.findings import write_findings
+
+        print(f"findings of the executed chapters -> {write_findings(out_dir)}", flush=True)
     if failures:
         print(f"{len(failures)} notebook run(s) failed: {[f for f, _ in failures]}", file=sys.stderr)
         return 1

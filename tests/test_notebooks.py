@@ -88,6 +88,9 @@ def executed():
         except Exception as e:  # noqa: BLE001 - report every failing notebook, not just the first
             failures.append(f"{name}: {type(e).__name__}: {str(e)[-3000:]}")
     assert not failures, "\n\n".join(failures)
+    from rdlib.findings import write_findings
+
+    write_findings(OUT)                                 # as notebooks/_run.py does after executing the chapters
     return OUT
 
 
@@ -128,6 +131,11 @@ def test_book_builds_from_executed_notebooks_with_warnings_as_errors(built_book)
     assert (built_book / "index.html").is_file()
     for name in NAMES:
         assert (built_book / "_executed" / "book" / f"{name}.html").is_file()
+    intro = (built_book / "index.html").read_text()
+    assert "What the book finds" in intro and "{glue" not in intro and "not computed in this run" not in intro
+    for name in ("01_rd", "03_urd", "04_aand", "05_rdre", "06_comparison"):   # each box, linked to its chapter
+        assert f'href="_executed/book/{name}.html"' in intro
+    assert "trained methods converged at their schedules" in intro          # the comparison's glued plateau line
 
 
 def _browser_or_skip():
