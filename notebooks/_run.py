@@ -36,6 +36,42 @@ def load_params(profile: str, name: str) -> dict:
     return {**(data.get("common") or {}), **(data.get(name) or {}), "PROFILE": profile}
 
 
+def _literal(value) -> str:
+    """A Python literal for a parameter value, strings in double quotes as the chapters write them."""
+    import json
+
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def parameters_as_run(source: str, params: dict) -> str:
+    """The parameters cell's ``source`` with each assignment whose name papermill injected (``params``) set to the
+    injected value, the comment on its first line kept: the cell then shows what ran, not the defaults. An
+    assignment spanning several lines becomes one line; other lines are left as they are."""
+    import ast
+    import io
+    import tokenize
+
+    comments = {t.start[0]: t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                if t.type == tokenize.COMMENT}
+    lines = source.splitlines()
+    for node in reversed(ast.parse(source).body):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                and node.targets[0].id in params:
+            name, comment = node.targets[0].id, comments.get(node.lineno)
+            line = f"{name} = {_literal(params[name])}"
+            if comment:
+                line = f"{line:<33} {comment}"              # the chapters align their comments at column 34
+            lines[node.lineno - 1:node.end_lineno] = [line]
+    return "\n".join(lines)
+
+
 def execute(name: str, params: dict, out: Path, log_output: bool = False) -> None:
     # Kernels inherit this process's environment: a non-interactive MPLBACKEND (e.g. Agg from a test runner) would
     # silently drop every figure from the executed notebook.
@@ -45,12 +81,15 @@ def execute(name: str, params: dict, out: Path, log_output: bool = False) -> Non
     out.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(nb, str(out), parameters=params, cwd=str(out.parent), kernel_name="python3",
                                log_output=log_output, progress_bar=False)
-    # The book shows the parameters cell (with its comments); papermill's injected copy is plumbing: remove it.
+    # The book shows the parameters cell (with its comments) holding the values that ran; papermill's injected copy
+    # is plumbing: remove it from the page.
     import nbformat
 
     done = nbformat.read(out, as_version=4)
     for cell in done.cells:
         tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags:
+            cell.source = parameters_as_run(cell.source, params)
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
     nbformat.write(done, out)

@@ -101,6 +101,8 @@ def test_notebooks_execute_in_ci_profile(executed):
     for name in NAMES:
         nb = nbformat.read(executed / f"{name}.ipynb", as_version=4)
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in nb.cells)
+        shown = next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assert 'PROFILE = "ci"' in shown                          # the values that ran, not the defaults
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
         assert not errors
 
@@ -232,3 +234,26 @@ def test_sweep_survives_a_failing_value(tmp_path, monkeypatch, capsys):
     rc = runner.main(["--profile", "ci", "--only", "01_rd", "--out", str(tmp_path), "--sweep", "CATEGORIES=brick,bad,coffee"])
     assert rc == 1 and calls == [["brick"], ["bad"], ["coffee"]]
     assert "FAILED" in capsys.readouterr().out
+
+
+def test_the_parameters_cell_shows_the_values_that_ran():
+    runner = _runner()
+    source = ('PROFILE = "book"                  # the profile\n'
+              'CATEGORIES = ["brick",\n'
+              '              "grass"]            # not this comment\n'
+              'EVERY = {"rd": 5}                 # first line\n'
+              '                                  # its continuation\n'
+              'SEEDS = [111]                     # kept as it is\n'
+              'ROOT = None')
+    shown = runner.parameters_as_run(source, {"PROFILE": "ci", "CATEGORIES": ["coffee"], "EVERY": {"rd": 1},
+                                              "ROOT": "/data/x", "UNUSED": 3})
+    assert shown.splitlines() == ['PROFILE = "ci"                    # the profile',
+                                  'CATEGORIES = ["coffee"]',
+                                  'EVERY = {"rd": 1}                 # first line',
+                                  '                                  # its continuation',
+                                  'SEEDS = [111]                     # kept as it is',
+                                  'ROOT = "/data/x"']
+    ns = {}
+    exec(shown, ns)                                               # still valid Python, holding the values that ran
+    assert (ns["PROFILE"], ns["CATEGORIES"], ns["EVERY"], ns["ROOT"]) == ("ci", ["coffee"], {"rd": 1}, "/data/x")
+    assert runner.parameters_as_run(source, {}) == source
