@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rdlib.claims import judge
+from rdlib.claims import BOOK_DESIGN, judge
 from rdlib.results import METRIC_LABELS
 
 
@@ -144,13 +144,14 @@ def method_figure(ok: pd.DataFrame, methods, labels: dict) -> None:
 
 def versus_reference(ok: pd.DataFrame, methods, reference: str, labels: dict,
                      metrics=("i_auroc", "p_auroc")) -> tuple[pd.DataFrame, str]:
-    """"<method> beats <reference>" judged for every other method and metric (:func:`rdlib.claims.judge`; the
-    claim is this book's, not a paper's): the verdict rows and a sentence counting the methods the reference is
+    """"<method> beats <reference>" judged for every other method and metric (:func:`rdlib.claims.judge` on at least
+    :data:`~rdlib.claims.BOOK_DESIGN`; the claim is this book's, not a paper's): the verdict rows and a sentence counting the methods the reference is
     ahead of with the whole interval on its side."""
     if reference not in methods:
         return pd.DataFrame(), ""
     rows = pd.DataFrame([judge(ok, m, reference, metric,
-                               f"{labels[m]} beats {labels[reference]} on {METRIC_LABELS[metric]}").row()
+                               f"{labels[m]} beats {labels[reference]} on {METRIC_LABELS[metric]}",
+                               min_design=BOOK_DESIGN).row()
                          for m in methods if m != reference for metric in metrics])
     behind = {metric: int((g.verdict == "contradicted").sum()) for metric, g in rows.groupby("metric")}
     unjudged = {metric: int((g.verdict == "not judged").sum()) for metric, g in rows.groupby("metric")}
@@ -210,11 +211,11 @@ def _interval(low, high) -> list[str]:
 
 def judged_claims(ok: pd.DataFrame) -> pd.DataFrame:
     """Every paper claim that compares two methods of this book (:func:`rdlib.claims.paper_claims`) judged on the
-    sweep's table at this budget, one row per claim."""
+    sweep's table at this budget (on at least :data:`~rdlib.claims.BOOK_DESIGN`), one row per claim."""
     from rdlib.claims import paper_claims
 
-    return pd.DataFrame([{"source": c.source, **judge(ok, c.a, c.b, c.metric, c.claim,
-                                                      paper_diff=c.paper_diff, paper_claim=True).row()}
+    return pd.DataFrame([{"source": c.source, **judge(ok, c.a, c.b, c.metric, c.claim, paper_diff=c.paper_diff,
+                                                      paper_claim=True, min_design=BOOK_DESIGN).row()}
                          for c in paper_claims().itertuples()])
 
 
