@@ -72,6 +72,19 @@ _BROKEN_IMAGES_JS = """() => Array.from(document.images)
 _TRUNCATED_CELLS_JS = """() => Array.from(document.querySelectorAll('td, th'))
   .map(c => c.innerText.trim())
   .filter(t => /(\\.\\.\\.|\\u2026)$/.test(t))"""
+# Text of every cell's printed output (stdout/stderr streams), one string per output
+_STREAM_TEXT_JS = """() => Array.from(document.querySelectorAll('.cell_output .output.stream, .cell_output .output.stderr'))
+  .map(e => e.innerText)"""
+# Table cells a reader sees as a missing value pandas printed (NaN, <NA>, None), alone or inside "x ± nan"
+_MISSING_CELLS_JS = """() => Array.from(document.querySelectorAll('td'))
+  .map(c => c.innerText.trim())
+  .filter(t => /^(nan|NaN|<NA>|None|NaT)$/.test(t) || /(^|[^A-Za-z])(nan|NaN)([^A-Za-z]|$)/.test(t))"""
+# How many identical printed lines a page may show before it is clutter (a worker logging the same thing per run)
+MAX_REPEATS = 3
+MIN_REPEATED_LENGTH = 20
+# A chapter that judges claims opens with its findings box (rdlib.chapter.Chapter.finding); the introduction
+# collects them (rdlib.findings)
+FINDINGS_HEADINGS = ("What this chapter finds", "What this comparison finds", "What the book finds")
 # MathJax typesets asynchronously: wait for it where a page has math; "not loaded" when it never arrives
 _MATHJAX_JS = """async () => {
   if (!document.querySelector('.math, div.math, span.math')) return 'no math';
@@ -146,8 +159,9 @@ def redirects(html_dir: Path) -> dict[str, str]:
 
 
 def check_site(html_dir: Path, screenshots: Path | None = None, pages: list[str] | None = None,
-               timeout_ms: int = 30_000) -> Report:
-    """Load every page at every width in WIDTHS and return what a reader would hit."""
+               timeout_ms: int = 30_000, findings: tuple[str, ...] = ()) -> Report:
+    """Load every page at every width in WIDTHS and return what a reader would hit. ``findings``: pages that must
+    show a findings box (one of :data:`FINDINGS_HEADINGS`)."""
     from playwright.sync_api import sync_playwright
 
     html_dir = Path(html_dir)
@@ -176,14 +190,25 @@ def check_site(html_dir: Path, screenshots: Path | None = None, pages: list[str]
 
                 context.route("**/*", route)
                 for rel in report.pages:
-                    _check_page(context, base, rel, width, report, screenshots, timeout_ms, host)
+                    _check_page(context, base, rel, width, report, screenshots, timeout_ms, host,
+                                rel in findings)
                 context.close()
         finally:
             browser.close()
     return report
 
 
-def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host):
+def repeated_lines(outputs: list[str], max_repeats: int = MAX_REPEATS,
+                   min_length: int = MIN_REPEATED_LENGTH) -> dict[str, int]:
+    """Printed lines of at least ``min_length`` characters that a page shows more than ``max_repeats`` times."""
+    from collections import Counter
+
+    counts = Counter(line.strip() for text in outputs for line in text.splitlines()
+                     if len(line.strip()) >= min_length)
+    return {line: n for line, n in counts.items() if n > max_repeats}
+
+
+def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host, needs_findings=False):
     page = context.new_page()
     found: list[Problem] = []
 
@@ -213,6 +238,12 @@ def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host
         add("raw markdown table", text[max(0, m.start() - 40):m.end() + 20].replace("\n", " "))
     for cell in page.evaluate(_TRUNCATED_CELLS_JS):
         add("truncated cell", cell[-80:])
+    for cell in page.evaluate(_MISSING_CELLS_JS):
+        add("missing value shown as NaN", cell[-80:])
+    for line, n in repeated_lines(page.evaluate(_STREAM_TEXT_JS)).items():
+        add("repeated output line", f"{n}× {line[:100]}")
+    if needs_findings and not any(h in text for h in FINDINGS_HEADINGS):
+        add("no findings box", f"none of {FINDINGS_HEADINGS} on the page")
     if width == "phone":
         _check_phone_toc(page, add)
     if screenshots is not None:

@@ -133,10 +133,12 @@ def test_book_builds_from_executed_notebooks_with_warnings_as_errors(built_book)
     assert (built_book / "index.html").is_file()
     for name in NAMES:
         assert (built_book / "_executed" / "book" / f"{name}.html").is_file()
-    intro = (built_book / "index.html").read_text()
+    import re
+
+    intro = (built_book / "book" / "intro.html").read_text()           # index.html redirects to it
     assert "What the book finds" in intro and "{glue" not in intro and "not computed in this run" not in intro
     for name in ("01_rd", "03_urd", "04_aand", "05_rdre", "06_comparison"):   # each box, linked to its chapter
-        assert f'href="_executed/book/{name}.html"' in intro
+        assert re.search(rf'href="(\.\./)?_executed/book/{name}\.html"', intro), name
     assert "trained methods converged at their schedules" in intro          # the comparison's glued plateau line
 
 
@@ -153,15 +155,17 @@ def _browser_or_skip():
 @pytest.mark.notebooks
 def test_book_in_a_browser_at_desktop_and_phone_widths(built_book):
     """Every page in headless Chromium at 1280 px and 390 px: no console error, no failed local request, no broken
-    image, no raw markdown table, no equation left as raw TeX, no truncated cell, a phone table of contents that opens. Screenshots of every page
-    at both widths land in _build/screenshots/."""
+    image, no raw markdown table, no equation left as raw TeX, no truncated cell, no NaN cell, no printed line
+    repeated more than a few times, a findings box on the introduction and every chapter that judges claims, a phone
+    table of contents that opens. Screenshots of every page at both widths land in _build/screenshots/."""
     _browser_or_skip()
     from browser_check import check_site
 
     shots = ROOT / "_build" / "screenshots"
     if shots.exists():
         shutil.rmtree(shots)
-    report = check_site(built_book, shots)
+    findings = ("book/intro.html", *(f"_executed/book/{n}.html" for n in NAMES if n not in ("00_data", "02_kernels")))
+    report = check_site(built_book, shots, findings=findings)
     chapters = [p for p in report.pages if p.startswith("_executed/book/")]
     assert len(chapters) == len(NAMES)
     assert len(report.screenshots) == 2 * len(report.pages)
@@ -178,8 +182,11 @@ TINY_NOTEBOOK = {
               "data": {"text/markdown": "| metric | value |\n|---|---|\n| I-AUROC | 90.0 |\n",
                        "text/plain": "<markdown>"}},
              {"output_type": "display_data", "metadata": {},
-              "data": {"text/html": "<table><tr><th>source</th></tr><tr><td>camera, moon, astro...</td></tr></table>",
+              "data": {"text/html": "<table><tr><th>source</th><th>I-AUROC</th></tr><tr><td>camera, moon, astro...</td>"
+                                    "<td>nan ± nan</td></tr></table>",
                        "text/plain": "<table>"}},
+             {"output_type": "stream", "name": "stderr",
+              "text": "texture source: Debian packages (94 images), not DTD\n" * 5 + "done\n"},
          ]},
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
@@ -213,10 +220,11 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
     proc = _jupyter_book_build(book, strict=False)   # -W would refuse the missing image
     html = book / "_build" / "html"
     assert (html / "broken.html").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    report = check_site(html, pages=["intro.html", "broken.html"])
+    report = check_site(html, pages=["intro.html", "broken.html"], findings=("broken.html",))
     kinds = {(p.page, p.kind) for p in report.problems}
     for kind in ("broken image", "raw markdown table", "truncated cell", "failed request", "raw TeX",
-                 "equations not typeset"):                 # its MathJax comes from the CDN: unreachable offline
+                 "equations not typeset",                  # its MathJax comes from the CDN: unreachable offline
+                 "missing value shown as NaN", "repeated output line", "no findings box"):
         assert ("broken.html", kind) in kinds, (kind, report.problems)
     assert not [p for p in report.problems if p.page == "intro.html"], report.problems
 
@@ -257,3 +265,13 @@ def test_the_parameters_cell_shows_the_values_that_ran():
     exec(shown, ns)                                               # still valid Python, holding the values that ran
     assert (ns["PROFILE"], ns["CATEGORIES"], ns["EVERY"], ns["ROOT"]) == ("ci", ["coffee"], {"rd": 1}, "/data/x")
     assert runner.parameters_as_run(source, {}) == source
+
+
+def test_repeated_lines_counts_long_identical_printed_lines_across_outputs():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from browser_check import repeated_lines
+
+    worker = "texture source: Debian packages (94 images), not DTD"
+    outputs = [f"{worker}\nrun 1\n{worker}", f"  {worker}  \n{worker}\nshort\nshort\nshort\nshort\nshort"]
+    assert repeated_lines(outputs) == {worker: 4}                    # short lines (a table's rule) do not count
+    assert repeated_lines(outputs, max_repeats=4) == {}
