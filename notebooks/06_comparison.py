@@ -179,6 +179,14 @@ display(Markdown("\n\n".join(p.sentence for p in swept.plateaus.values()) or "_N
 swept.plateau_table(LABELS)
 
 # %% [markdown]
+# **RD++'s learning curves**, which no chapter shows: loss, I-AUROC and P-AUROC of each category's first-seed run
+# against the optimizer step; in the I-AUROC panel the mean over categories (black), the band of ±{glue:text}`plateau_tol` points around the
+# level it settles at (grey) and, where it converged, the step it settles by (dashed).
+
+# %% tags=["hide-input"]
+swept.curves_figure("rdpp")
+
+# %% [markdown]
 # **The runs.** Each is one row of the long table, marked converged or not by its method's plateau (a run of a
 # training-free method always is); a method that did not converge has its first seed only.
 

@@ -40,6 +40,15 @@ class PlateauSweep:
     skipped: list[str] = field(default_factory=list)    # methods whose other seeds were not trained (not converged)
     report: str = ""
     curves_every: dict = field(default_factory=dict)    # method -> evaluation interval of its first seed's runs
+    curves: dict = field(default_factory=dict)          # method -> its learning curves (rdlib.experiments)
+
+    def curves_figure(self, method: str) -> None:
+        """``method``'s learning curves with its plateau (:func:`rdlib.viz.learning_curves_figure`), when it has
+        them (e.g. RD++, which has no chapter to show them)."""
+        from rdlib.viz import learning_curves_figure
+
+        if method in self.curves and len(self.curves[method]):
+            learning_curves_figure(self.curves[method], self.plateaus[method])
 
     def curves_sentence(self, labels: dict) -> str:
         """How often each method's first seed was evaluated, e.g. "RD every 5, URD every 10 epochs or steps"."""
@@ -84,7 +93,7 @@ def sweep_to_plateau(methods, categories, seeds, profile: str, data_root, curves
     first = [t for m in methods for t in plan([m], categories, seeds[:1], profile=profile, data_root=data_root,
                                               data_format=data_format, fit={"eval_every": int(curves_every.get(m, 0))})]
     stage1 = run_sweep(first, **kw)
-    plateaus = {}
+    plateaus, curves = {}, {}
     for m in methods:
         done = stage1.rows[(stage1.rows.method == m) & (stage1.rows.status != "failed")]
         if not curves_every.get(m) or (len(done) and (done.steps == 0).all()):
@@ -95,7 +104,8 @@ def sweep_to_plateau(methods, categories, seeds, profile: str, data_root, curves
                 runs.runs[task.category] = load_run(task.spec(), runs_dir)
             except (RunError, FileNotFoundError) as e:
                 runs.failed[task.category] = str(e)
-        plateaus[m] = plateau(learning_curves(runs), (labels or {}).get(m, m))
+        curves[m] = learning_curves(runs)
+        plateaus[m] = plateau(curves[m], (labels or {}).get(m, m))
     skipped = [m for m, p in plateaus.items() if not p.converged]
     gated = [m for m in methods if m not in skipped]
     rest = plan(gated, categories, seeds[1:], profile=profile, data_root=data_root,
@@ -104,7 +114,7 @@ def sweep_to_plateau(methods, categories, seeds, profile: str, data_root, curves
     rows = pd.concat([stage1.rows] + ([stage2.rows] if stage2 else []), ignore_index=True)
     report = stage1.report() + ("\n" + stage2.report() if stage2 else "")
     return PlateauSweep(rows, first + rest, plateaus, skipped, report,
-                        {m: int(curves_every.get(m, 0)) for m in methods if m in plateaus})
+                        {m: int(curves_every.get(m, 0)) for m in methods if m in plateaus}, curves)
 
 
 def method_results(ok: pd.DataFrame, metrics, labels: dict) -> pd.DataFrame:

@@ -213,6 +213,7 @@ def test_the_comparison_trains_other_seeds_only_for_methods_at_their_plateau(tin
     p = swept.plateaus["rd"]                        # two categories' curves, real rule: no statement on the method
     assert set(swept.plateaus) == {"rd"} and not p.converged and "2 categories" in p.why and p.label == "RD"
     assert swept.skipped == ["rd"] and len(p.curve) >= 2                     # every evaluation of the ci schedule
+    assert set(swept.curves) == {"rd"} and set(swept.curves["rd"].category) == {"brick", "coffee"}
     done = swept.rows.set_index(["method", "category", "seed"]).status
     assert sorted(done.index) == sorted([("rd", c, 0) for c in ("brick", "coffee")]
                                         + [("patch_knn", c, s) for c in ("brick", "coffee") for s in (0, 1)])
