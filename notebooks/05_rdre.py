@@ -107,7 +107,7 @@ from rdlib.claims import BOOK_DESIGN, judge
 from rdlib.cost import parameter_table, profile_costs
 from rdlib.experiments import train_ms_per_step
 from rdlib.methods.rdre import ASSUMPTIONS
-from rdlib.results import load_paper_numbers, not_reproduced, paper_row
+from rdlib.results import load_paper_numbers, not_reproduced, paper_row, with_dashes
 from rdlib.robustness import noise_comparison, noise_loss
 
 ch = start("rdre", PROFILE, CATEGORIES, options=OPTIONS, fit=FIT, data_root=DATA_ROOT, data_format=DATA_FORMAT,
@@ -464,7 +464,8 @@ ch.finding("ablations", ablation.log.summary())
 # FLOPs (`torch.utils.flop_counter`, multiply-add = 2), weights, the peak tensor memory a batch of one allocates on
 # top of the weights, and the median latency at batch 1 on this machine (`rdlib.cost.inference_cost`, measured
 # now, random weights: the cost does not depend on training); training milliseconds per optimizer step from the
-# main runs of this chapter and of RD. On a GPU the same columns are measured on the GPU.
+# main runs of this chapter and of RD ("—" for URD and AAND, which this chapter does not train; their chapters
+# show theirs). On a GPU the same columns are measured on the GPU.
 #
 # The paper's Fig. 9 places RD-RE among the lighter methods. Two things differ here and both move the order: the
 # teacher (EfficientNet-Lite0, whose maps are narrower than ResNet18's, so the fusion modules and the head shrink
@@ -478,7 +479,7 @@ cost["train ms/step"] = pd.Series({"RD": train_ms_per_step(rd), "RD-RE": train_m
 eff = paper_row(load_paper_numbers(), "rd_re_efficiency", "rd_re")
 display(Markdown(f"The paper (RD-RE with ResNet18 on a V100, input size not stated): {eff.memory_mb:g} MB of GPU memory, "
                  f"{eff.gflops:g} GFLOPs, {eff.fps:g} images/s."))
-cost
+with_dashes(cost)
 
 # %% [markdown]
 # ## 9. Paper vs ours

@@ -280,11 +280,12 @@ class AblationReport:
             return
         from IPython.display import Markdown, display
 
-        from rdlib.results import ablation_table
+        from rdlib.results import ablation_table, missing_notes
 
-        display(ablation_table(self.grid, rows, self.metrics, table_id, paper_methods, paper_metrics, df=self.paper,
-                               **match))
-        display(Markdown(self.convergence(rows)))
+        table = ablation_table(self.grid, rows, self.metrics, table_id, paper_methods, paper_metrics, df=self.paper,
+                               **match)
+        display(table)
+        display(Markdown("\n\n".join(filter(None, [missing_notes(table, self.grid), self.convergence(rows)]))))
 
     def convergence(self, rows: list[str]) -> str:
         """Whether each variant of ``rows`` is trained to its plateau, as one line under its table."""

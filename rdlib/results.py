@@ -92,14 +92,43 @@ def with_paper_columns(ours: pd.DataFrame, table_id: str, methods: list, metrics
     return out
 
 
+MISSING = "—"
+
+
+def with_dashes(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every missing value (NaN, None) shown as "—" instead of pandas' "NaN"; the caller says below the
+    table what a dash means there."""
+    return df.astype(object).where(df.notna(), MISSING)
+
+
+def missing_notes(table: pd.DataFrame, grid: pd.DataFrame | None = None) -> str:
+    """What the dashes and "failed" cells of an ablation table mean, as one Markdown line: a paper column without a
+    number (the paper reports no such row), and per variant whose runs all failed, its first error (from the grid's
+    ``error`` column)."""
+    notes = []
+    paper = [c for c in table.columns if str(c).startswith("paper ")]
+    if paper and (table[paper] == MISSING).any().any():
+        notes.append(f"{MISSING} in a paper column: the paper reports no number for that row")
+    failed = [v for v in table.index if (table.loc[v] == "failed").any()]
+    if failed and grid is not None and "error" in grid:
+        for v in failed:
+            errors = grid.loc[(grid.variant == v) & grid.error.fillna("").astype(str).ne(""), "error"].astype(str)
+            first = errors.iloc[0].splitlines()[0][:200] if len(errors) else "no error recorded"
+            notes.append(f"{v} failed: {first}")
+    elif failed:
+        notes.append("failed: every run of that variant failed")
+    return ("_" + "; ".join(notes) + "._") if notes else ""
+
+
 def ablation_table(grid: pd.DataFrame, rows: list, metrics, table_id: str, paper_methods: list,
                    paper_metrics=("i_auroc", "p_auroc", "pro"), df: pd.DataFrame | None = None, **match) -> pd.DataFrame:
     """The ablation variants ``rows`` of a run grid (mean ± 95 % interval over categories × seeds, in that order)
-    with the paper's ``table_id`` rows beside them (``paper_methods[i]`` for row i; None: none); readable labels."""
+    with the paper's ``table_id`` rows beside them (``paper_methods[i]`` for row i; None: none); readable labels,
+    "—" where a value is missing (:func:`missing_notes` says why)."""
     from rdlib.stats import mean_interval_table
 
     t = mean_interval_table(grid[grid.variant.isin(rows)], list(metrics)).loc[list(rows)]
-    return readable(with_paper_columns(t, table_id, paper_methods, paper_metrics, df=df, **match))
+    return with_dashes(readable(with_paper_columns(t, table_id, paper_methods, paper_metrics, df=df, **match)))
 
 
 def chance_levels(predictions) -> dict[str, float]:

@@ -48,9 +48,10 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     report.table(["B", "A"], "t1", ["paper_b", None], ("i_auroc",))
     t, line = shown
     assert "no claim on them is judged" in line.data                             # no plateaus: said under the table
+    assert line.data.startswith("_— in a paper column: the paper reports no number for that row._")
     assert list(t.index) == ["B", "A"]                                            # the order asked for
     assert float(t.iloc[1, 0].split(" ± ")[0]) == pytest.approx(df[df.variant == "A"].i_auroc.mean(), abs=0.05)
-    assert t.iloc[0, -1] == 88.0 and np.isnan(t.iloc[1, -1])                      # paper column: row B only
+    assert t.iloc[0, -1] == 88.0 and t.iloc[1, -1] == "—"                        # paper column: row B only
     report.judge("A", "B", "A beats B", "i_auroc")
     s = report.log.verdicts[-1].sentence
     assert shown[-1].data == s                                                    # shown below the table
@@ -262,6 +263,19 @@ def test_defect_types_average_each_defects_auroc_over_runs_and_name_the_referenc
     assert table.loc["hole", "Ref"] == pytest.approx(37.5) and table.loc["warp", "Ref"] == pytest.approx(100.0)
     assert sentence == ("Ref's I-AUROC minus each method's, per defect type: A largest on warp (+31.2), smallest on "
                         "hole (-62.5) (a negative difference: the method is ahead of Ref there).")
+
+
+def test_missing_values_show_as_dashes_and_failed_variants_say_why():
+    from rdlib.results import missing_notes, with_dashes
+
+    table = with_dashes(pd.DataFrame({"I-AUROC (%)": ["90.0 ± 1.0", "failed"], "paper I-AUROC": [98.5, np.nan]},
+                                     index=["efficientnet", "resnet18"]))
+    assert table.loc["resnet18", "paper I-AUROC"] == "—" and table.loc["efficientnet", "paper I-AUROC"] == 98.5
+    grid = pd.DataFrame({"variant": ["efficientnet", "resnet18", "resnet18"], "status": ["trained", "failed", "failed"],
+                         "error": ["", "RuntimeError: no ImageNet weights for resnet18\nTraceback ...", "other"]})
+    assert missing_notes(table, grid) == ("_— in a paper column: the paper reports no number for that row; "
+                                          "resnet18 failed: RuntimeError: no ImageNet weights for resnet18._")
+    assert missing_notes(with_dashes(pd.DataFrame({"I-AUROC (%)": ["90.0"]}, index=["a"])), grid) == ""
 
 
 def test_comparison_tables_read_the_long_table(monkeypatch):
