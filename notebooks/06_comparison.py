@@ -263,11 +263,11 @@ by_defect
 # %% [markdown]
 # How to read that table: kNN compares each test patch with every kept normal patch of the same teacher's levels 2
 # and 3, so a defect that changes the local texture is far from every kept patch however small it is, while a
-# student that rebuilds the teacher from a bottleneck also learns to rebuild what is *near* normal. If the gap is
-# largest on the subtle, smooth defect types (warps) and small on those that break the texture (holes, stains), the
-# reference leads because its memory keeps the normal patches themselves — a difference of mechanism, not of
-# training, since the trained methods are at their plateaus; if the gap is even across defect types, the students
-# are uniformly less precise than the memory. On MVTec AD, PatchCore-style nearest-neighbour detectors are reported at or
+# student that rebuilds the teacher from a bottleneck also learns to rebuild what is *near* normal. Where the gap
+# is near zero for some defect types and large for others, the trained methods find the first kind as well as the
+# memory does and miss part of the second: the reference's lead comes from particular kinds of defect, through its
+# mechanism, and — the trained methods being at their plateaus — not from training that stopped too early. A gap
+# even across all types would instead say that the students are uniformly less precise than the memory. On MVTec AD, PatchCore-style nearest-neighbour detectors are reported at or
 # above RD's level in the literature, so a reference that is hard to beat is not peculiar to this data.
 
 # %% [markdown]

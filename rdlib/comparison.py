@@ -168,8 +168,9 @@ def versus_reference(ok: pd.DataFrame, methods, reference: str, labels: dict,
     sentence = (f"The training-free reference is ahead, with the whole interval on its side, of "
                 f"{behind.get('i_auroc', 0)} of {len(methods) - 1} trained methods on I-AUROC and of "
                 f"{behind.get('p_auroc', 0)} on P-AUROC")
-    sentence += (f"; {unjudged.get('i_auroc', 0)} comparisons on I-AUROC were not judged (runs not shown trained to "
-                 "their plateau, or too few)." if unjudged.get("i_auroc") else ".")
+    n = unjudged.get("i_auroc", 0)
+    sentence += (f"; {n} comparison{'s' if n != 1 else ''} on I-AUROC {'were' if n != 1 else 'was'} not judged (runs "
+                 "not shown trained to their plateau, or too few)." if n else ".")
     return rows, sentence
 
 
