@@ -328,9 +328,18 @@ def chapter_main_runs(methods, categories, profile: str, data_root, labels: dict
 
 
 def order_sentence(table: pd.DataFrame, size: int) -> str:
-    """The methods of :func:`chapter_main_runs` by mean I-AUROC, as a sentence."""
+    """The methods of :func:`chapter_main_runs` by mean I-AUROC, as a sentence; a method found on fewer categories
+    than the others says on how many (its mean is over those only)."""
     order = table["I-AUROC"].dropna().sort_values(ascending=False)
-    return (f"mean I-AUROC of the chapters' runs at {size}²: " + ", ".join(f"{m} {v:.1f}" for m, v in order.items())
+    found = table["categories found"] if "categories found" in table else pd.Series(dtype=int)
+    most = int(found.max()) if len(found) else 0
+
+    def fewer(m):
+        n = int(found.get(m, most))
+        return f" ({n} categor{'y' if n == 1 else 'ies'})" if n < most else ""
+
+    return (f"mean I-AUROC of the chapters' runs at {size}²: " + ", ".join(f"{m} {v:.1f}{fewer(m)}"
+                                                                           for m, v in order.items())
             if len(order) else "no chapter runs found")
 
 

@@ -300,6 +300,9 @@ def test_comparison_tables_read_the_long_table(monkeypatch):
     assert counts.iloc[:, 0].sum() == len(verdicts) and text.endswith("of the papers' claims against RD / RD++")
     table = pd.DataFrame({"I-AUROC": [70.0, np.nan, 80.0]}, index=["RD", "RD++", "URD"])
     assert comparison.order_sentence(table, 128) == "mean I-AUROC of the chapters' runs at 128²: URD 80.0, RD 70.0"
+    table["categories found"] = [5, 0, 3]                                 # URD's mean is over 3 categories only
+    assert comparison.order_sentence(table, 128) == ("mean I-AUROC of the chapters' runs at 128²: URD 80.0 "
+                                                     "(3 categories), RD 70.0")
     assert comparison.protocol_size(["rd", "urd"], "compare") == 64
     sizes = {"rd": 64, "urd": 128}
     monkeypatch.setattr(rdlib.methods, "method_profile", lambda m, p: {"options": {"image_size": sizes[m]}})
