@@ -63,7 +63,7 @@ def equivalence_table(name: str, folder: str | Path | None = None) -> tuple[str,
                           "verdict": [c["verdict"] for c in rows]}).set_index("component")
     n_equal = sum(c["verdict"] == "equal" for c in rows)
     w = r["weights"]
-    unused = "; ".join(f"{n} {why}" for why, n in w.get("official_unused", {}).items())
+    unused = _code_names("; ".join(f"{n} {why}" for why, n in w.get("official_unused", {}).items()))
     s = r["setup"]
     rd = r["rdlib"]
     sentence = (
@@ -77,5 +77,12 @@ def equivalence_table(name: str, folder: str | Path | None = None) -> tuple[str,
         f"official ones ({w['parameters']['rdlib']:,} parameters on each side)"
         + (f"; official tensors its forward never reads: {unused}" if unused else "") + ".")
     if s.get("note"):
-        sentence += " " + s["note"]
+        sentence += " " + _code_names(s["note"])
     return sentence, table
+
+
+def _code_names(text: str) -> str:
+    """Python dunder names (``__init__``) as inline code, so that Markdown does not read them as bold."""
+    import re
+
+    return re.sub(r"(?<!`)\b(__\w+__)\b(?!`)", r"`\1`", text)

@@ -131,6 +131,7 @@ def test_committed_results_name_their_commits_and_find_every_component_equal(nam
     sentence, table = equivalence_table(name)
     assert f"{len(r['components'])} of {len(r['components'])} components equal" in sentence
     assert list(table.index) == [c["component"] for c in r["components"]]
+    assert re.search(r"(?<!`)__\w+__", sentence) is None          # a dunder is code, not Markdown bold
 
 
 def test_equivalence_table_says_how_to_run_a_missing_check(tmp_path):
