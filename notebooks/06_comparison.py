@@ -195,7 +195,7 @@ rows = swept.rows                                           # one row per task, 
 ok, failed = rows[rows.status != "failed"].copy(), rows[rows.status == "failed"]
 ok = ch.marked(ok)                                          # each run converged or not, by its method's plateau
 steps = ok.loc[ok.steps > 0, "steps"]                       # optimizer steps a run (training-free: 0)
-ch.glue(cmp_size=f"{IMAGE_SIZE}×{IMAGE_SIZE}", cmp_table=f"`{table_path.name}` in the runs folder",
+ch.glue(cmp_size=f"{IMAGE_SIZE}×{IMAGE_SIZE}", cmp_table=f"{table_path.name} in the runs folder",
         cmp_steps=f"{steps.min():.0f} to {steps.max():.0f}" if len(steps) else "no", cmp_profile=METHOD_PROFILE,
         cmp_curves=swept.curves_sentence(LABELS))
 display(Markdown(f"{len(ok)} of {len(rows)} runs finished"
