@@ -101,6 +101,21 @@ def with_dashes(df: pd.DataFrame) -> pd.DataFrame:
     return df.astype(object).where(df.notna(), MISSING)
 
 
+def short_reason(error: str, limit: int = 160) -> str:
+    """The part of an error message a table's footnote shows: its first sentence without the trailing details in
+    parentheses (where it looked, why a download failed), which differ from machine to machine."""
+    import re
+
+    first = error.strip().splitlines()[0] if error.strip() else ""
+    first = re.split(r"(?<=[^.\s])\.\s", first, maxsplit=1)[0].rstrip(".")
+    while True:
+        trimmed = re.sub(r"\s*\((?:[^()]|\([^()]*\))*\)\s*$", "", first)
+        if trimmed == first or not trimmed:
+            break
+        first = trimmed
+    return first if len(first) <= limit else first[:limit - 1] + "…"
+
+
 def missing_notes(table: pd.DataFrame, grid: pd.DataFrame | None = None) -> str:
     """What the dashes and "failed" cells of an ablation table mean, as one Markdown line: a paper column without a
     number (the paper reports no such row), and per variant whose runs all failed, its first error (from the grid's
@@ -113,8 +128,7 @@ def missing_notes(table: pd.DataFrame, grid: pd.DataFrame | None = None) -> str:
     if failed and grid is not None and "error" in grid:
         for v in failed:
             errors = grid.loc[(grid.variant == v) & grid.error.fillna("").astype(str).ne(""), "error"].astype(str)
-            first = errors.iloc[0].splitlines()[0][:200] if len(errors) else "no error recorded"
-            notes.append(f"{v} failed: {first}")
+            notes.append(f"{v} failed: {short_reason(errors.iloc[0]) if len(errors) else 'no error recorded'}")
     elif failed:
         notes.append("failed: every run of that variant failed")
     return ("_" + "; ".join(notes) + "._") if notes else ""

@@ -276,6 +276,12 @@ def test_missing_values_show_as_dashes_and_failed_variants_say_why():
     assert missing_notes(table, grid) == ("_— in a paper column: the paper reports no number for that row; "
                                           "resnet18 failed: RuntimeError: no ImageNet weights for resnet18._")
     assert missing_notes(with_dashes(pd.DataFrame({"I-AUROC (%)": ["90.0"]}, index=["a"])), grid) == ""
+    from rdlib.results import short_reason
+
+    base = "TeacherWeightsError: weights for 'resnet50' (file resnet50-0676ba61.pth) are not available"
+    online = base + " (download failed: URLError: <urlopen error [Errno -2] Name or service not known>). Looked in: /a/"
+    offline = base + " (RDLIB_OFFLINE=1). Looked in: /root/.cache/torch/hub/checkpoints/; put the file there"
+    assert short_reason(online) == short_reason(offline) == base       # the same footnote on every machine
 
 
 def test_comparison_tables_read_the_long_table(monkeypatch):
