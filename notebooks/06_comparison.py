@@ -172,7 +172,7 @@ print(swept.report)
 # the model that is scored, at the step count over all stages, as in its chapter. The chapters show the curves
 # themselves, from these same runs (read by key); RD++, which has no chapter, is read only here.
 
-# %%
+# %% tags=["hide-input"]
 ch.plateaus.update(swept.plateaus)                          # every verdict below asks each run's method's plateau
 ch.finding("plateaus", swept.finding(LABELS))
 display(Markdown("\n\n".join(p.sentence for p in swept.plateaus.values()) or "_No method logged a learning curve._"))
@@ -190,7 +190,7 @@ swept.curves_figure("rdpp")
 # **The runs.** Each is one row of the long table, marked converged or not by its method's plateau (a run of a
 # training-free method always is); a method that did not converge has its first seed only.
 
-# %%
+# %% tags=["hide-input"]
 rows = swept.rows                                           # one row per task, first seed first
 ok, failed = rows[rows.status != "failed"].copy(), rows[rows.status == "failed"]
 ok = ch.marked(ok)                                          # each run converged or not, by its method's plateau
