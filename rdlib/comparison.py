@@ -3,7 +3,7 @@ read from the sweep's long table (:func:`rdlib.sweep.run_sweep`, one row per met
 
     size = protocol_size(["rd", "urd"], "book")               # one size for every method, or a clear error
     swept = sweep_to_plateau(METHODS, CATEGORIES, SEEDS, "book", root, {"rd": 5, "urd": 10})   # curves, then seeds
-    ok = mark(swept.rows, swept.plateaus)                       # each run converged or not (rdlib.plateau)
+    ok = rdlib.plateau.mark(swept.rows, swept.plateaus)          # each run converged or not
     results = method_results(ok, METRICS, LABELS)               # mean ± 95 % interval per method
     versus_reference(ok, ["rd", "urd"], "patch_knn", LABELS)     # verdicts against the training-free reference
 """
