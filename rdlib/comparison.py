@@ -66,11 +66,12 @@ class PlateauSweep:
     def plateau_table(self, labels: dict) -> pd.DataFrame:
         """One row per trained method: converged or not, the step its mean curve settles by, of how many, the
         level it settles at and, if not converged, why."""
-        return pd.DataFrame({labels.get(m, m): {"plateau": p.status, "settles by step": p.settled_at
-                                                if p.converged else "—", "of steps": p.steps,
-                                                "level (I-AUROC)": round(p.level, 1) if np.isfinite(p.level) else "—",
-                                                "categories": len(p.categories), "why not": p.why or "—"}
-                             for m, p in self.plateaus.items()}).T
+        from rdlib.results import with_dashes
+
+        return with_dashes(pd.DataFrame({labels.get(m, m): {
+            "plateau": p.status, "settles by step": p.settled_at if p.converged else None, "of steps": p.steps,
+            "level (I-AUROC)": round(p.level, 1), "categories": len(p.categories), "why not": p.why or None}
+            for m, p in self.plateaus.items()}).T)
 
 
 def sweep_to_plateau(methods, categories, seeds, profile: str, data_root, curves_every: dict, *, data_format=None,
@@ -180,16 +181,17 @@ def defect_types(ok: pd.DataFrame, labels: dict, reference: str | None = None) -
     one column per method, and, with ``reference``, a sentence naming for each trained method the defect types where
     the reference's I-AUROC minus the method's is largest and smallest."""
     from pathlib import Path
+    from types import SimpleNamespace
 
     from rdlib.experiments import per_defect_auroc
-    from rdlib.training import EvalResult
 
     rows = []
     for r in ok.to_dict("records"):
         path = Path(str(r.get("run_dir", ""))) / "predictions.npz"
         if path.is_file():
-            rows += [{"method": r["method"], "defect": d, "i_auroc": v}
-                     for d, v in per_defect_auroc(EvalResult.load(path)).items()]
+            with np.load(path, allow_pickle=False) as z:          # scores and defect types only, not the maps
+                pred = SimpleNamespace(scores=z["scores"], defects=z["defects"].tolist())
+            rows += [{"method": r["method"], "defect": d, "i_auroc": v} for d, v in per_defect_auroc(pred).items()]
     if not rows:
         return pd.DataFrame(), ""
     table = pd.DataFrame(rows).pivot_table(index="defect", columns="method", values="i_auroc", aggfunc="mean")
