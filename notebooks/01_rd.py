@@ -186,11 +186,13 @@ print(f"identical features give {cosine_loss_flatten(t, t).item():.1e} and {cosi
 # every {glue:text}`curve_every` optimizer steps while it trains (cheap: the teacher's training features are cached),
 # and `rdlib.plateau.plateau` — the one function every chapter uses — reads the mean curve over the categories: it has
 # settled from the step after which every evaluation stays within {glue:text}`plateau_tol` points of its final level,
-# and the method is **converged** when that flat stretch covers at least {glue:text}`plateau_flat` of the schedule (at
-# least {glue:text}`plateau_evals` evaluations). A claim on runs that are not converged is not judged anywhere in this
-# book, nor one resting on fewer than {glue:text}`claim_design`. The black line is the mean, the grey band
-# ±{glue:text}`plateau_tol` points
-# around its final level, the dashed line the step it settles by.
+# and every category's own curve trends by at most {glue:text}`plateau_drift` points over the rest of the schedule
+# (a flat mean can hide one category rising while another falls); the method is **converged** when that flat stretch
+# covers at least {glue:text}`plateau_flat` of the schedule (at least {glue:text}`plateau_evals` evaluations). A claim
+# on runs that are not converged is not judged anywhere in this book, nor one resting on fewer than
+# {glue:text}`claim_design`. The black line is the mean, the grey band ±{glue:text}`plateau_tol` points around its
+# final level, the dashed line the step where the flat stretch starts; the table's last column is each category's
+# fitted change over that stretch.
 
 # %%
 trained = ch.train(fit={"eval_every": CURVE_EVAL_EVERY})     # failed categories are rows of the tables below

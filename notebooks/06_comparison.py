@@ -56,7 +56,7 @@ N_TEST_PER_DEFECT = 30
 METHODS = ["rd", "rdpp", "urd", "aand", "rdre", "patch_knn"]
 CATEGORIES = ["brick", "gravel", "coffee"]   # the chapters' claim categories (≥ 3 categories × 3 seeds for a verdict)
 SEEDS = [111, 112, 113]           # every method and category with each seed (≥ 3 for a verdict)
-CURVE_EVAL_EVERY = {"rd": 5, "rdpp": 5, "urd": 10, "aand": 10, "rdre": 25}   # first seed: evaluated every this many
+CURVE_EVAL_EVERY = {"rd": 5, "rdpp": 5, "urd": 20, "aand": 10, "rdre": 25}   # first seed: evaluated every this many
                                   # epochs or steps (each method's budget unit, as its chapter); 0 or absent: no curve
 MAIN_CATEGORIES = ["brick", "grass", "gravel", "coins", "coffee"]   # section 7: the chapters' main runs, one seed
 WORKERS = 2                       # Dask worker processes of the local cluster (ignored with ADDRESS)

@@ -340,6 +340,7 @@ def start(method: str, profile: str, categories, *, options: dict | None = None,
     from rdlib import plateau
 
     ch.glue(plateau_tol=f"{plateau.TOL:g}", plateau_flat=f"{plateau.FLAT:.0%}", plateau_evals=plateau.TAIL + 1,
+            plateau_drift=f"{plateau.DRIFT:g}",
             claim_design=f"{BOOK_DESIGN[0]} categories × {BOOK_DESIGN[1]} seeds", chapter_size=f"{ch.image_size}²")
     return ch
 

@@ -7,7 +7,13 @@ categories for a statement about the method). The curve has **settled** from the
 every evaluation stays within ``tol`` points of its final level (the mean of the last ``tail`` evaluations), and the
 method is **converged** at its schedule when that settled stretch covers at least ``flat`` of the schedule (and at
 least ``tail`` + 1 evaluations): it stopped moving well before training ended, so training longer would not change
-what the book reports by more than ``tol``. A curve still rising — or falling, as an over-generalising decoder does —
+what the book reports by more than ``tol``. A flat mean can hide one category still rising while another falls
+(AAND's chapter: coffee climbing from 89 to 95 while coins slid from 93 to 89), so the stretch starts only where every
+category's own curve is flat too: its least-squares trend across the stretch (the fitted change from the stretch's
+first to its last step, :func:`trend`) within ``drift`` points. One category's evaluations scatter by about ±2 points
+(230 test images), and the fitted change over n evenly spaced evaluations has a standard error of
+σ·√(12(n−1)/(n(n+1))) — 1.3σ at 5 evaluations, 1.0σ at 10 — so the bound, 3 × ``tol`` = 6 points, sits about 2.4
+standard errors above that noise at 5 evaluations and catches a category that moves by more than the mean may. A curve still rising — or falling, as an over-generalising decoder does —
 at the end is *not converged*, and :func:`rdlib.claims.judge` does not judge a claim on its runs.
 """
 from __future__ import annotations
@@ -18,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 TOL, TAIL, FLAT, MIN_CATEGORIES = 2.0, 3, 0.3, 3
+DRIFT = 3 * TOL
 
 
 def settle_step(steps, values, tol: float = TOL, tail: int = TAIL) -> int | None:
@@ -35,6 +42,31 @@ def settle_step(steps, values, tol: float = TOL, tail: int = TAIL) -> int | None
     return int(steps[min(i, len(steps) - 1)])
 
 
+def trend(steps, values) -> float:
+    """The least-squares line's change from the first to the last of ``steps`` (points); NaN with fewer than 2."""
+    x, y = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if x.size < 2 or np.ptp(x) == 0:
+        return float("nan")
+    slope = ((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum()   # b = Σ(x−x̄)(y−ȳ) / Σ(x−x̄)²
+    return float(slope * np.ptp(x))                                                  # change = b · (x_max − x_min)
+
+
+def stretch_start(curve: pd.Series, per_category: pd.DataFrame, tol: float = TOL, tail: int = TAIL,
+                  drift: float = DRIFT) -> int | None:
+    """The first evaluated step from which the mean ``curve`` stays within ``tol`` of its final level
+    (:func:`settle_step`) and no category's own curve (a column of ``per_category``, indexed by step) trends by more
+    than ``drift`` up to the end; None where the mean has not been evaluated ``tail`` + 1 times."""
+    start = settle_step(curve.index, curve.values, tol, tail)
+    if start is None:
+        return None
+    for step in curve.index[curve.index >= start]:
+        stretch = per_category.loc[curve.index[curve.index >= step]]
+        moves = [trend(c.dropna().index, c.dropna().values) for _, c in stretch.items()]
+        if not any(abs(m) > drift for m in moves if not np.isnan(m)):
+            return int(step)
+    return int(curve.index[-1])
+
+
 @dataclass(frozen=True, eq=False)
 class Plateau:
     """Where ``label``'s mean learning curve settles and whether its schedule (``steps``) trains past it."""
@@ -44,13 +76,15 @@ class Plateau:
     curve: pd.Series                                  # mean over categories, indexed by step
     per_category: pd.DataFrame = field(repr=False)    # step × category
     steps: int                                        # the schedule's last evaluated step
-    settled_at: int | None                            # settle_step of the mean curve
+    settled_at: int | None                            # stretch_start: the mean and every category flat from here
     level: float                                      # the mean of the last `tail` evaluations
     tol: float = TOL
     flat: float = FLAT
     tail: int = TAIL
     min_categories: int = MIN_CATEGORIES
+    drift: float = DRIFT                              # the most a category's fitted trend may change over the stretch
     last_steps: dict = field(default_factory=dict)    # category -> its last evaluated step
+    mean_settled_at: int | None = None                # settle_step of the mean curve alone
 
     @property
     def categories(self) -> list[str]:
@@ -61,9 +95,17 @@ class Plateau:
         return 0 if self.settled_at is None else int((self.curve.index >= self.settled_at).sum())
 
     @property
+    def trends(self) -> pd.Series:
+        """Each category's fitted change over the flat stretch (:func:`trend`; empty before the curve settles)."""
+        if self.settled_at is None or self.per_category.empty:
+            return pd.Series(dtype=float)
+        stretch = self.per_category.loc[self.curve.index[self.curve.index >= self.settled_at]]
+        return pd.Series({cat: trend(c.dropna().index, c.dropna().values) for cat, c in stretch.items()}, dtype=float)
+
+    @property
     def converged(self) -> bool:
         """Settled within the schedule: the flat stretch spans ≥ ``flat`` of it and ≥ ``tail`` + 1 evaluations,
-        on ≥ ``min_categories`` categories."""
+        on ≥ ``min_categories`` categories, none of which trends by more than ``drift`` over it."""
         return bool(self.settled_at is not None and len(self.categories) >= self.min_categories
                     and self.flat_evaluations >= self.tail + 1
                     and self.steps - self.settled_at >= self.flat * self.steps)
@@ -88,8 +130,16 @@ class Plateau:
         if self.settled_at is None:
             return f"{curve} was evaluated at fewer than {self.tail + 1} steps"
         if self.flat_evaluations >= self.tail + 1:
-            return (f"{curve} settles only at step {self.settled_at} of {self.steps}, less than {self.flat:.0%} of the "
-                    "schedule before its end")
+            later = (f" (the mean alone from step {self.mean_settled_at}, but a category's own curve moved by more "
+                     f"than {self.drift:g} points after it)" if self.mean_settled_at not in (None, self.settled_at) else "")
+            return (f"{curve} settles only at step {self.settled_at} of {self.steps}{later}, less than {self.flat:.0%} "
+                    "of the schedule before its end")
+        if self.mean_settled_at is not None and (self.curve.index >= self.mean_settled_at).sum() >= self.tail + 1:
+            stretch = self.per_category.loc[self.curve.index[self.curve.index >= self.mean_settled_at]]
+            moves = ", ".join(f"{cat} {trend(c.dropna().index, c.dropna().values):+.1f}" for cat, c in stretch.items())
+            return (f"{curve} is flat from step {self.mean_settled_at}, but the categories' own curves still move by "
+                    f"more than {self.drift:g} points until the last evaluations (fitted change from step "
+                    f"{self.mean_settled_at}: {moves}): the mean hides categories still learning or degrading")
         rising = self.curve.iloc[-1] >= self.curve.iloc[-(self.tail + 1)]         # the trend over the last evaluations
         return f"{curve} is still {'rising' if rising else 'falling'} at the last evaluations"
 
@@ -104,27 +154,30 @@ class Plateau:
 
     def table(self) -> pd.DataFrame:
         """Per category and for the mean: the step the curve settles by ("—" where fewer than ``tail`` + 1
-        evaluations agree, i.e. it has not settled), the final level and the last value."""
+        evaluations agree, i.e. it has not settled), the final level, the last value and each category's fitted trend over
+        the flat stretch (:attr:`trends`)."""
         def settled(c: pd.Series):
             at = settle_step(c.index, c.values, self.tol, self.tail)
             return at if at is not None and (c.index >= at).sum() >= self.tail + 1 else "—"
 
+        trends = self.trends
         rows = {cat: {"settled at step": settled(c.dropna()), "final level": c.dropna().iloc[-self.tail:].mean(),
-                      "at the last step": c.dropna().iloc[-1]} for cat, c in self.per_category.items()}
+                      "at the last step": c.dropna().iloc[-1], "trend over the flat stretch": trends.get(cat, np.nan)}
+                for cat, c in self.per_category.items()}
         rows["mean"] = {"settled at step": settled(self.curve), "final level": self.level,
-                        "at the last step": self.curve.iloc[-1]}
+                        "at the last step": self.curve.iloc[-1], "trend over the flat stretch": "—"}
         return pd.DataFrame(rows).T
 
 
 def plateau(curves: pd.DataFrame, label: str, metric: str = "i_auroc", *, tol: float = TOL, tail: int = TAIL,
-            flat: float = FLAT, min_categories: int = MIN_CATEGORIES) -> Plateau:
+            flat: float = FLAT, min_categories: int = MIN_CATEGORIES, drift: float = DRIFT) -> Plateau:
     """Read the plateau of one method's learning curves (:func:`rdlib.experiments.learning_curves`: rows of
     category, step and the logged metrics); for a method trained in stages, the last stage's evaluations at the step
     count over all stages (``total_step``). Categories evaluated at the same steps are averaged step by step (a step
     some category lacks is left out); categories evaluated as often but at other steps (a reader's categories of
     different sizes with budgets in epochs) at the same fraction of each one's schedule, shown at the median
     category's steps."""
-    args = (tol, flat, tail, min_categories)
+    args = (tol, flat, tail, min_categories, drift)
     curves = curves.dropna(subset=[metric]) if metric in curves else curves.iloc[0:0]
     if curves.empty:
         return Plateau(label, metric, pd.Series(dtype=float), pd.DataFrame(), 0, None, float("nan"), *args)
@@ -142,8 +195,9 @@ def plateau(curves: pd.DataFrame, label: str, metric: str = "i_auroc", *, tol: f
     if mean.empty:
         return Plateau(label, metric, mean, wide, int(wide.index.max()), None, float("nan"), *args,
                        last_steps=last.astype(int).to_dict())
-    return Plateau(label, metric, mean, wide, int(mean.index.max()), settle_step(mean.index, mean.values, tol, tail),
-                   float(mean.iloc[-tail:].mean()), *args, last_steps=last.astype(int).to_dict())
+    return Plateau(label, metric, mean, wide, int(mean.index.max()), stretch_start(mean, wide.loc[mean.index], tol, tail, drift),
+                   float(mean.iloc[-tail:].mean()), *args, last_steps=last.astype(int).to_dict(),
+                   mean_settled_at=settle_step(mean.index, mean.values, tol, tail))
 
 
 def mark(table: pd.DataFrame, plateaus: dict[str, Plateau]) -> pd.DataFrame:

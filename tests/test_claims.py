@@ -309,8 +309,8 @@ def test_comparison_tables_read_the_long_table(monkeypatch):
     table["categories found"] = [5, 0, 3]                                 # URD's mean is over 3 categories only
     assert comparison.order_sentence(table, 128) == ("mean I-AUROC of the chapters' runs at 128²: URD 80.0 "
                                                      "(3 categories), RD 70.0")
-    assert comparison.protocol_size(["rd", "urd"], "compare") == 64
+    assert comparison.protocol_size(["rd", "urd"], "ci") == 64
     sizes = {"rd": 64, "urd": 128}
     monkeypatch.setattr(rdlib.methods, "method_profile", lambda m, p: {"options": {"image_size": sizes[m]}})
     with pytest.raises(ValueError, match="different image sizes"):
-        comparison.protocol_size(["rd", "urd"], "compare")
+        comparison.protocol_size(["rd", "urd"], "ci")

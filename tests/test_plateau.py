@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from rdlib.claims import judge
-from rdlib.plateau import mark, plateau, settle_step
+from rdlib.plateau import mark, plateau, settle_step, stretch_start, trend
 from test_stats import grid
 
 STEPS = [50, 100, 150, 200, 250, 300]
@@ -59,6 +59,44 @@ def test_a_late_settle_is_not_converged_and_fewer_than_three_categories_say_noth
     p = plateau(curves({c: [80] * 6 for c in "ab"}), "M")
     assert not p.converged and "learning curves on 2 categories; a statement about the method needs 3" in p.why
     assert not plateau(pd.DataFrame(), "M").converged                          # no curves: nothing shown
+
+
+def test_trend_is_the_least_squares_change_across_the_steps():
+    assert trend([0, 10, 20], [80, 82, 84]) == pytest.approx(4.0)                # a straight line: its change
+    assert trend([0, 10, 20, 30], [80, 90, 80, 90]) == pytest.approx(6.0)        # slope 60/500 over 30 steps, by hand
+    assert trend([0, 10, 20, 30], [85, 85, 85, 85]) == 0.0
+    assert np.isnan(trend([50], [80]))
+
+
+def test_a_flat_mean_that_hides_one_category_rising_and_another_falling_starts_later():
+    steps = list(range(50, 550, 50))                                          # 10 evaluations, 50 … 500
+    rise = [80, 82, 84, 86, 88, 90, 90, 90, 90, 90]                           # +10 until step 300, then flat
+    fall = [100, 98, 96, 94, 92, 90, 90, 90, 90, 90]                          # the mirror: the mean of a and b is 90
+    flat = [90] * 10
+    p = plateau(curves({"a": rise, "b": fall, "c": flat}, steps), "M")
+    assert p.mean_settled_at == 50 and p.curve.values == pytest.approx([90] * 10)
+    # by hand, a's fitted change from step 100: Σdx·y = 3000, Σdx² = 150000, × 400 steps = +8.0 (> 6); from step 150:
+    # Σdx·dy = 1700, Σdx² = 105000, × 350 steps = +5.67 (≤ 6): the stretch starts at 150
+    assert trend(steps[1:], rise[1:]) == pytest.approx(8.0) and trend(steps[2:], rise[2:]) == pytest.approx(1700 / 105000 * 350)
+    assert p.settled_at == 150 and p.converged                                # 350 of 500 steps flat after it
+    assert p.trends.round(2).to_dict() == {"a": 5.67, "b": -5.67, "c": 0.0}
+    assert p.table().loc["a", "trend over the flat stretch"] == pytest.approx(5.67, abs=0.005)
+    # the same categories moving until the end: the mean is still flat from 50, but the method is not converged
+    late_rise, late_fall = [70 + 2.5 * i for i in range(10)], [110 - 2.5 * i for i in range(10)]
+    p = plateau(curves({"a": late_rise, "b": late_fall, "c": flat}, steps), "M")
+    assert p.mean_settled_at == 50 and not p.converged and p.settled_at == 400    # the last 3 change by 5.0
+    assert "flat from step 50, but the categories' own curves still move" in p.why and "a +22.5, b -22.5" in p.why
+    # … or until step 400 of 500: flat only over the last 200 steps, settled at 350 (by hand: the last 4 change
+    # by 5.25, the last 5 by 8.0), 150 steps = 30 % of the schedule: just converged; one evaluation later it is not
+    stop = [70 + 2.5 * i for i in range(9)] + [90]
+    p = plateau(curves({"a": stop, "b": [180 - v for v in stop], "c": flat}, steps), "M")
+    assert p.settled_at == 350 and p.converged
+    p = plateau(curves({"a": stop, "b": [180 - v for v in stop], "c": flat}, steps), "M", flat=0.31)
+    assert not p.converged and "settles only at step 350 of 500 (the mean alone from step 50" in p.why
+    # noise of ±2 around a flat category never moves the stretch (fitted change well inside 6)
+    noisy = [90, 92, 88, 91, 89, 92, 88, 90, 91, 89]
+    assert stretch_start(pd.Series(flat, index=steps, dtype=float),
+                         pd.DataFrame({"a": noisy, "b": flat, "c": flat}, index=steps)) == 50
 
 
 def test_the_mean_curve_uses_only_steps_every_category_evaluated():

@@ -223,7 +223,7 @@ def test_the_comparison_trains_other_seeds_only_for_methods_at_their_plateau(tin
 
     def converged(curves, label, **k):               # the same curves, judged converged: the gate opens
         seen[label] = sorted(curves.category.unique())
-        return real(curves, label, min_categories=2, tol=100.0, flat=0.0, tail=1)
+        return real(curves, label, min_categories=2, tol=100.0, flat=0.0, tail=1, drift=1e3)
 
     monkeypatch.setattr(rdlib.plateau, "plateau", converged)
     again = comparison.sweep_to_plateau(["rd", "patch_knn"], ["brick", "coffee"], [0, 1], "ci", tiny_benchmark,

@@ -45,11 +45,6 @@ PROFILES = {
     "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, raa_epochs=10, distill_epochs=100,
                              teacher_activation="relu", **_ADAM),
              "fit": dict(batch_size=16, seed=111, checkpoint_seconds=60)},
-    # the comparison chapter on a 2-core CPU: one size (64²) for every method, short schedules; RD, URD, AAND and RD-RE
-    # use their chapters' ablation settings, so those runs are reused by key
-    "compare": {"options": dict(teacher="efficientnet_lite0", image_size=64, raa_epochs=4, distill_epochs=15,
-                                teacher_activation="relu", **_ADAM),
-                "fit": dict(batch_size=16, seed=111, checkpoint_seconds=60)},
     "ci": {"options": dict(teacher="efficientnet_lite0", image_size=64, raa_epochs=1, distill_epochs=2,
                            teacher_activation="relu", **_ADAM),
            "fit": dict(batch_size=8, seed=111)},

@@ -14,9 +14,6 @@ PROFILES = {
     "paper": {"options": dict(teacher="wide_resnet50_2", image_size=256, coreset=1.0), "fit": dict(batch_size=16, seed=111)},
     "full": {"options": dict(teacher="efficientnet_lite0", image_size=256, coreset=0.1), "fit": dict(batch_size=16, seed=111)},
     "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, coreset=0.1), "fit": dict(batch_size=16, seed=111)},
-    # the comparison chapter on a 2-core CPU: one size (64²) for every method, short schedules; RD, URD, AAND and RD-RE
-    # use their chapters' ablation settings, so those runs are reused by key
-    "compare": {"options": dict(teacher="efficientnet_lite0", image_size=64, coreset=0.1), "fit": dict(batch_size=16, seed=111)},
     "ci": {"options": dict(teacher="efficientnet_lite0", image_size=64, coreset=0.5), "fit": dict(batch_size=8, seed=111)},
 }
 

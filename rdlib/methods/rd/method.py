@@ -31,10 +31,6 @@ PROFILES = {
     # chapter's learning curves: with ReLU'd maps, 300 steps gave no systematic gain over 200-250)
     "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, epochs=50, teacher_activation="relu", **_ADAM),
              "fit": dict(batch_size=16, seed=111, checkpoint_seconds=60)},
-    # the comparison chapter on a 2-core CPU: one size (64²) for every method, short schedules; RD, URD, AAND and RD-RE
-    # use their chapters' ablation settings, so those runs are reused by key
-    "compare": {"options": dict(teacher="efficientnet_lite0", image_size=64, epochs=20, teacher_activation="relu", **_ADAM),
-                "fit": dict(batch_size=16, seed=111, checkpoint_seconds=60)},
     # seconds on a CPU: proves that every path runs
     "ci": {"options": dict(teacher="efficientnet_lite0", image_size=64, epochs=2, teacher_activation="relu", **_ADAM),
            "fit": dict(batch_size=8, seed=111)},

@@ -41,12 +41,6 @@ PROFILES = {
     "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, epochs=50, teacher_activation="relu",
                              ssot=False, **_ADAM),
              "fit": dict(batch_size=16, seed=111, checkpoint_seconds=60)},
-    # the comparison chapter on a 2-core CPU: one size (64²) for every method, short schedules; RD, URD, AAND and RD-RE
-    # use their chapters' ablation settings, so those runs are reused by key; RD++ runs half of RD's 20 epochs (it
-    # cannot cache teacher features, ~4x an RD run): the book's CPU budget, stated in the chapter
-    "compare": {"options": dict(teacher="efficientnet_lite0", image_size=64, epochs=10, teacher_activation="relu",
-                                ssot=False, **_ADAM),
-                "fit": dict(batch_size=16, seed=111, checkpoint_seconds=60)},
     "ci": {"options": dict(teacher="efficientnet_lite0", image_size=64, epochs=2, teacher_activation="relu", **_ADAM),
            "fit": dict(batch_size=8, seed=111)},
 }

@@ -58,11 +58,6 @@ PROFILES = {
     "book": {"options": dict(teacher="efficientnet_lite0", image_size=128, student_steps=100, seg_steps=350,
                              teacher_activation="relu", seg_width=64),
              "fit": dict(batch_size=16, seed=111)},
-    # the comparison chapter on a 2-core CPU: one size (64²) for every method, short schedules; RD, URD, AAND and RD-RE
-    # use their chapters' ablation settings, so those runs are reused by key
-    "compare": {"options": dict(teacher="efficientnet_lite0", image_size=64, student_steps=20, seg_steps=20,
-                                teacher_activation="relu", seg_width=64),
-                "fit": dict(batch_size=16, seed=111)},
     "ci": {"options": dict(teacher="efficientnet_lite0", image_size=64, student_steps=2, seg_steps=2,
                            teacher_activation="relu", seg_width=32),
            "fit": dict(batch_size=8, seed=111)},
