@@ -293,8 +293,9 @@ class Chapter:
 
     def budget_keys(self) -> list[str]:
         """The options that set the method's optimizer budget (steps or epochs, per stage), in stage order."""
-        keys = ("epochs", "steps", "raa_epochs", "distill_epochs", "student_steps", "seg_steps")
-        return [k for k in keys if k in self.options]
+        from rdlib.methods.base import BUDGET_OPTIONS
+
+        return [k for k in BUDGET_OPTIONS if k in self.options]
 
 
 def _rows(runs, label: str) -> pd.DataFrame:
@@ -332,6 +333,10 @@ def start(method: str, profile: str, categories, *, options: dict | None = None,
         if not Path(root).exists():
             raise FileNotFoundError(f"DATA_ROOT {root}: no such folder; give the dataset's root folder or None for "
                                     "the embedded benchmark")
+        from rdlib.data import verify
+
+        # a missing category, split file or mask stops the chapter here, at its first cell, naming the path
+        verify(root, data_format, list(categories), check_pixels=False)
     ch = Chapter(method, profile, list(categories), opts, loop, root, data_name,
                  "cuda" if torch.cuda.is_available() else "cpu", dict(options or {}), dict(fit or {}), data_root,
                  data_format, (n_train, n_test_good, n_test_per_defect), runs_dir, progress, workers, name or method)

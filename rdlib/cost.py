@@ -156,3 +156,68 @@ def profile_costs(methods: dict, profile: str, image_size: int, device=None, rep
         opts = {**method_profile(name, profile)["options"], "image_size": image_size, "weights": "random"}
         rows[label] = inference_cost(create_method(name, **opts), image_size, device=device, repeats=repeats)
     return pd.DataFrame(rows).T
+
+
+def _batch_size(batch) -> int | None:
+    """The leading dimension of the first tensor in a (nested) batch."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    items = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, (list, tuple)) else ()
+    return next((n for n in map(_batch_size, items) if n), None)
+
+
+def training_cost(method: str, profile: str, data_root, category: str, device: str = "cpu",
+                  fit: dict | None = None) -> "pd.DataFrame":
+    """What a training step of ``method``'s ``profile`` costs, per stage, at the profile's batch size and image size
+    with the teacher at random weights (no download), on ``device``: parameters held and trained (M); GFLOPs per
+    training image (forward and backward of one step ÷ batch, as :func:`flops` counts; work done once per run, such
+    as RD's cached teacher features, is not in a step); the memory the training state holds (weights and buffers,
+    gradients and Adam's two moments of the trained parameters); and the peak tensor memory a step allocates beyond
+    it (:func:`peak_memory_mb`: the CPU profiler's allocation events on a CPU). Three steps per stage: the first sets
+    up (optimizer state, caches), the second is counted, the third measured. ``data_root`` / ``category``: a tree
+    with at least the profile's batch size of training images; ``fit``: loop settings overriding the profile's
+    (e.g. another ``batch_size``)."""
+    import pandas as pd
+
+    from rdlib.methods import create_method
+    from rdlib.methods.base import BUDGET_OPTIONS
+    from rdlib.runs import RunSpec, build_datasets
+    from rdlib.training import fit as train
+
+    spec = RunSpec.from_profile(method, profile, data_root, category, fit=fit)
+    spec.options = {**spec.options, "weights": "random",
+                    **{k: 3 for k in BUDGET_OPTIONS if spec.options.get(k)}}           # 3 steps (epochs of one batch)
+    train_set, _ = build_datasets(spec)
+    cfg = spec.fit_config(device)
+    if len(train_set) < cfg.batch_size:
+        raise ValueError(f"{data_root}/{category}: {len(train_set)} training images; the profile's batch is "
+                         f"{cfg.batch_size} (one full batch per step is measured)")
+    cfg.eval_every, cfg.checkpoint_seconds = 0, 1e9
+    m = create_method(method, **spec.options)
+    step, rows, calls = m.training_step, {}, {}
+
+    def measured(batch, optimizers, stage):
+        n = calls[stage.name] = calls.get(stage.name, 0) + 1
+        if n == 2:
+            out = {}
+            with FlopCounterMode(display=False) as counter:
+                out = step(batch, optimizers, stage)
+            trained = {id(p): p for o in optimizers.values() for g in o.param_groups for p in g["params"]}
+            n_trained = sum(p.numel() for p in trained.values())
+            images = _batch_size(batch) or cfg.batch_size
+            rows[stage.name] = {"params held (M)": sum(p.numel() for p in m.parameters()) / 1e6,
+                                "params trained (M)": n_trained / 1e6, "batch": images,
+                                "training GFLOPs / image": counter.get_total_flops() / 1e9 / images,
+                                "state MB": weights_mb(m) + 3 * 4 * n_trained / 1e6}   # + grads, Adam m and v (fp32)
+            return out
+        if n == 3:
+            out = {}
+            rows[stage.name]["step peak MB"] = peak_memory_mb(lambda: out.update(step(batch, optimizers, stage)),
+                                                              torch.device(device))
+            return out
+        return step(batch, optimizers, stage)
+
+    m.training_step = measured
+    train(m, train_set, None, cfg)
+    columns = ["params held (M)", "params trained (M)", "batch", "training GFLOPs / image", "state MB", "step peak MB"]
+    return pd.DataFrame(rows).T.reindex(columns=columns).astype(float).rename_axis("stage")   # NaN: fewer steps

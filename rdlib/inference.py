@@ -119,6 +119,12 @@ def _compile_settings(compiled: bool):
     return inductor_config.patch(freezing=True)
 
 
+def compile_wanted(device: torch.device, compile: bool | str = "auto") -> bool:
+    """Whether :func:`optimize_for_inference` tries ``torch.compile``: by default (``"auto"``) on a CUDA device only;
+    ``True``/``False`` force it. Even when tried, the compiled model is kept only if it matches and is faster."""
+    return torch.device(device).type == "cuda" if compile == "auto" else bool(compile)
+
+
 def optimize_for_inference(method, image_size: int | None = None, fold_bn: bool = True, channels_last: bool = True,
                            compile: bool | str = "auto", atol: float = 1e-4, probe: torch.Tensor | None = None) -> FastModel:
     """A :class:`FastModel` of ``method.model`` (the method itself is left untouched). ``probe``: the check's batch
@@ -152,8 +158,7 @@ def optimize_for_inference(method, image_size: int | None = None, fold_bn: bool 
         report.folded = 0
         out = FastModel(fast, channels_last, report)
         report.max_error = _max_error(out(probe), reference)
-    want_compile = (device.type == "cuda") if compile == "auto" else bool(compile)
-    if want_compile:
+    if compile_wanted(device, compile):
         try:
             compiled = torch.compile(fast, dynamic=False)
             trial = FastModel(fast, channels_last, report)

@@ -80,3 +80,38 @@ def test_weights_mb_counts_parameters_and_buffers():
 
     m = nn.BatchNorm2d(10)                          # weight, bias, running mean/var (float32) + num_batches (int64)
     assert weights_mb(m) == (4 * 10 * 4 + 8) / 1e6
+
+
+def test_training_cost_of_an_rd_step_against_its_forward_pass(tmp_path):
+    """One RD step trains the bottleneck and decoder on cached teacher features: forward once, backward computes
+    each weight's gradient (as many FLOPs as the forward) and the gradient of every input but the teacher's
+    features (at most as many again), so the step costs between 2 and 3 forward passes of the student per image.
+    Per image it does not depend on the batch; the memory a step needs grows with it."""
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from trees import write_tree
+
+    from rdlib.cost import training_cost
+    from rdlib.methods import create_method, method_profile
+
+    root = write_tree(tmp_path, "mvtec", ["cable"], n_train=8, size=16)
+    cost = training_cost("rd", "ci", root, "cable")
+    assert list(cost.index) == ["distill"] and cost.loc["distill", "batch"] == 8
+    row = cost.loc["distill"]
+    opts = {**method_profile("rd", "ci")["options"], "weights": "random"}
+    model = create_method("rd", **opts).model.eval()
+    x = torch.rand(1, 3, opts["image_size"], opts["image_size"])
+    with torch.no_grad():
+        feats = model.encode(x)
+    forward = flops(lambda: model.student(feats)) / 1e9
+    assert 2 * forward < row["training GFLOPs / image"] <= 3 * forward
+    trained = sum(p.numel() for part in (model.bottleneck, model.decoder) for p in part.parameters())
+    assert row["params trained (M)"] == pytest.approx(trained / 1e6)
+    assert row["params held (M)"] == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6)
+    half = training_cost("rd", "ci", root, "cable", fit={"batch_size": 4}).loc["distill"]
+    assert half["batch"] == 4 and half["training GFLOPs / image"] == pytest.approx(row["training GFLOPs / image"])
+    assert 0 < half["step peak MB"] < row["step peak MB"] and half["state MB"] == row["state MB"]

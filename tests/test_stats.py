@@ -241,6 +241,12 @@ def test_chapter_start_merges_the_profile_and_generates_the_embedded_data_at_its
     other = ch.root_at(ch.image_size * 2)                     # ablations at another size: the benchmark at that size
     assert other != ch.root and f"{ch.image_size * 2}px" in other.name and ch.root_at(None) == ch.root
     assert ch.budget_keys() == ["epochs"]
+    from rdlib.data import DataError
+    from trees import write_tree
+
+    with pytest.raises(DataError, match="no category folder 'bottle'"):      # checked before anything runs
+        start("urd", "ci", ["bottle"], data_root=tmp_path, announce=False)
+    write_tree(tmp_path, "mvtec", ["bottle"], n_train=1, n_good=1, n_bad=1)
     given = start("urd", "ci", ["bottle"], data_root=tmp_path, announce=False)
     assert given.root == tmp_path and given.root_at(999) == tmp_path      # a reader's dataset is resized per run
     assert given.options == method_profile("urd", "ci")["options"]

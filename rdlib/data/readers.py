@@ -35,8 +35,19 @@ def _images(folder: Path) -> list[Path]:
 
 def _require_dir(path: Path, what: str) -> Path:
     if not path.is_dir():
-        raise DataError(f"{path}: missing {what}. Check the dataset root and --format.")
+        raise DataError(f"{path}: missing {what}. Check the dataset root (DATA_ROOT, --data) and its format "
+                        "(DATA_FORMAT, --format).")
     return path
+
+
+def _require_category(root: Path, category: str, fmt: str) -> Path:
+    """``root / category``, or a DataError naming it and the categories the tree holds."""
+    if not (root / category).is_dir():
+        known = list_categories(root, fmt)
+        raise DataError(f"{root / category}: no category folder '{category}' in this {fmt} tree; it holds "
+                        f"{known if known else 'no category'}. Check CATEGORIES (--category) and the dataset root "
+                        "(DATA_ROOT, --data).")
+    return root / category
 
 
 def detect_format(root: str | Path) -> str:
@@ -63,7 +74,7 @@ def list_categories(root: str | Path, fmt: str | None = None) -> list[str]:
 
 def read_mvtec(root: str | Path, category: str, dataset: str = "mvtec") -> pd.DataFrame:
     """MVTec AD / MPDD layout: ``train/good``, ``test/<defect>``, ``ground_truth/<defect>/<stem>_mask.png``."""
-    cat = _require_dir(Path(root) / category, f"category folder '{category}'")
+    cat = _require_category(Path(root), category, dataset)
     rows = []
     for p in _images(_require_dir(cat / "train" / "good", "train/good folder")):
         rows.append((dataset, category, "train", "good", 0, str(p), None))
@@ -78,7 +89,7 @@ def read_mvtec(root: str | Path, category: str, dataset: str = "mvtec") -> pd.Da
 
 def read_btad(root: str | Path, category: str) -> pd.DataFrame:
     """BTAD: ``train/ok``, ``test/ok``, ``test/ko``, masks ``ground_truth/ko/<stem>.<ext>`` (no ``_mask`` suffix)."""
-    cat = _require_dir(Path(root) / category, f"category folder '{category}'")
+    cat = _require_category(Path(root), category, "btad")
     rows = [("btad", category, "train", "good", 0, str(p), None) for p in _images(_require_dir(cat / "train" / "ok", "train/ok folder"))]
     rows += [("btad", category, "test", "good", 0, str(p), None) for p in _images(_require_dir(cat / "test" / "ok", "test/ok folder"))]
     gt = cat / "ground_truth" / "ko"
@@ -234,7 +245,8 @@ def verify(root: str | Path, fmt: str | None = None, categories: list[str] | Non
         for r in t.itertuples():
             has_mask = isinstance(r.mask_path, str)
             if has_mask and not Path(r.mask_path).is_file():
-                raise DataError(f"{r.mask_path}: missing mask for anomalous image {r.image_path}.")
+                raise DataError(f"{r.mask_path}: missing mask for anomalous image {r.image_path}. Restore it "
+                                "from the dataset's release (or remove the image) and run again.")
             if check_pixels:
                 img = load_image(r.image_path)
                 if has_mask:

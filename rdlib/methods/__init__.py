@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from rdlib import smoke
 from rdlib.methods.base import DataConfig, Method, OptionError, Stage
 
 
@@ -82,11 +83,14 @@ def method_class(name: str) -> type:
 def method_profile(name: str, profile: str, category: str | None = None) -> dict:
     """``{"options": {...}, "fit": {...}}`` of a method's profile (copies; KeyError-free: a clear error instead).
     With ``category``, the profile's options for that category (e.g. URD's paper budget: 10k steps for cable and
-    transistor, 5k for the others) override the general ones."""
+    transistor, 5k for the others) override the general ones. With ``RDLIB_SMOKE=1`` every budget is one unit and
+    the teacher's weights random (:mod:`rdlib.smoke`)."""
     entry = method_entry(name)
     if profile not in entry.profiles:
         raise OptionError(f"method {name!r} has no profile {profile!r}; choose from {sorted(entry.profiles)}")
     prof = entry.profiles[profile]
+    if smoke.active():                                    # RDLIB_SMOKE=1: the same path, budgets cut to one unit
+        prof = smoke.scaled_profile(prof)
     per_category = prof.get("category_options", {}).get(category, {}) if category is not None else {}
     return {"options": {**prof.get("options", {}), **per_category}, "fit": dict(prof.get("fit", {}))}
 

@@ -32,6 +32,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+# The options that set a method's optimizer budget, one per stage (epochs or steps), as the methods name them.
+BUDGET_OPTIONS = ("epochs", "steps", "raa_epochs", "distill_epochs", "student_steps", "seg_steps")
+
 
 @dataclass(frozen=True)
 class Stage:
