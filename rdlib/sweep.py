@@ -191,10 +191,20 @@ class SweepResult:
         counts = self.rows.status.value_counts().to_dict() if len(self.rows) else {}
         lines = [f"sweep: {len(self.rows)} task(s) " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                  + f"; {self.submitted} submitted to {self.n_workers} worker(s)"
-                 + (f"; table {self.table}" if self.table else "")]
+                 + (f"; table {_shown(self.table)}" if self.table else "")]
         for f in self.failures:
             lines += [f"FAILED {f.task.label} (run key {f.key}): {f.error}", f.traceback.rstrip()]
         return "\n".join(lines)
+
+
+def _shown(path: Path) -> str:
+    """A path as a report prints it: relative to the working folder when inside it, else its last three parts
+    (no machine-specific prefix on a book page)."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(Path("…", *path.parts[-3:])) if len(path.parts) > 3 else str(path)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

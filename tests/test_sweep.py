@@ -1,6 +1,7 @@
 """Sweeps on Dask distributed: two local worker processes, one deliberately failing task (a corrupt image in one
 category), the failure reported with its traceback, the others finished, one table, and a rerun that skips what
 finished and retrains only what failed once the image is repaired."""
+from pathlib import Path
 import shutil
 
 import pandas as pd
@@ -234,3 +235,16 @@ def test_the_comparison_trains_other_seeds_only_for_methods_at_their_plateau(tin
     assert (status.loc["rd"].xs(1, level="seed") == "trained").all()
     table = again.plateau_table({"rd": "RD"})
     assert table.loc["RD", "plateau"] == "converged" and table.loc["RD", "why not"] == "—"
+
+
+def test_the_report_names_the_table_without_the_machines_path(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from rdlib.sweep import SweepResult
+
+    rows = pd.DataFrame({"status": ["reused"]})
+    far = SweepResult(rows, [], Path("/srv/build/x/runs/sweeps/book.csv")).report()
+    assert far.endswith("table …/runs/sweeps/book.csv") and "/srv" not in far
+    monkeypatch.chdir(tmp_path)
+    near = SweepResult(rows, [], tmp_path / "runs" / "sweeps" / "ci.csv").report()
+    assert near.endswith("; table runs/sweeps/ci.csv")
