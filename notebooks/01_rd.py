@@ -483,6 +483,14 @@ not_reproduced("rd")
 # profile with the paper's WideResNet50-2 on MVTec AD; neither produced the numbers on this page.
 
 # %% [markdown]
+# ## Conclusion
+#
+# Written by `Chapter.conclusion` from the plateaus and verdicts this page printed above:
+
+# %% tags=["hide-input"]
+ch.conclusion("RD")
+
+# %% [markdown]
 # ## Environment
 
 # %% tags=["nbval-ignore-output"]

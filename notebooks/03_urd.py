@@ -385,6 +385,14 @@ not_reproduced("urd")
 # produced the numbers on this page.
 
 # %% [markdown]
+# ## Conclusion
+#
+# Written by `Chapter.conclusion` from the plateaus and verdicts this page printed above:
+
+# %% tags=["hide-input"]
+ch.conclusion("URD")
+
+# %% [markdown]
 # ## Environment
 
 # %% tags=["nbval-ignore-output"]

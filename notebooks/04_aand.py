@@ -434,6 +434,14 @@ not_reproduced("aand")
 # AD; neither produced the numbers on this page.
 
 # %% [markdown]
+# ## Conclusion
+#
+# Written by `Chapter.conclusion` from the plateaus and verdicts this page printed above:
+
+# %% tags=["hide-input"]
+ch.conclusion("AAND")
+
+# %% [markdown]
 # ## Environment
 
 # %% tags=["nbval-ignore-output"]

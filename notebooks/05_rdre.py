@@ -522,6 +522,14 @@ not_reproduced("rd_re")
 # wider head, longer stages, on a GPU) is the first place to look before reading anything into a verdict here.
 
 # %% [markdown]
+# ## Conclusion
+#
+# Written by `Chapter.conclusion` from the plateaus and verdicts this page printed above:
+
+# %% tags=["hide-input"]
+ch.conclusion("RD-RE")
+
+# %% [markdown]
 # ## Environment
 
 # %% tags=["nbval-ignore-output"]

@@ -52,6 +52,9 @@ class Chapter:
     workers: int = 1
     name: str = ""                   # prefix of the chapter's glue keys (default: the method)
     plateaus: dict = field(default_factory=dict)         # label -> rdlib.plateau.Plateau read in this chapter
+    verdicts: list = field(default_factory=list)         # every rdlib.claims.Verdict this chapter's versus judged
+    logs: list = field(default_factory=list)             # the ClaimLogs of its ablation reports
+    findings: dict = field(default_factory=dict)         # key -> the text of each finding glued
 
     @property
     def image_size(self) -> int:
@@ -162,8 +165,11 @@ class Chapter:
                          f"{glue_prefix}_budget": spent})
         from rdlib.results import load_paper_numbers
 
-        return AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log, plateaus=plateaus,
-                              min_design=BOOK_DESIGN)
+        report = AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log, plateaus=plateaus,
+                                min_design=BOOK_DESIGN)
+        if all(report.log is not known for known in self.logs):
+            self.logs.append(report.log)                  # its verdicts, as they are judged, for the conclusion
+        return report
 
     def glue(self, **values) -> None:
         """Glue each value as text for the prose (``{glue:text}`name```), e.g. ``ch.glue(rdre_size="128²")``."""
@@ -179,6 +185,20 @@ class Chapter:
         from myst_nb import glue
 
         glue(f"{self.name or self.method}_find_{key}", Markdown(text), display=False)
+        self.findings[key] = text
+
+    def conclusion(self, label: str) -> str:
+        """The chapter's closing paragraph (:func:`rdlib.findings.conclusion_text`) from the same objects as its
+        body — its plateaus, every verdict it judged, its detection finding — shown and returned."""
+        from IPython.display import Markdown, display
+
+        from rdlib.findings import conclusion_text
+
+        scale = f"{self.image_size}² on {self.data_name} with a {self.teacher} teacher"
+        verdicts = self.verdicts + [v for log in self.logs for v in log.verdicts]
+        text = conclusion_text(label, scale, self.plateaus, verdicts, self.findings.get("detection", ""))
+        display(Markdown(text))
+        return text
 
     def results(self, label: str, trained: CategoryRuns, others: dict[str, CategoryRuns],
                 metrics=("i_auroc", "p_auroc"), chart=("i_auroc",)) -> pd.DataFrame:
@@ -242,9 +262,11 @@ class Chapter:
         from rdlib.results import METRIC_LABELS
 
         table = self.marked(pd.concat([_rows(trained, label), _rows(other, other_label)], ignore_index=True))
-        sentences = [judge(table, label, other_label, m, f"{label} beats {other_label} on "
-                           f"{METRIC_LABELS.get(m, m)} {claim}".strip(), paper_claim=paper_claim,
-                           min_design=BOOK_DESIGN).sentence for m in metrics]
+        verdicts = [judge(table, label, other_label, m, f"{label} beats {other_label} on "
+                          f"{METRIC_LABELS.get(m, m)} {claim}".strip(), paper_claim=paper_claim,
+                          min_design=BOOK_DESIGN) for m in metrics]
+        self.verdicts += verdicts
+        sentences = [v.sentence for v in verdicts]
         display(Markdown("\n\n".join(sentences)))
         self.finding(f"vs_{other_label.lower()}", " ".join(sentences))
 

@@ -81,3 +81,43 @@ def write_findings(executed: Path, doc_prefix: str = "/_executed/book/") -> Path
 
 
 __all__ = ["book_findings", "findings_box", "glued", "write_findings"]
+
+
+def conclusion_text(method: str, scale: str, plateaus: dict, verdicts: list, detection: str = "") -> str:
+    """A chapter's closing paragraph, from the objects its body printed: ``plateaus`` (label → :class:`~rdlib.plateau.
+    Plateau`), every :class:`~rdlib.claims.Verdict` it judged, its detection finding; ``scale``: what the runs were
+    (size, data, teacher)."""
+    import numpy as np
+    import pandas as pd
+
+    parts = [f"**In short.** {method} was run here at {scale}."]
+    if detection:
+        parts.append(detection.strip().rstrip(".")[0].upper() + detection.strip().rstrip(".")[1:] + ".")
+    trained = [p for p in plateaus.values() if len(p.categories)]
+    if trained:
+        done = [f"{p.label} by step {p.settled_at} of {p.steps}" for p in trained if p.converged]
+        not_done = [f"{p.label} ({p.steps} steps)" for p in trained if not p.converged]
+        parts.append(("Trained to its plateau: " + ", ".join(done) + ". " if done else "")
+                     + ("Not at its plateau, so none of its claims is judged: " + ", ".join(not_done) + "."
+                        if not_done else "").strip())
+    if not verdicts:
+        parts.append("No claim of the paper was judged on this page.")
+        return " ".join(p for p in parts if p)
+    counts = pd.Series([v.verdict for v in verdicts]).value_counts()
+    order = [k for k in ("supported", "contradicted", "inconclusive", "not judged") if k in counts]
+    parts.append(f"Of the {len(verdicts)} claims this page judged, " + ", ".join(f"{counts[k]} {'were' if counts[k] > 1 else 'was'} {k}" for k in order) + ".")
+    for kind in ("supported", "contradicted"):
+        named = [v.claim for v in verdicts if v.verdict == kind]
+        if named:
+            parts.append(f"{kind.capitalize()}: " + "; ".join(named) + ".")
+    unresolved = [v.detectable for v in verdicts if v.verdict == "inconclusive" and np.isfinite(v.detectable)]
+    if unresolved:
+        parts.append(f"The inconclusive ones are differences these designs could not resolve — the smallest true "
+                     f"difference they would detect is {min(unresolved):.1f} to {max(unresolved):.1f} points — not "
+                     "evidence that the variants are equal.")
+    reasons = pd.Series([v.reason for v in verdicts if v.verdict == "not judged" and v.reason]).value_counts()
+    if len(reasons):
+        parts.append(f"Not judged, most often because {reasons.index[0].rstrip('.')}.")
+    parts.append("All of it describes this implementation at this budget, not the paper's own result (the *Paper vs "
+                 "ours* section lists what differs).")
+    return " ".join(p for p in parts if p)

@@ -43,3 +43,33 @@ def test_book_findings_link_each_chapter_and_skip_those_without_a_box(tmp_path):
     assert text == ("**{doc}`RD: a chapter </_executed/book/01_rd>`**\n\n"
                     "- **Detection** (section 5): 89.6.\n- **Size**: 128² images")
     assert "no findings yet" in book_findings(tmp_path / "empty")
+
+
+def test_the_conclusion_is_written_from_the_verdicts_and_plateaus_the_page_printed():
+    import pandas as pd
+
+    from rdlib.claims import Verdict
+    from rdlib.findings import conclusion_text
+    from rdlib.plateau import plateau
+
+    def curves(values):
+        return pd.DataFrame([{"category": c, "step": s, "i_auroc": v} for c in "abc"
+                             for s, v in zip([50, 100, 150, 200, 250, 300], values)])
+
+    plateaus = {"URD": plateau(curves([70, 80, 85, 85, 85, 85]), "URD"),
+                "RD-RE": plateau(curves([50, 60, 70, 80, 90, 100]), "RD-RE")}
+    verdicts = [Verdict("URD beats RD on I-AUROC", "URD", "RD", "i_auroc", "supported", detectable=3.0),
+                Verdict("URD beats RD on P-AUROC", "URD", "RD", "p_auroc", "inconclusive", detectable=4.2),
+                Verdict("SA beats SC on P-AP", "SA", "SC", "p_ap", "inconclusive", detectable=2.5),
+                Verdict("RD-RE beats RD", "RD-RE", "RD", "i_auroc", "not judged", reason="'RD-RE' not trained to its plateau"),
+                Verdict("E–T–S beats T–S", "E", "T", "i_auroc", "contradicted", detectable=1.0)]
+    text = conclusion_text("URD", "128² on the embedded benchmark", plateaus, verdicts, "mean I-AUROC 80.3 over 5.")
+    assert text.startswith("**In short.** URD was run here at 128² on the embedded benchmark. Mean I-AUROC 80.3 over 5.")
+    assert "Trained to its plateau: URD by step 150 of 300." in text
+    assert "Not at its plateau, so none of its claims is judged: RD-RE (300 steps)." in text
+    assert ("Of the 5 claims this page judged, 1 was supported, 1 was contradicted, 2 were inconclusive, 1 was not "
+            "judged.") in text
+    assert "Supported: URD beats RD on I-AUROC." in text and "Contradicted: E–T–S beats T–S." in text
+    assert "would detect is 2.5 to 4.2 points" in text                       # the inconclusive ones' range
+    assert "Not judged, most often because 'RD-RE' not trained to its plateau." in text
+    assert conclusion_text("X", "64²", {}, []).endswith("No claim of the paper was judged on this page.")
