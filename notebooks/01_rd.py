@@ -18,7 +18,8 @@
 #
 # **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/01_rd.ipynb)**
 #
-# Deng & Li, *Anomaly Detection via Reverse Distillation from One-Class Embedding*, CVPR 2022 (code: hq-deng/RD4AD).
+# Deng & Li, [*Anomaly Detection via Reverse Distillation from One-Class Embedding*](https://arxiv.org/abs/2201.10703),
+# CVPR 2022 (official code: [hq-deng/RD4AD](https://github.com/hq-deng/RD4AD)).
 # A frozen ImageNet **teacher encoder** $E$ describes an image at three scales; a trainable **one-class bottleneck**
 # (OCBE) squeezes those descriptions into a compact embedding; a **student decoder** $D$ must rebuild the teacher's
 # multi-scale features from that embedding alone. Trained on normal images only, the student fails to rebuild

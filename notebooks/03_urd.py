@@ -18,7 +18,8 @@
 #
 # **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/03_urd.ipynb)**
 #
-# Liu et al., *Unlocking the Potential of Reverse Distillation for Anomaly Detection* (URD), AAAI 2025 (code: hito2448/URD).
+# Liu et al., [*Unlocking the Potential of Reverse Distillation for Anomaly Detection*](https://arxiv.org/abs/2412.07579)
+# (URD), AAAI 2025 (official code: [hito2448/URD](https://github.com/hito2448/URD)).
 # In RD the teacher is frozen, so it describes an anomaly about as calmly as a normal pattern, and a student that
 # generalises well rebuilds both. URD adds a third network: a frozen **expert** $E$ (the pretrained encoder RD's
 # teacher was) guides a **trainable teacher** $T$ (same network, same initial weights) to stay with the expert on
@@ -186,7 +187,7 @@ parameter_table("urd", {"expert E": "expert", "teacher T": "teacher", "OCBE": "b
 # step costs several cached RD steps on this CPU (the cost table in section 9); the `book` profile trains it for 200
 # steps (50 until session 18, when a per-category curve showed grass still gaining 12 points after step 50); the
 # learning curves below say whether that is enough. RD's runs are those of
-# the RD chapter, reused by key.
+# [the RD chapter](01_rd.ipynb), reused by key.
 
 # %%
 trained = ch.train(fit={"eval_every": CURVE_EVAL_EVERY})    # a failed category is a row of the tables below

@@ -18,8 +18,8 @@
 #
 # **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/04_aand.ipynb)**
 #
-# Tang et al., *Advancing Pre-trained Teacher: Towards Robust Feature Discrepancy for Anomaly Detection* (AAND;
-# code: Hui-design/AAND). RD rests on two assumptions: the teacher represents normal and anomalous patterns
+# Tang et al., [*Advancing Pre-trained Teacher: Towards Robust Feature Discrepancy for Anomaly
+# Detection*](https://arxiv.org/abs/2405.02068) (AAND; official code: [Hui-design/AAND](https://github.com/Hui-design/AAND)). RD rests on two assumptions: the teacher represents normal and anomalous patterns
 # differently, and the student rebuilds only the normal ones. AAND works on both, in two stages. **Stage 1
 # (anomaly amplification)** leaves the pretrained teacher frozen and adds, at each level, a small side branch — the
 # **Residual Anomaly Amplification** (RAA) module — that adds a residual to the teacher's feature where a gate

@@ -18,8 +18,8 @@
 #
 # **[Open this chapter in Colab](https://colab.research.google.com/github/rdlib/rdlib/blob/main/notebooks/05_rdre.ipynb)**
 #
-# Fu & Lin, *RD-RE: Reverse Distillation with Feature Reconstruction Enhancement for Industrial Anomaly Detection*
-# (Computers, 2026). **No code was released**: `rdlib.methods.rdre` is, as far as we know, the first implementation
+# Fu & Lin, [*RD-RE: Reverse Distillation with Feature Reconstruction Enhancement for Industrial Anomaly
+# Detection*](https://doi.org/10.3390/computers15010021) (Computers, 2026). **No code was released**: `rdlib.methods.rdre` is, as far as we know, the first implementation
 # anyone can run, so every value the paper leaves open is listed below with the value we chose and where it comes
 # from. RD-RE is built on DeSTSeg more than on RD: a frozen teacher sees the **normal** image, a student
 # encoder–decoder sees a **synthetic anomaly** made from it and must rebuild the teacher's normal features, so the
