@@ -96,7 +96,7 @@ viz.book_style(precision=1)
 # %%
 cfg = EmbeddedConfig(size=IMAGE_SIZE, n_train=N_TRAIN, n_test_good=N_TEST_GOOD, n_test_per_defect=N_TEST_PER_DEFECT)
 root, fmt = (generate_embedded(cfg=cfg), "mvtec") if DATA_ROOT is None else (DATA_ROOT, DATA_FORMAT)
-print(f"data: {root}")
+print(f"data: {root.name if DATA_ROOT is None else root}")          # the folder, not this machine's path
 verify(root, fmt).pivot_table(index="category", columns=["split", "defect"], values="images", aggfunc="sum",
                               fill_value=0).astype(int)
 
