@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 export HF_HUB_OFFLINE := 1
 BOOK_PROFILE ?= book
 
-.PHONY: install book notebooks test unit nbval clean benchmark
+.PHONY: install book notebooks test unit smoke nbval clean benchmark
 
 # Texture packages for anomaly synthesis when no DTD folder is given ($$RDLIB_DTD): Debian's gimp-data patterns,
 # tuxpaint-data templates and mypaint-data-extras backgrounds (~25 MB). Installed where apt-get runs as root; elsewhere
@@ -83,10 +83,15 @@ book: notebooks
 unit: install
 	$(BIN)/python -m pytest -q -m "not notebooks" tests
 
+# The slowest smoke runs (RDLIB_SMOKE=1, tests/test_smoke.py): every chapter with `full` on the embedded benchmark,
+# the comparison with `paper`, the RD chapter on VisA, BTAD and MPDD trees; make test runs the other smoke runs
+smoke: install
+	$(BIN)/python -m pytest -q -m smoke_slow tests/test_smoke.py
+
 # pytest runs the unit tests, then executes every notebook (ci profile) into _executed/ci and builds the book
 # from them with warnings as errors; nbval then re-runs those executed notebooks and compares their outputs.
 test: install $(BROWSER_STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not smoke_slow" tests
 	rm -rf _executed/ci-nbval-runs
 	RDLIB_RUNS=$(CURDIR)/_executed/ci-nbval-runs $(BIN)/python -m pytest -q -p no:cacheprovider --nbval \
 	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg _executed/ci/*.ipynb

@@ -51,7 +51,7 @@ def requirements(profiles=PROFILES, methods=None) -> pd.DataFrame:
 
     from rdlib.cost import training_cost
     from rdlib.data import EmbeddedConfig, generate_embedded
-    from rdlib.methods import list_methods, method_profile
+    from rdlib.methods import create_method, list_methods, method_profile
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = []
@@ -63,6 +63,14 @@ def requirements(profiles=PROFILES, methods=None) -> pd.DataFrame:
                                                         n_test_good=2, n_test_per_defect=1))
             t0 = time.perf_counter()
             stages = training_cost(m, profile, root, "brick")
+            if stages["training GFLOPs / image"].isna().all():      # training-free: no optimizer step to measure
+                model = create_method(m, **{**opts, "weights": "random"})
+                rows.append({"method": m, "profile": profile, "teacher": opts.get("teacher"),
+                             "size": f"{opts['image_size']}²", "batch": batch,
+                             "params (M)": sum(p.numel() for p in model.parameters()) / 1e6, "trained (M)": 0.0,
+                             "training GFLOPs / image": "training-free", "training memory GB (CPU-measured)": "—",
+                             "fits a 15 GB T4": "yes", **{f"est. min / run, {gpu}": "—" for gpu in GPUS}})
+                continue
             images = run_images(opts, stages, TRAIN_IMAGES[profile])
             gflop_run = float((images * stages["training GFLOPs / image"]).sum()) if len(images) else 0.0
             memory_gb = float((stages["state MB"] + stages["step peak MB"].fillna(0)).max()) / 1e3
@@ -82,8 +90,7 @@ def requirements(profiles=PROFILES, methods=None) -> pd.DataFrame:
 def markdown(table: pd.DataFrame, commit: str, machine: str) -> str:
     shown = table.copy()
     for c in shown.columns:
-        if shown[c].dtype.kind == "f":
-            shown[c] = shown[c].map(lambda v: f"{v:.1f}" if v >= 1 else f"{v:.2f}")
+        shown[c] = shown[c].map(lambda v: (f"{v:.1f}" if v >= 1 else f"{v:.2f}") if isinstance(v, float) else v)
     head = (f"Computed by `benchmarks/gpu_requirements.py` at commit `{commit}` on {machine}: one training step per "
             "method at each GPU profile's batch size and image size, teacher at random weights, measured on the CPU "
             f"(memory from the CPU profiler, not a GPU's allocator; a GPU adds ~{CONTEXT_GB:g} GB of context). The "

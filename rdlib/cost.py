@@ -167,7 +167,7 @@ def _batch_size(batch) -> int | None:
 
 
 def training_cost(method: str, profile: str, data_root, category: str, device: str = "cpu",
-                  fit: dict | None = None) -> "pd.DataFrame":
+                  fit: dict | None = None):
     """What a training step of ``method``'s ``profile`` costs, per stage, at the profile's batch size and image size
     with the teacher at random weights (no download), on ``device``: parameters held and trained (M); GFLOPs per
     training image (forward and backward of one step ÷ batch, as :func:`flops` counts; work done once per run, such

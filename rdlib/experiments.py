@@ -192,6 +192,8 @@ def novelty_detection(cr: CategoryRuns, device=None, batch_size: int = 16) -> pd
         return Subset(test, [i for i in range(len(test)) if int(test.table.label.iloc[i]) == 0])
 
     rows = {}
+    if len(cr.runs) < 2:                       # each category's novelties are the others' normal images
+        return pd.DataFrame(columns=["AUROC, sum of the map (%)", "AUROC, max of the map (%)"])
     for cat, run in cr.runs.items():
         method = run.load_method(device)
         sums, maxs, novel = [], [], []
@@ -218,7 +220,8 @@ def novelty_detection(cr: CategoryRuns, device=None, batch_size: int = 16) -> pd
 def novelty_sentence(novelty: pd.DataFrame) -> str:
     """The mean row of :func:`novelty_detection` as a sentence (both novelty scores)."""
     if len(novelty) < 2:
-        return "_No novelty detection in this profile._"
+        return ("_No novelty detection here: it needs at least two categories (each one's novelties are the normal "
+                "test images of the others)._")
     m = novelty.iloc[-1]
     return (f"Mean AUROC over {len(novelty) - 1} categories: {m['AUROC, sum of the map (%)']:.1f} % with the paper's "
             f"novelty score (the sum of the map), {m['AUROC, max of the map (%)']:.1f} % with the map's maximum (the "

@@ -436,3 +436,7 @@ def test_novelty_detection_scores_other_categories_with_each_model(tiny_benchmar
     assert (t["AUROC, sum of the map (%)"] > 99).all()
     flat = {c: StubRun(s, None, {}, [], {"centre": None}) for c, s in specs.items()}
     assert (novelty_detection(CategoryRuns(runs=flat))["AUROC, max of the map (%)"] == 50).all()
+    from rdlib.experiments import novelty_sentence
+
+    alone = novelty_detection(CategoryRuns(runs={"brick": runs["brick"]}))   # no other category: no novelties
+    assert alone.empty and "at least two categories" in novelty_sentence(alone)
