@@ -79,21 +79,6 @@ _STREAM_TEXT_JS = """() => Array.from(document.querySelectorAll('.cell_output .o
 _MISSING_CELLS_JS = """() => Array.from(document.querySelectorAll('td'))
   .map(c => c.innerText.trim())
   .filter(t => /^(nan|NaN|<NA>|None|NaT)$/.test(t) || /(^|[^A-Za-z])(nan|NaN)([^A-Za-z]|$)/.test(t))"""
-# Text a phone reader would have to scroll the whole page sideways for: a paragraph, list item, heading or table
-# cell reaching past the viewport's right edge and not inside a box that scrolls (or clips) on its own
-_OVERFLOWING_TEXT_JS = """() => {
-  const vw = document.documentElement.clientWidth, out = [];
-  for (const e of document.querySelectorAll('main p, main li, main h1, main h2, main h3, main td, main th')) {
-    const r = e.getBoundingClientRect();
-    if (r.width === 0 || r.right <= vw + 1) continue;
-    let boxed = false;
-    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
-      if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(a).overflowX)) { boxed = true; break; }
-    }
-    if (!boxed) out.push(`${e.tagName.toLowerCase()} ${Math.round(r.right - vw)} px past the edge: ${e.innerText.slice(0, 60)}`);
-  }
-  return out;
-}"""
 # How many identical printed lines a page may show before it is clutter (a worker logging the same thing per run)
 MAX_REPEATS = 3
 MIN_REPEATED_LENGTH = 20
@@ -261,8 +246,6 @@ def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host
         add("no findings box", f"none of {FINDINGS_HEADINGS} on the page")
     if width == "phone":
         _check_phone_toc(page, add)
-        for where in page.evaluate(_OVERFLOWING_TEXT_JS):
-            add("text wider than the phone", where)
     if screenshots is not None:
         shot = Path(screenshots) / f"{rel.replace('/', '__').removesuffix('.html')}-{context.pages[0].viewport_size['width']}.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -63,3 +63,24 @@ def test_the_kernel_does_not_import_the_anomaly_map_module():
             "print('rdlib.anomaly_map' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_the_gpu_requirements_table_is_computed_and_the_readme_shows_that_file():
+    """README and intro show benchmarks/results/gpu_requirements.md, written by benchmarks/gpu_requirements.py (a
+    commit and machine named, every method at both GPU profiles); the README's copy may not drift from it."""
+    import re
+
+    import pandas as pd
+
+    from rdlib.methods import list_methods
+
+    text = (ROOT / "benchmarks" / "results" / "gpu_requirements.md").read_text()
+    assert re.search(r"at commit `[0-9a-f]{7,}` on x86_64", text) and "estimates from FLOPs" in text
+    table = pd.read_csv(ROOT / "benchmarks" / "results" / "gpu_requirements.csv")
+    assert sorted(zip(table.method, table.profile)) == sorted((m, p) for m in list_methods() for p in ("full", "paper"))
+    assert set(table["fits a 15 GB T4"]) <= {"yes", "no"}
+    readme = (ROOT / "README.md").read_text()
+    start, end = "<!-- gpu-requirements:start -->", "<!-- gpu-requirements:end -->"
+    assert readme[readme.index(start) + len(start):readme.index(end)].strip() == text.strip(), \
+        "README's GPU table differs from the results file: run python benchmarks/gpu_requirements.py --readme"
+    assert "{include} ../benchmarks/results/gpu_requirements.md" in (ROOT / "book" / "intro.md").read_text()
