@@ -162,7 +162,8 @@ class Plateau:
 
         trends = self.trends
         rows = {cat: {"settled at step": settled(c.dropna()), "final level": c.dropna().iloc[-self.tail:].mean(),
-                      "at the last step": c.dropna().iloc[-1], "trend over the flat stretch": trends.get(cat, np.nan)}
+                      "at the last step": c.dropna().iloc[-1],
+                      "trend over the flat stretch": _or_dash(trends.get(cat, np.nan))}
                 for cat, c in self.per_category.items()}
         rows["mean"] = {"settled at step": settled(self.curve), "final level": self.level,
                         "at the last step": self.curve.iloc[-1], "trend over the flat stretch": "—"}
@@ -226,6 +227,11 @@ def mark(table: pd.DataFrame, plateaus: dict[str, Plateau]) -> pd.DataFrame:
 
     out["converged"] = pd.Series([status(r) for r in out.to_dict("records")], index=out.index, dtype=object)
     return out
+
+
+def _or_dash(value: float):
+    """A number, or "—" where there is none (fewer than two evaluations in the stretch, or no stretch)."""
+    return "—" if value is None or not np.isfinite(value) else value
 
 
 def _label(metric: str) -> str:
