@@ -187,18 +187,18 @@ class Chapter:
         glue(f"{self.name or self.method}_find_{key}", Markdown(text), display=False)
         self.findings[key] = text
 
-    def conclusion(self, label: str) -> str:
+    def conclusion(self, label: str) -> None:
         """The chapter's closing paragraph (:func:`rdlib.findings.conclusion_text`) from the same objects as its
-        body — its plateaus, every verdict it judged, its detection finding — shown and returned."""
+        body — its plateaus, every verdict it judged, its detection finding — shown (nothing returned: a notebook's
+        last expression would print it a second time)."""
         from IPython.display import Markdown, display
 
         from rdlib.findings import conclusion_text
 
-        scale = f"{self.image_size}² on {self.data_name} with a {self.teacher} teacher"
+        scale = f"{self.image_size}² on {self.data_name} with the {self.teacher} teacher"
         verdicts = self.verdicts + [v for log in self.logs for v in log.verdicts]
         text = conclusion_text(label, scale, self.plateaus, verdicts, self.findings.get("detection", ""))
         display(Markdown(text))
-        return text
 
     def results(self, label: str, trained: CategoryRuns, others: dict[str, CategoryRuns],
                 metrics=("i_auroc", "p_auroc"), chart=("i_auroc",)) -> pd.DataFrame:
