@@ -30,6 +30,14 @@
 # measured in the chapters (the training-free reference beside every table is the yardstick). The synthetic
 # anomalies of section 4 are what URD, AAND, RD-RE and RD++ train on; they never reuse a photo the test defects
 # come from, so a method cannot learn the test defects from its training data.
+#
+# ## What this chapter finds
+#
+# Computed when this page was built, from the data it generated or read:
+#
+# - **The data** (section 2): {glue:md}`data_find_data`
+# - **Its difficulty** (section 2): {glue:md}`data_find_calibration`
+# - **Anomaly sources for synthesis** (section 3): {glue:md}`data_find_sources`
 
 # %% tags=["parameters"]
 PROFILE = "book"          # ci | book | full | paper (notebooks/params/<profile>.yaml)
@@ -97,8 +105,11 @@ viz.book_style(precision=1)
 cfg = EmbeddedConfig(size=IMAGE_SIZE, n_train=N_TRAIN, n_test_good=N_TEST_GOOD, n_test_per_defect=N_TEST_PER_DEFECT)
 root, fmt = (generate_embedded(cfg=cfg), "mvtec") if DATA_ROOT is None else (DATA_ROOT, DATA_FORMAT)
 print(f"data: {root.name if DATA_ROOT is None else root}")          # the folder, not this machine's path
-verify(root, fmt).pivot_table(index="category", columns=["split", "defect"], values="images", aggfunc="sum",
-                              fill_value=0).astype(int)
+counts = verify(root, fmt)
+glue("data_find_data", Markdown(analysis.data_sentence(counts, "the embedded benchmark" if DATA_ROOT is None
+                                                       else f"{fmt} at {root.name}")), display=False)
+counts.pivot_table(index="category", columns=["split", "defect"], values="images", aggfunc="sum",
+                   fill_value=0).astype(int)
 
 # %% [markdown]
 # ### Calibrated to the papers' regime
@@ -125,6 +136,10 @@ if DATA_ROOT is None:
     calibration = analysis.reference_calibration(cfg, PROFILE)
     glue("calib_size", f"{analysis.calibration_size(PROFILE)}²", display=False)
     glue("calib_range", "–".join(f"{v:g}" for v in CALIBRATION_RANGE), display=False)
+    display(Markdown(analysis.calibration_sentence(calibration)), calibration)
+glue("data_find_calibration", Markdown(analysis.calibration_sentence(calibration) if DATA_ROOT is None else
+                                       "not measured on real data (the calibration is the embedded benchmark's)."),
+     display=False)
 
 # %% [markdown]
 # Read the defect columns before the category's mean: a defect type the reference barely sees (the lowest cell of a
@@ -132,7 +147,6 @@ if DATA_ROOT is None:
 # no room for a difference between methods. The generator's own test (`tests/test_embedded.py`) re-measures this table
 # and fails when a category leaves the range or a defect type falls to chance, so a change to the generator cannot
 # silently move the benchmark out of the papers' regime.
-#     display(Markdown(analysis.calibration_sentence(calibration)), calibration)
 
 # %% [markdown]
 # **No leakage.** Texture categories take training crops from one half of the source photo and test crops from the
@@ -169,6 +183,7 @@ areas.pivot_table(index="category", columns="defect", values="area %", aggfunc="
 # %%
 source = find_texture_source(DTD_ROOT)
 print(f"texture source used: {source.name} ({len(source.images)} images)")
+glue("data_find_sources", Markdown(analysis.source_sentence(source)), display=False)
 viz.texture_samples(source)
 
 # %% [markdown]

@@ -22,6 +22,14 @@
 # channels, each map upsampled bilinearly to the image, summed, smoothed with a Gaussian ($\sigma = 4$), and the
 # maximum taken. This chapter explains how `rdlib` computes that map, why the per-level distance is a Triton
 # kernel and the rest is two matrix products, shows that both agree with the PyTorch reference, and reports speed.
+#
+# ## What this chapter finds
+#
+# Computed when this page was built:
+#
+# - **Correctness** (section 3): {glue:md}`kernels_find_correctness`
+# - **Speed on this CPU** (section 5): {glue:md}`kernels_find_cpu`
+# - **On a GPU** (section 5): {glue:md}`kernels_find_gpu`
 
 # %% tags=["parameters"]
 PROFILE = "book"
@@ -54,6 +62,7 @@ if not torch.cuda.is_available():   # no GPU: the same kernel source in Triton's
 
 import pandas as pd
 from IPython.display import Markdown, display
+from myst_nb import glue
 
 from rdlib.kernels import report
 from rdlib.kernels.aot import AOTUnavailable
@@ -135,7 +144,9 @@ report.backends()
 # the unit tests (`tests/test_kernels.py`) add odd shapes, non-contiguous inputs and zero vectors.
 
 # %%
-report.correctness(device, SHAPE_SCALE)
+errors = report.correctness(device, SHAPE_SCALE)
+glue("kernels_find_correctness", Markdown(report.correctness_sentence(errors)), display=False)
+errors
 
 # %% [markdown]
 # ## 4. The compiled kernel, without a GPU
@@ -175,7 +186,9 @@ compiled
 # both alike (timings still vary between builds):
 
 # %% tags=["nbval-ignore-output"]
-report.cpu_speed()
+speed = report.cpu_speed()
+glue("kernels_find_cpu", Markdown(report.speed_sentence(speed)), display=False)
+speed
 
 # %% [markdown]
 # **GPU.** `benchmarks/bench_cosine_map.py` times the plain PyTorch map (per level `1 - F.cosine_similarity`,
@@ -199,6 +212,16 @@ if not report.gpu_results():
                      "arithmetic above was checked in Triton's interpreter and its compiled form in section 4, but "
                      "its speed on an H100 is still to be measured with `python benchmarks/bench_cosine_map.py "
                      "--tune` (the JSON it writes is picked up here)."))
+
+# %% [markdown]
+# Everything above that needs a GPU runs in one script, `benchmarks/gpu_checks.sh`: the kernel tests compiled on the
+# GPU, the benchmark, and every method's `paper` profile trained and evaluated on CUDA at one step. What it found,
+# from the logs committed next to the benchmark files (the GPU and the commit it ran on are in `gpu.txt`):
+
+# %%
+checks = report.gpu_checks()
+glue("kernels_find_gpu", Markdown(report.gpu_sentence(report.gpu_results(), checks)), display=False)
+checks
 
 # %% [markdown]
 # ## Environment

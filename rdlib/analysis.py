@@ -54,6 +54,8 @@ def aand_residual_figure(curves) -> pd.DataFrame:
     residual's anomalous/normal ratio at the last epoch."""
     import matplotlib.pyplot as plt
 
+    from rdlib.viz import show_figure
+
     parts = [("delta", "Δ (paper's formula)"), ("gated", "ŵ ⊙ Δ (added at test time)")]
     fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.6))
     for ax, (prefix, title) in zip(axes, parts):
@@ -69,7 +71,7 @@ def aand_residual_figure(curves) -> pd.DataFrame:
     axes[0].legend(fontsize=8)
     fig.suptitle("Residual intensity per epoch, one line per category", fontsize=10)
     fig.tight_layout()
-    plt.show()
+    show_figure(fig)
     first, last = curves.groupby("category").first(), curves.groupby("category").last()
     names = {"delta_normal": "Δ normal", "delta_anomalous": "Δ anomalous", "gated_normal": "ŵ⊙Δ normal",
              "gated_anomalous": "ŵ⊙Δ anomalous"}
@@ -224,6 +226,34 @@ def calibration_size(profile: str = "book") -> int:
     from rdlib.methods import method_profile
 
     return int(method_profile("patch_knn", profile)["options"]["image_size"])
+
+
+def data_sentence(counts: pd.DataFrame, name: str) -> str:
+    """What a dataset holds (``counts``: :func:`rdlib.data.verify`'s table), as one sentence naming it ``name``."""
+    per_cat = counts.groupby("category")
+    train = counts[counts.split == "train"].groupby("category")["images"].sum()
+    test = counts[counts.split == "test"]
+    good = test[test.defect == "good"].groupby("category")["images"].sum()
+    bad = test[test.defect != "good"].groupby("category")["images"].sum()
+    types = test[test.defect != "good"].groupby("category")["defect"].nunique()
+
+    def span(s: pd.Series) -> str:
+        s = s.reindex(list(per_cat.groups), fill_value=0).astype(int)
+        return f"{s.min()}" if s.min() == s.max() else f"{s.min()}–{s.max()}"
+
+    return (f"{name}: {per_cat.ngroups} categories ({', '.join(per_cat.groups)}), {span(train)} normal training "
+            f"images each; the test split holds {span(good)} normal and {span(bad)} defective images of "
+            f"{span(types)} defect types per category, every defect with its pixel mask.")
+
+
+def source_sentence(source) -> str:
+    """Where the synthetic anomalies' textures come from (``source``: :func:`rdlib.data.find_texture_source`)."""
+    kind = source.name.split(":")[0]
+    where = {"dtd": "DTD, as the papers", "debian": "Debian's texture packages (" +
+             source.name.split(":", 1)[-1].replace("+", ", ") + "), because DTD cannot be downloaded here",
+             "skimage": "scikit-image's bundled photos (neither DTD nor the Debian texture packages were found)",
+             "procedural": "procedural noise textures (no image source was found)"}.get(kind, source.name)
+    return f"{len(source.images)} textures from {where}; none is a photo the embedded test defects come from."
 
 
 def calibration_sentence(table: pd.DataFrame) -> str:

@@ -143,6 +143,8 @@ def method_figure(ok: pd.DataFrame, methods, labels: dict) -> None:
     """I-AUROC and P-AUROC per category, one dot per method with its 95 % interval over seeds."""
     import matplotlib.pyplot as plt
 
+    from rdlib.viz import show_figure
+
     from rdlib.viz import method_dots
 
     fig, axes = plt.subplots(2, 1, figsize=(6.8, 6.4), sharex=True)
@@ -150,7 +152,7 @@ def method_figure(ok: pd.DataFrame, methods, labels: dict) -> None:
     method_dots(axes[1], ok, "p_auroc", methods, labels, ylabel="P-AUROC (%)")
     axes[1].get_legend().remove()
     fig.tight_layout()
-    plt.show()
+    show_figure(fig)
 
 
 def versus_reference(ok: pd.DataFrame, methods, reference: str, labels: dict,

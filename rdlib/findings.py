@@ -58,8 +58,8 @@ def findings_box(nb) -> tuple[str, list[str]]:
 
 def book_findings(executed: Path, names=None, doc_prefix: str = "") -> str:
     """A Markdown page of every executed chapter's findings box in ``executed`` (``NN_name.ipynb``, in order, or
-    ``names``), each under its title linked with ``{doc}`` to ``doc_prefix + name``. Chapters without a box (the
-    data and kernels chapters) are left out."""
+    ``names``), each under its title linked with ``{doc}`` to ``doc_prefix + name``. A chapter without a box
+    is left out."""
     import nbformat
 
     parts = []

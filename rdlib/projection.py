@@ -104,6 +104,8 @@ def projection_figure(spaces: dict, test, level: int, max_patches: int, title: s
     real-defect patches red; ``separation`` (a :func:`separation_table`) puts each space's AUROC in its titles."""
     import matplotlib.pyplot as plt
 
+    from rdlib.viz import show_figure
+
     fig, axes = plt.subplots(len(spaces), 2, figsize=(6.8, 3.0 * len(spaces)), squeeze=False)
     for r, (label, fn) in enumerate(spaces.items()):
         x, y = patch_features(fn, test, level, max_patches=max_patches, seed=0, device=device)
@@ -120,4 +122,4 @@ def projection_figure(spaces: dict, test, level: int, max_patches: int, title: s
     axes[0, 0].legend(fontsize=8, markerscale=3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    plt.show()
+    show_figure(fig)

@@ -4,8 +4,10 @@
 a console error or uncaught exception, a local request that failed (or answered >= 400), a broken image or one
 from another host (broken for an offline reader),
 a markdown table left as text, an equation left as raw TeX (MathJax, served with the book, did not typeset it),
-a table cell truncated with "..." or "…", and, at phone width, a table of
-contents that does not open when its toggle is pressed. Screenshots of every page at both widths go to
+a table cell truncated with "..." or "…", a NaN cell, a printed line repeated more than a few times, a missing
+findings box, a figure whose texts overlap or whose legend covers its data (``rdlib.viz.layout_problems`` prints it
+under the figure), a page wider than the screen, text cut off, code wider than the column, a wide table with no
+hint that it scrolls, and, at phone width, a table of contents that does not open when its toggle is pressed. Screenshots of every page at both widths go to
 ``screenshots``. Requests to other hosts cannot succeed on an offline machine: they are answered with an empty 200
 so that the page does not wait, and listed in ``Report.external`` (a book that loads MathJax from its CDN therefore
 shows raw TeX here, as it would to an offline reader).
@@ -24,6 +26,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+from rdlib.viz import LAYOUT_PROBLEM
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -198,6 +202,41 @@ def check_site(html_dir: Path, screenshots: Path | None = None, pages: list[str]
     return report
 
 
+# What a reader on a narrow screen cannot read: the page scrolling sideways, text cut off by a box that clips it,
+# code that runs past the column, a table wider than the column with no hint that it scrolls (book/_static/rdlib.*)
+_LAYOUT_JS = """() => {
+  const out = {page: [], cut: [], code: [], unhinted: []};
+  const doc = document.documentElement;
+  const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+  const wider = e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1;
+  const said = e => (e.innerText || e.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 80);
+  if (doc.scrollWidth > doc.clientWidth + 1) {
+    const culprit = Array.from(article.querySelectorAll('p, li, td, th, h1, h2, h3, h4, dd, div.math, pre'))
+      .find(e => wider(e) && getComputedStyle(e).overflowX === 'visible');
+    out.page.push(`${doc.scrollWidth} px on a ${doc.clientWidth} px screen` + (culprit ? `: ${culprit.tagName} "${said(culprit)}"` : ''));
+  }
+  for (const e of article.querySelectorAll('*')) {
+    if (e.tagName.startsWith('MJX-') || e.closest('math, mjx-assistive-mml')) continue;
+    const style = getComputedStyle(e);
+    if ((style.overflowX === 'hidden' || style.overflowX === 'clip') && wider(e) && !e.closest('.cell_output'))
+      out.cut.push(`${e.tagName}.${e.className} shows ${e.clientWidth} of ${e.scrollWidth} px: "${said(e)}"`);
+    if (e.tagName === 'PRE' && !e.closest('.cell_output') && wider(e))
+      out.code.push(`${e.scrollWidth} px in a ${e.clientWidth} px column: "${said(e)}"`);
+  }
+  for (const box of article.querySelectorAll('div.cell_output .output, .pst-scrollable-table-container')) {
+    const style = getComputedStyle(box);
+    const outer = box.parentElement && box.parentElement.closest('div.cell_output .output, .pst-scrollable-table-container');
+    if (!['auto', 'scroll'].includes(style.overflowX) || !wider(box) || !box.querySelector('table')) continue;
+    if (outer && wider(outer) && ['auto', 'scroll'].includes(getComputedStyle(outer).overflowX)) continue;
+    if (!/scroll/.test(getComputedStyle(box, '::before').content))
+      out.unhinted.push(`${box.scrollWidth} px in a ${box.clientWidth} px column: "${said(box.querySelector('tr'))}"`);
+  }
+  return out;
+}"""
+LAYOUT_KINDS = {"page": "page wider than the screen", "cut": "text cut off", "code": "code wider than the column",
+                "unhinted": "wide table without a scroll hint"}
+
+
 def repeated_lines(outputs: list[str], max_repeats: int = MAX_REPEATS,
                    min_length: int = MIN_REPEATED_LENGTH) -> dict[str, int]:
     """Printed lines of at least ``min_length`` characters that a page shows more than ``max_repeats`` times."""
@@ -242,6 +281,12 @@ def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host
         add("missing value shown as NaN", cell[-80:])
     for line, n in repeated_lines(page.evaluate(_STREAM_TEXT_JS)).items():
         add("repeated output line", f"{n}× {line[:100]}")
+    for line in page.evaluate(_STREAM_TEXT_JS):
+        for problem in (x for x in line.splitlines() if x.startswith(LAYOUT_PROBLEM)):
+            add("figure layout", problem.removeprefix(LAYOUT_PROBLEM))          # rdlib.viz.layout_problems
+    for key, found_here in page.evaluate(_LAYOUT_JS).items():
+        for detail in found_here:
+            add(LAYOUT_KINDS[key], detail)
     if needs_findings and not any(h in text for h in FINDINGS_HEADINGS):
         add("no findings box", f"none of {FINDINGS_HEADINGS} on the page")
     if width == "phone":

@@ -260,3 +260,38 @@ def test_kernel_report_roofline_counts_bytes_and_flops_by_hand():
     assert row["distance maps MB"] == pytest.approx(2 * (64 * 64 + 32 * 32 + 16 * 16) * 4 / 1e6)
     b = report.backends()
     assert b.loc["CPU float32", "auto picks"] == "torch" and not b.loc["CPU float64", "kernel usable"]
+
+
+def test_gpu_checks_reads_each_steps_outcome_and_says_which_did_not_run(tmp_path):
+    from rdlib.kernels import report
+
+    (tmp_path / "gpu.txt").write_text("name, driver_version, memory.total [MiB], clocks.max.sm [MHz]\n"
+                                      "NVIDIA H100 80GB HBM3, 550.54, 81559 MiB, 1980 MHz\n"
+                                      "torch 2.14.1 triton 3.5.0\ncommit 0123456789abcdef0123\n")
+    (tmp_path / "gpu_tests.log").write_text("....s\nSKIPPED [1] x\n========= 41 passed, 1 skipped in 12.3s =========\n")
+    (tmp_path / "gpu_smoke.log").write_text("F\nFAILED tests/test_smoke.py::test_x\n1 failed, 3 deselected in 80.1s\n")
+    t = report.gpu_checks(tmp_path)
+    steps = list(report.GPU_CHECKS)
+    assert t.loc[steps[0], "outcome"] == "41 passed, 1 skipped in 12.3s"
+    assert t.loc[steps[2], "outcome"] == "1 failed, 3 deselected in 80.1s"
+    assert t.loc[steps[1], "outcome"].startswith("not run")                      # no bench.log
+    assert set(t["GPU"]) == {"NVIDIA H100 80GB HBM3"} and set(t["commit"]) == {"0123456789ab"}
+    assert all(report.gpu_checks(tmp_path / "empty")["outcome"].str.startswith("not run"))
+
+
+def test_kernel_findings_sentences_say_what_the_tables_hold(tmp_path):
+    import pandas as pd
+
+    from rdlib.kernels import report
+
+    errors = pd.DataFrame({"max |Δ| distance": [1e-7, 3e-6], "max |Δ| final map": [2e-7, 5e-7]},
+                          index=pd.MultiIndex.from_tuples([("wrn", "float32"), ("lite", "bfloat16")]))
+    assert "to 3.0e-06 at most" in report.correctness_sentence(errors)
+    assert "2 teachers' shapes in float32, bfloat16" in report.correctness_sentence(errors)
+    speed = pd.DataFrame({"speed-up": [1.66, 0.8]}, index=["wrn", "lite"])
+    assert report.speed_sentence(speed).startswith("rdlib's PyTorch path is not faster")
+    assert "1.7× on wrn's shapes and 0.8× on lite's shapes" in report.speed_sentence(speed)
+    assert report.gpu_sentence([], report.gpu_checks(tmp_path)).startswith("not measured")
+    (tmp_path / "gpu_tests.log").write_text("3 passed in 1.0s\n")
+    said = report.gpu_sentence([{"device": "NVIDIA H100"}], report.gpu_checks(tmp_path))
+    assert "NVIDIA H100" in said and "3 passed in 1.0s" in said and "not run" not in said

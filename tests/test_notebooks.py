@@ -46,6 +46,28 @@ def test_notebook_structure(name):
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
+def swallowed_code(markdown: str) -> list[str]:
+    """Indented lines that continue a paragraph of ``markdown``: Markdown renders them as text of that paragraph,
+    so a code line commented into a markdown cell by mistake shows as prose and never runs."""
+    import re
+
+    lines = markdown.splitlines()
+    return [line for prev, line in zip(lines, lines[1:]) if re.match(r" {4,}\S", line) and prev.strip()
+            and not prev.startswith(" ") and not re.match(r"\s*([-*+]|\d+\.)\s", prev)]
+
+
+def test_swallowed_code_finds_a_code_line_in_a_paragraph():
+    assert swallowed_code("A paragraph ends here.\n    display(table)\n") == ["    display(table)"]
+    assert swallowed_code("A paragraph.\n\n    a code block\n- a list item\n    its continuation\n") == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_code_is_swallowed_by_a_markdown_cell(name):
+    nb = jupytext.read(NB_DIR / f"{name}.py")
+    found = [line for c in nb.cells if c.cell_type == "markdown" for line in swallowed_code(c.source)]
+    assert not found, f"{name}.py: code inside a markdown cell (it renders as text and never runs): {found}"
+
+
 def code_share(nb) -> float:
     """Non-blank lines in code cells over non-blank lines in all cells (the parameters and Colab cells included)."""
     lines = {"code": 0, "markdown": 0}
@@ -158,7 +180,7 @@ def _browser_or_skip():
 def test_book_in_a_browser_at_desktop_and_phone_widths(built_book):
     """Every page in headless Chromium at 1280 px and 390 px: no console error, no failed local request, no broken
     image, no raw markdown table, no equation left as raw TeX, no truncated cell, no NaN cell, no printed line
-    repeated more than a few times, a findings box on the introduction and every chapter that judges claims, a phone
+    repeated more than a few times, a findings box on the introduction and every chapter, a phone
     table of contents that opens. Screenshots of every page at both widths land in _build/screenshots/."""
     _browser_or_skip()
     from browser_check import check_site
@@ -166,7 +188,7 @@ def test_book_in_a_browser_at_desktop_and_phone_widths(built_book):
     shots = ROOT / "_build" / "screenshots"
     if shots.exists():
         shutil.rmtree(shots)
-    findings = ("book/intro.html", *(f"_executed/book/{n}.html" for n in NAMES if n not in ("00_data", "02_kernels")))
+    findings = ("book/intro.html", *(f"_executed/book/{n}.html" for n in NAMES))
     report = check_site(built_book, shots, findings=findings)
     chapters = [p for p in report.pages if p.startswith("_executed/book/")]
     assert len(chapters) == len(NAMES)
@@ -189,7 +211,20 @@ TINY_NOTEBOOK = {
                        "text/plain": "<table>"}},
              {"output_type": "stream", "name": "stderr",
               "text": "texture source: Debian packages (94 images), not DTD\n" * 5 + "done\n"},
+             {"output_type": "stream", "name": "stdout",                 # as rdlib.viz.show_figure prints it
+              "text": "figure layout: texts overlap: 'grass' and 'gravel'\n"},
+             {"output_type": "display_data", "metadata": {},             # 30 columns: wider than any column
+              "data": {"text/html": "<table><tr>" + "".join(f"<th>column {i}</th>" for i in range(30)) + "</tr>"
+                                    "<tr>" + "".join(f"<td>{i}.0</td>" for i in range(30)) + "</tr></table>",
+                       "text/plain": "<table>"}},
          ]},
+        {"cell_type": "markdown", "metadata": {},
+         "source": "A name no line can break: `rdlib.methods.a_very_long_module_name.a_very_long_function_name_too`, "
+                   "and a line in a box that clips it (as the theme's box clips an inline equation):\n\n"
+                   "<div style=\"overflow: hidden; white-space: nowrap\">" + "a sentence that runs on " * 20
+                   + "</div>\n"},
+        {"cell_type": "code", "execution_count": 2, "metadata": {}, "outputs": [],
+         "source": "table = compare(runs, " + ", ".join(f"option_{i}=True" for i in range(20)) + ")"},
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
     "nbformat": 4, "nbformat_minor": 5,
@@ -199,8 +234,10 @@ TINY_NOTEBOOK = {
 @pytest.mark.notebooks
 def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(tmp_path):
     """The browser test can fail: a tiny book whose notebook renders markdown as CommonMark (the footer bug this
-    book once had), shows an image that does not exist, a pandas-truncated cell and an equation that MathJax, loaded
-    from its CDN, never typesets offline."""
+    book once had), shows an image that does not exist, a pandas-truncated cell, an equation that MathJax, loaded
+    from its CDN, never typesets offline, a figure's layout problem, and — without the book's stylesheet — an
+    unbreakable name that widens the page, an inline equation cut off, a code line past the column and a wide table
+    with no scroll hint."""
     _browser_or_skip()
     import json
 
@@ -210,12 +247,14 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
     book.mkdir()
     shutil.copytree(ROOT / "book" / "_ext", book / "_ext")          # the book's own fixes: the intro page is clean
     # favicon only: jupyter-book would include any .js under the root _static (the book's MathJax among them)
-    shutil.copytree(ROOT / "book" / "_static", book / "_static", ignore=shutil.ignore_patterns("mathjax"))
+    # and without the book's layout stylesheet (rdlib_reader_layout off below): the page breaks every layout rule
+    shutil.copytree(ROOT / "book" / "_static", book / "_static", ignore=shutil.ignore_patterns("mathjax", "rdlib.*"))
     (book / "_config.yml").write_text("title: tiny\nexecute:\n  execute_notebooks: 'off'\n"
                                       "html:\n  favicon: _static/favicon.svg\n"
                                       "sphinx:\n  local_extensions:\n    rdlib_book: _ext\n"
                                       "  config:\n    html_context: {default_mode: auto}\n"
-                                      "    nb_render_markdown_format: commonmark\n")
+                                      "    nb_render_markdown_format: commonmark\n"
+                                      "    rdlib_reader_layout: false\n")
     (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: broken\n")
     (book / "intro.md").write_text("# Tiny\n\nA clean page.\n")
     (book / "broken.ipynb").write_text(json.dumps(TINY_NOTEBOOK))
@@ -226,7 +265,9 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
     kinds = {(p.page, p.kind) for p in report.problems}
     for kind in ("broken image", "raw markdown table", "truncated cell", "failed request", "raw TeX",
                  "equations not typeset",                  # its MathJax comes from the CDN: unreachable offline
-                 "missing value shown as NaN", "repeated output line", "no findings box"):
+                 "missing value shown as NaN", "repeated output line", "no findings box", "figure layout",
+                 "page wider than the screen", "text cut off", "code wider than the column",
+                 "wide table without a scroll hint"):
         assert ("broken.html", kind) in kinds, (kind, report.problems)
     assert not [p for p in report.problems if p.page == "intro.html"], report.problems
 

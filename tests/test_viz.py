@@ -81,3 +81,68 @@ def test_category_chart_draws_one_series_per_column_and_chance():
     ys = [np.asarray(line.get_ydata(), float).tolist() for line in ax.get_lines()]
     assert [80.0, 60.0] in ys and [95.0, 90.0] in ys and [50.0, 50.0] in ys
     plt.close(fig)
+
+
+def test_layout_problems_finds_nothing_in_a_clean_figure():
+    from rdlib.viz import layout_problems
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([0, 1, 2], [10, 20, 30], "o-", label="a")
+    ax.axhline(95, ls="--", label="ceiling")                # a reference line under the legend, not data
+    ax.set_xticks([0, 1, 2], ["brick", "grass", "gravel"])
+    ax.set_ylim(0, 100)
+    ax.legend(loc="upper left")                              # over the empty upper left and the chance line only
+    ax.set_xlabel("category")
+    fig.tight_layout()
+    assert layout_problems(fig) == []
+    plt.close(fig)
+
+
+def test_layout_problems_finds_tick_labels_running_together():
+    from rdlib.viz import layout_problems
+
+    fig, ax = plt.subplots(figsize=(1.6, 2))
+    names = ["grass", "gravel", "coins", "coffee", "brick"]
+    ax.plot(range(5), range(5), "o")
+    ax.set_xticks(range(5), names)
+    found = layout_problems(fig)
+    assert "texts overlap: 'grass' and 'gravel'" in found, found
+    ax.set_xticks(range(5), names, rotation=90)              # the usual repair: no overlap left between the names
+    assert not [p for p in layout_problems(fig) if "'grass' and 'gravel'" in p]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("kind", ["line", "segment", "errorbar", "bar"])
+def test_layout_problems_finds_a_legend_over_data(kind):
+    from rdlib.viz import layout_problems
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    if kind == "line":        # markers where the legend sits (upper right)
+        ax.plot([0, 9, 10], [0, 95, 98], "o", label="run")
+    elif kind == "segment":   # no point under the legend, only the segment between two points crosses it
+        ax.plot([0, 20], [100, 90], "-", label="run")
+        ax.plot([0, 20], [0, 1], "-", label="other")
+        ax.set_xlim(0, 10)
+    elif kind == "errorbar":  # the interval's bar reaches into the legend, its point does not
+        ax.errorbar([10], [40], yerr=[[1], [58]], fmt="o", label="seeds")
+        ax.plot([0], [0], "o", label="other")
+    else:
+        ax.bar([0, 1, 2, 3], [20, 30, 40, 99], label="bars")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="upper right")
+    found = layout_problems(fig)
+    assert any(p.startswith("legend over") for p in found), found
+    ax.get_legend().set_bbox_to_anchor((1.0, 1.0))             # placed above the axes, beside no data
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.02))
+    assert not [p for p in layout_problems(fig) if p.startswith("legend over")]
+    plt.close(fig)
+
+
+def test_show_figure_prints_each_problem_under_the_figure(capsys):
+    from rdlib.viz import LAYOUT_PROBLEM, show_figure
+
+    fig, ax = plt.subplots(figsize=(1.6, 2))
+    ax.plot(range(5), range(5), "o")
+    ax.set_xticks(range(5), ["grass", "gravel", "coins", "coffee", "brick"])
+    show_figure(fig)
+    assert f"{LAYOUT_PROBLEM}texts overlap: 'grass' and 'gravel'" in capsys.readouterr().out.splitlines()

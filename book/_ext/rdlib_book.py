@@ -2,6 +2,9 @@
 
 - jupyter-book 1.x registers sphinx-thebe's inline configuration script twice, so every page threw
   ``Identifier 'THEBE_JS_URL' has already been declared``: keep the first copy of every script.
+- Every page gets ``_static/rdlib.css`` and ``rdlib.js`` (unless ``rdlib_reader_layout = False``, as the browser
+  test's deliberately broken book sets): code wrapped to the column, equations and inline names that never widen the
+  page, and a "scroll sideways" hint on tables wider than the column.
 - MathJax is served with the book (``make install`` puts it in ``book/_static/mathjax/``) so that equations typeset
   offline; where it is missing (no npm), the pages load it from its CDN instead of a file that is not there.
 """
@@ -38,7 +41,15 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     scripts[:] = kept
 
 
+def _reader_layout(app, config):
+    if config.rdlib_reader_layout:
+        app.add_css_file("rdlib.css")
+        app.add_js_file("rdlib.js")
+
+
 def setup(app):
+    app.add_config_value("rdlib_reader_layout", True, "html")
     app.connect("config-inited", _mathjax_or_cdn)
+    app.connect("config-inited", _reader_layout)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -4,6 +4,7 @@ the committed GPU results. The book imports this module; no run does (so it is n
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -114,17 +115,82 @@ def cpu_speed(levels: dict = LEVELS, repeats: int = 21) -> pd.DataFrame:
     return df
 
 
+def correctness_sentence(errors: pd.DataFrame) -> str:
+    """What :func:`correctness` found, as one sentence: the largest error over teachers and dtypes."""
+    worst = errors.max().max()
+    return (f"the kernel and the matrix path agree with the PyTorch reference to {worst:.1e} at most (largest "
+            f"absolute difference of the distance or the final map over {errors.index.get_level_values(0).nunique()} "
+            f"teachers' shapes in {', '.join(dict.fromkeys(errors.index.get_level_values(1)))}).")
+
+
+def speed_sentence(speed: pd.DataFrame) -> str:
+    """What :func:`cpu_speed` found, as one sentence (ratios from one interleaved run, so they vary between builds)."""
+    parts = " and ".join(f"{ratio:.1f}× on {teacher}'s shapes" for teacher, ratio in speed["speed-up"].items())
+    head = ("rdlib's PyTorch path is faster than the reference map on this CPU" if (speed["speed-up"] > 1).all()
+            else "rdlib's PyTorch path is not faster than the reference map everywhere on this CPU")
+    return f"{head}: speed-up {parts} (medians of interleaved repetitions in this build; they vary between builds)."
+
+
+def gpu_sentence(results: list[dict], checks: pd.DataFrame) -> str:
+    """Whether a GPU has measured the kernel (:func:`gpu_results`) and what ``benchmarks/gpu_checks.sh`` found."""
+    ran = checks[~checks["outcome"].str.startswith("not run")]
+    if not results and ran.empty:
+        return ("not measured: no GPU has run `benchmarks/gpu_checks.sh` yet, so the kernel's speed and its "
+                "compiled form on real hardware are open; its arithmetic is checked in Triton's interpreter.")
+    devices = ", ".join(dict.fromkeys(r.get("device", "?") for r in results)) or "—"
+    steps = "; ".join(f"{step}: {row.outcome}" for step, row in ran.iterrows()) or "no test logs committed"
+    return f"benchmark results from {devices}; `benchmarks/gpu_checks.sh`: {steps}."
+
+
+def _results_dir(results_dir: str | Path | None) -> Path | None:
+    """``results_dir``, or the repository's ``benchmarks/results`` found from the working directory (or the Colab
+    clone); None where there is none."""
+    if results_dir is not None:
+        return Path(results_dir)
+    candidates = (Path.cwd(), *Path.cwd().parents, Path("/content/rdlib"))
+    return next((c / "benchmarks" / "results" for c in candidates if (c / "benchmarks" / "results").is_dir()), None)
+
+
 def gpu_results(results_dir: str | Path | None = None) -> list[dict]:
     """The committed GPU benchmark files (``benchmarks/results/cosine_map_*.json`` other than the CPU's), each read
-    as a dict (device, torch, Triton, copy bandwidth, rows, tuning). ``results_dir``: default, the repository's
-    (found from the working directory or the Colab clone)."""
-    if results_dir is None:
-        candidates = (Path.cwd(), *Path.cwd().parents, Path("/content/rdlib"))
-        results_dir = next((c / "benchmarks" / "results" for c in candidates
-                            if (c / "benchmarks" / "results").is_dir()), None)
-    if results_dir is None:
+    as a dict (device, torch, Triton, copy bandwidth, rows, tuning). ``results_dir``: default, the repository's."""
+    found = _results_dir(results_dir)
+    if found is None:
         return []
-    return [json.loads(p.read_text()) for p in sorted(Path(results_dir).glob("cosine_map_*.json")) if "cpu" not in p.name]
+    return [json.loads(p.read_text()) for p in sorted(found.glob("cosine_map_*.json")) if "cpu" not in p.name]
 
 
-__all__ = ["LEVELS", "backends", "compiled_kernels", "correctness", "cpu_speed", "gpu_results", "roofline"]
+# The steps of benchmarks/gpu_checks.sh and the log each writes
+GPU_CHECKS = {"Triton kernel tests, compiled on the GPU": "gpu_tests.log",
+              "kernel benchmark and launch-plan sweep": "bench.log",
+              "every method's paper profile trained and evaluated on CUDA (smoke-scaled)": "gpu_smoke.log"}
+_PYTEST_SUMMARY = re.compile(r"^=*\s*(\d+ (?:passed|failed|error|skipped).*?)\s*=*$")
+
+
+def gpu_checks(results_dir: str | Path | None = None) -> pd.DataFrame:
+    """What ``benchmarks/gpu_checks.sh`` found, one row per step: its log, the GPU and commit it ran on
+    (``gpu.txt``), and its outcome — pytest's summary line for a test step, the last line for the benchmark,
+    "not run" where the log is missing (no GPU has run the script yet)."""
+    found = _results_dir(results_dir)
+    machine = found / "gpu.txt" if found is not None else None
+    gpu = commit = "—"
+    if machine is not None and machine.is_file():
+        lines = [line.strip() for line in machine.read_text().splitlines() if line.strip()]
+        gpu = next((line.split(",")[0] for line in lines[1:] if "," in line), "—")
+        commit = next((line.split()[-1][:12] for line in lines if line.startswith("commit")), "—")
+    rows = []
+    for step, name in GPU_CHECKS.items():
+        log = found / name if found is not None else None
+        if log is None or not log.is_file():
+            outcome = "not run (no GPU has run benchmarks/gpu_checks.sh yet)"
+        else:
+            lines = [line.strip() for line in log.read_text().splitlines() if line.strip()]
+            summary = [m.group(1) for line in lines if (m := _PYTEST_SUMMARY.match(line))]
+            outcome = summary[-1] if summary else (lines[-1] if lines else "empty log")
+        rows.append({"step": step, "log": f"benchmarks/results/{name}", "GPU": gpu, "commit": commit,
+                     "outcome": outcome})
+    return pd.DataFrame(rows).set_index("step")
+
+
+__all__ = ["LEVELS", "backends", "compiled_kernels", "correctness", "correctness_sentence", "cpu_speed", "gpu_checks",
+           "gpu_results", "gpu_sentence", "roofline", "speed_sentence"]
