@@ -83,15 +83,15 @@ book: notebooks
 unit: install
 	$(BIN)/python -m pytest -q -m "not notebooks" tests
 
-# The slowest smoke runs (RDLIB_SMOKE=1, tests/test_smoke.py): every chapter with `full` on the embedded benchmark,
-# the comparison with `paper`, the RD chapter on VisA, BTAD and MPDD trees; make test runs the other smoke runs
+# The smoke runs alone (RDLIB_SMOKE=1, tests/test_smoke.py; make test runs them too): every chapter with `paper` on
+# a generated MVTec AD tree and with `full` on the embedded benchmark, the RD chapter on VisA, BTAD and MPDD trees
 smoke: install
-	$(BIN)/python -m pytest -q -m smoke_slow tests/test_smoke.py
+	$(BIN)/python -m pytest -q tests/test_smoke.py
 
 # pytest runs the unit tests, then executes every notebook (ci profile) into _executed/ci and builds the book
 # from them with warnings as errors; nbval then re-runs those executed notebooks and compares their outputs.
 test: install $(BROWSER_STAMP)
-	$(BIN)/python -m pytest -q -m "not smoke_slow" tests
+	$(BIN)/python -m pytest -q tests
 	rm -rf _executed/ci-nbval-runs
 	RDLIB_RUNS=$(CURDIR)/_executed/ci-nbval-runs $(BIN)/python -m pytest -q -p no:cacheprovider --nbval \
 	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg _executed/ci/*.ipynb

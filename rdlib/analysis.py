@@ -62,7 +62,7 @@ def aand_residual_figure(curves) -> pd.DataFrame:
         for cat, g in curves.groupby("category"):
             for part, colour in (("normal", "tab:blue"), ("anomalous", "tab:red")):
                 if f"{prefix}_{part}" in g:
-                    ax.plot(g["epoch"], g[f"{prefix}_{part}"], color=colour, alpha=0.7, lw=1,
+                    ax.plot(g["epoch"], g[f"{prefix}_{part}"], color=colour, alpha=0.7, lw=1, marker="o", ms=2,
                             label=part if cat == curves.category.iloc[0] else None)
         ax.set_yscale("log")
         ax.set_xlabel("stage-1 epoch")

@@ -106,7 +106,7 @@ def projection_figure(spaces: dict, test, level: int, max_patches: int, title: s
 
     from rdlib.viz import show_figure
 
-    fig, axes = plt.subplots(len(spaces), 2, figsize=(6.8, 3.0 * len(spaces)), squeeze=False)
+    fig, axes = plt.subplots(len(spaces), 2, figsize=(6.8, 3.0 * len(spaces)), squeeze=False, layout="constrained")
     for r, (label, fn) in enumerate(spaces.items()):
         x, y = patch_features(fn, test, level, max_patches=max_patches, seed=0, device=device)
         for c, proj in enumerate(("tsne", "umap")):
@@ -119,7 +119,7 @@ def projection_figure(spaces: dict, test, level: int, max_patches: int, title: s
             ax.set_title(f"{label}, {'t-SNE' if proj == 'tsne' else 'UMAP'}{auc}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-    axes[0, 0].legend(fontsize=8, markerscale=3)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    handles, names = axes[0, 0].get_legend_handles_labels()       # under the panels: a scatter fills its axes
+    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8, markerscale=3, frameon=False)
     show_figure(fig)

@@ -57,9 +57,16 @@ def layout_problems(fig) -> list[str]:
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     legends = [leg for leg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if leg and leg.get_visible()]
-    inside_legend = {id(t) for leg in legends for t in leg.findobj(Text)}
+    skipped = {id(t) for leg in legends for t in leg.findobj(Text)}
+    for ax in fig.axes:                        # tick labels matplotlib keeps beyond the axis limits are not drawn
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            pad = 1e-9 * max(1.0, abs(hi - lo))
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if not lo - pad <= tick.get_loc() <= hi + pad:
+                    skipped.update({id(tick.label1), id(tick.label2)})
     texts = [(t.get_text().replace("\n", " "), t.get_window_extent(renderer)) for t in fig.findobj(Text)
-             if t.get_visible() and t.get_text().strip() and id(t) not in inside_legend
+             if t.get_visible() and t.get_text().strip() and id(t) not in skipped
              and (t.axes is None or t.axes.get_visible())]
     boxes = texts + [("legend", leg.get_window_extent(renderer)) for leg in legends]
     problems = []
@@ -163,7 +170,8 @@ def score_histogram(ax, scores, labels, bins=20, title=None, xlabel="image score
     ax.hist(scores[labels], bins=edges, alpha=0.6, label=f"anomalous ({labels.sum()})", color="tab:red")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("images")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.5)                 # headroom: the legend sits above the tallest bar
+    ax.legend(fontsize=8, loc="upper center", ncols=2)
     head = f"{title}: " if title else ""
     if labels.any() and (~labels).any():
         ax.set_title(f"{head}I-AUROC {100 * auroc(scores, labels):.1f}", fontsize=10)
@@ -171,18 +179,22 @@ def score_histogram(ax, scores, labels, bins=20, title=None, xlabel="image score
         ax.set_title(title, fontsize=10)
 
 
-def category_chart(ax, table, columns, ylabel="I-AUROC (%)", chance=50.0):
-    """Per-category dots, one colour per column of ``table`` (rows = categories), with the chance level drawn."""
+def category_chart(ax, table, columns, ylabel="I-AUROC (%)", chance=50.0, labels=None, legend: bool = True):
+    """Per-category dots, one colour per column of ``table`` (rows = categories; ``labels``: the legend's name of each
+    column, default the column), with the chance level drawn; the legend above the axes, never over a dot."""
     cats = [c for c in table.index if c != "mean"]
     x = np.arange(len(cats))
     width = 0.8 / max(1, len(columns))
     for j, col in enumerate(columns):
-        ax.plot(x + (j - (len(columns) - 1) / 2) * width, table.loc[cats, col].to_numpy(float), "o", label=col)
+        ax.plot(x + (j - (len(columns) - 1) / 2) * width, table.loc[cats, col].to_numpy(float), "o",
+                label=(labels or columns)[j])
     if chance is not None:
         ax.axhline(chance, color="grey", lw=0.8, ls="--", label=f"chance ({chance:g})")
     ax.set_xticks(x, cats)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, ncols=min(3, len(columns) + 1))
+    if legend:
+        ax.legend(fontsize=8, ncols=min(3, len(columns) + 1), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                  frameon=False)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -229,17 +241,17 @@ def save_overlay(path: str | Path, image, amap, mask=None, vmin=None, vmax=None,
 
 def category_figure(table, labels, title: str, metrics=("I-AUROC",), height: float = 2.8) -> None:
     """Per category, one dot per method (``labels``) for each metric in its own panel (``table``: columns named
-    "<label> <METRIC>", as :func:`rdlib.experiments.side_by_side` names them); chance drawn for AUROCs only."""
+    "<label> <METRIC>", as :func:`rdlib.experiments.side_by_side` names them); chance drawn for AUROCs only. One
+    legend of the methods for all panels, between the title and the panels."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(COLUMN_INCHES, height), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(COLUMN_INCHES, height), squeeze=False, layout="constrained")
     for ax, metric in zip(axes[0], metrics):
         category_chart(ax, table, [f"{label} {metric}" for label in labels], ylabel=f"{metric} (%)",
-                       chance=50.0 if "AUROC" in metric else None)
-        if len(metrics) > 1:
-            ax.set_title(metric, fontsize=9)
+                       chance=50.0 if "AUROC" in metric else None, labels=list(labels), legend=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8, frameon=False)
     show_figure(fig)
 
 

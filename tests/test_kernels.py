@@ -284,8 +284,8 @@ def test_kernel_findings_sentences_say_what_the_tables_hold(tmp_path):
 
     from rdlib.kernels import report
 
-    errors = pd.DataFrame({"max |Δ| distance": [1e-7, 3e-6], "max |Δ| final map": [2e-7, 5e-7]},
-                          index=pd.MultiIndex.from_tuples([("wrn", "float32"), ("lite", "bfloat16")]))
+    errors = pd.DataFrame({"max |Δ| distance": ["1.0e-07", "3.0e-06"], "max |Δ| final map": ["2.0e-07", "5.0e-07"]},
+                          index=pd.MultiIndex.from_tuples([("wrn", "float32"), ("lite", "bfloat16")]))  # as shown
     assert "to 3.0e-06 at most" in report.correctness_sentence(errors)
     assert "2 teachers' shapes in float32, bfloat16" in report.correctness_sentence(errors)
     speed = pd.DataFrame({"speed-up": [1.66, 0.8]}, index=["wrn", "lite"])

@@ -110,12 +110,11 @@ PAPER_FEWER = dict(CATEGORIES=["cable"], CLAIM_CATEGORIES=["cable"], CLAIM_SEEDS
                    COST_BATCHES=[1], NOISE_SIGMAS=[0.05])
 FULL_FEWER = dict(CATEGORIES=["brick", "coffee"], CLAIM_CATEGORIES=["brick", "coffee"], CLAIM_SEEDS=[111],
                   ABLATION_CATEGORIES=["brick"], ABLATION_SEEDS=[111], MAIN_CATEGORIES=["brick", "coffee"],
-                  NOISE_CATEGORIES=["coffee"], SEEDS=[111, 112], SENSITIVITY={"memory_items": [10], "hard_k": [1]})
+                  NOISE_CATEGORIES=["coffee"], SEEDS=[111, 112], SENSITIVITY={"memory_items": [10], "hard_k": [1]},
+                  COST_BATCHES=[1])
 
 
 CHAPTERS = ["00_data", "01_rd", "03_urd", "04_aand", "05_rdre", "06_comparison"]
-# The slowest smoke runs (minutes each on a 2-core CPU) run with `make smoke`, not in `make test`'s 30-minute budget
-SLOW = pytest.mark.smoke_slow
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +139,7 @@ def shared_runs(tmp_path_factory):
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("name", [*CHAPTERS[:-1], pytest.param(CHAPTERS[-1], marks=SLOW)])
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_every_chapter_runs_the_paper_profile_on_an_mvtec_tree(name, mvtec_tree, shared_runs, tmp_path, monkeypatch):
     monkeypatch.setenv(smoke.ENV, "1")
     nb = _execute(_runner(), name, "paper", tmp_path, PAPER_FEWER, clean=False, DATA_ROOT=str(mvtec_tree),
@@ -152,7 +151,6 @@ def test_every_chapter_runs_the_paper_profile_on_an_mvtec_tree(name, mvtec_tree,
 SMALL_EMBEDDED = dict(N_TRAIN=4, N_TEST_GOOD=2, N_TEST_PER_DEFECT=1)   # the embedded benchmark, a few images
 
 
-@SLOW
 @pytest.mark.notebooks
 @pytest.mark.parametrize("name", CHAPTERS)
 def test_every_chapter_runs_the_full_profile_on_the_embedded_benchmark(name, shared_runs, tmp_path_factory, tmp_path,
@@ -164,14 +162,13 @@ def test_every_chapter_runs_the_full_profile_on_the_embedded_benchmark(name, sha
     assert any("256" in o.get("text", "") for c in nb.cells for o in c.get("outputs", []))   # at the profile's 256²
 
 
-@SLOW
 @pytest.mark.notebooks
 @pytest.mark.parametrize("fmt", ["visa", "btad", "mpdd"])
 def test_the_rd_chapter_runs_the_paper_profile_on_every_other_layout(fmt, tmp_path, monkeypatch):
     monkeypatch.setenv(smoke.ENV, "1")
     root = write_tree(tmp_path / fmt, fmt)
     _execute(_runner(), "01_rd", "paper", tmp_path, DATA_ROOT=str(root), DATA_FORMAT=fmt,
-             CATEGORIES=CATEGORIES[fmt][:2], RUNS_DIR=str(tmp_path / "runs"))
+             CATEGORIES=CATEGORIES[fmt][:1], RUNS_DIR=str(tmp_path / "runs"))
 
 
 def _broken(tmp_path, case: str) -> dict:

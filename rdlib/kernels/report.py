@@ -117,7 +117,8 @@ def cpu_speed(levels: dict = LEVELS, repeats: int = 21) -> pd.DataFrame:
 
 def correctness_sentence(errors: pd.DataFrame) -> str:
     """What :func:`correctness` found, as one sentence: the largest error over teachers and dtypes."""
-    worst = errors.max().max()
+    absolute = errors[[c for c in errors.columns if "|Δ|" in c]]
+    worst = absolute.apply(pd.to_numeric).max().max()              # the table shows its numbers formatted
     return (f"the kernel and the matrix path agree with the PyTorch reference to {worst:.1e} at most (largest "
             f"absolute difference of the distance or the final map over {errors.index.get_level_values(0).nunique()} "
             f"teachers' shapes in {', '.join(dict.fromkeys(errors.index.get_level_values(1)))}).")
@@ -135,8 +136,9 @@ def gpu_sentence(results: list[dict], checks: pd.DataFrame) -> str:
     """Whether a GPU has measured the kernel (:func:`gpu_results`) and what ``benchmarks/gpu_checks.sh`` found."""
     ran = checks[~checks["outcome"].str.startswith("not run")]
     if not results and ran.empty:
-        return ("not measured: no GPU has run `benchmarks/gpu_checks.sh` yet, so the kernel's speed and its "
-                "compiled form on real hardware are open; its arithmetic is checked in Triton's interpreter.")
+        return ("not measured: no GPU has run `benchmarks/gpu_checks.sh` yet, so the kernel's speed and its run on "
+                "real hardware are still open; its arithmetic is checked in Triton's interpreter and its compiled "
+                "code read without a GPU (section 4).")
     devices = ", ".join(dict.fromkeys(r.get("device", "?") for r in results)) or "—"
     steps = "; ".join(f"{step}: {row.outcome}" for step, row in ran.iterrows()) or "no test logs committed"
     return f"benchmark results from {devices}; `benchmarks/gpu_checks.sh`: {steps}."
