@@ -107,7 +107,7 @@ root, fmt = (generate_embedded(cfg=cfg), "mvtec") if DATA_ROOT is None else (DAT
 print(f"data: {root.name if DATA_ROOT is None else root}")          # the folder, not this machine's path
 counts = verify(root, fmt)
 glue("data_find_data", Markdown(analysis.data_sentence(counts, "the embedded benchmark" if DATA_ROOT is None
-                                                       else f"{fmt} at {root.name}")), display=False)
+                                                       else analysis.dataset_label(root, fmt))), display=False)
 counts.pivot_table(index="category", columns=["split", "defect"], values="images", aggfunc="sum",
                    fill_value=0).astype(int)
 

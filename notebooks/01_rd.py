@@ -186,8 +186,9 @@ print(f"identical features give {cosine_loss_flatten(t, t).item():.1e} and {cosi
 # optimizer steps. This book's schedule is chosen from evidence: every main run below is evaluated on the test set
 # every {glue:text}`curve_every` optimizer steps while it trains (cheap: the teacher's training features are cached),
 # and `rdlib.plateau.plateau` — the one function every chapter uses — reads the mean curve over the categories: it has
-# settled from the step after which its running mean over three evaluations (one evaluation alone scatters by about
-# two points) stays within {glue:text}`plateau_tol` points of its final level,
+# settled from the step after which its running mean over three evaluations (one category's evaluation alone scatters
+# by about two points) stays within {glue:text}`plateau_tol` points of its final level, no single evaluation straying
+# by more than twice that,
 # and every category's own curve trends by at most {glue:text}`plateau_drift` points over the rest of the schedule
 # (a flat mean can hide one category rising while another falls); the method is **converged** when that flat stretch
 # covers at least {glue:text}`plateau_flat` of the schedule (at least {glue:text}`plateau_evals` evaluations). A claim

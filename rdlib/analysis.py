@@ -228,6 +228,20 @@ def calibration_size(profile: str = "book") -> int:
     return int(method_profile("patch_knn", profile)["options"]["image_size"])
 
 
+DATASET_NAMES = {"mvtec": "MVTec AD", "mpdd": "MPDD", "btad": "BTAD", "visa": "VisA"}
+
+
+def dataset_label(root, fmt: str | None = None) -> str:
+    """A real dataset as a reader names it: the benchmark (``fmt``, detected where None) and its folder's name (not
+    the machine's path), e.g. "MVTec AD (folder mvtec_anomaly_detection)"."""
+    from pathlib import Path
+
+    from rdlib.data.readers import detect_format
+
+    fmt = fmt or detect_format(root)
+    return f"{DATASET_NAMES.get(fmt, fmt)} (folder {Path(root).name})"
+
+
 def data_sentence(counts: pd.DataFrame, name: str) -> str:
     """What a dataset holds (``counts``: :func:`rdlib.data.verify`'s table), as one sentence naming it ``name``."""
     per_cat = counts.groupby("category")
@@ -241,19 +255,25 @@ def data_sentence(counts: pd.DataFrame, name: str) -> str:
         s = s.reindex(list(per_cat.groups), fill_value=0).astype(int)
         return f"{s.min()}" if s.min() == s.max() else f"{s.min()}–{s.max()}"
 
+    n_types = span(types)
+    empty = len(counts.attrs.get("empty_masks", []))
+    masks = (f"{empty} defective image{'s have' if empty != 1 else ' has'} an empty mask (left out of PRO)" if empty
+             else "every defective image has a non-empty pixel mask")
     return (f"{name}: {per_cat.ngroups} categories ({', '.join(per_cat.groups)}), {span(train)} normal training "
-            f"images each; the test split holds {span(good)} normal and {span(bad)} defective images of "
-            f"{span(types)} defect types per category, every defect with its pixel mask.")
+            f"images each; the test split holds {span(good)} normal and {span(bad)} defective images of {n_types} "
+            f"defect type{'' if n_types == '1' else 's'} per category; {masks}.")
 
 
 def source_sentence(source) -> str:
     """Where the synthetic anomalies' textures come from (``source``: :func:`rdlib.data.find_texture_source`)."""
     kind = source.name.split(":")[0]
-    where = {"dtd": "DTD, as the papers", "debian": "Debian's texture packages (" +
-             source.name.split(":", 1)[-1].replace("+", ", ") + "), because DTD cannot be downloaded here",
-             "skimage": "scikit-image's bundled photos (neither DTD nor the Debian texture packages were found)",
+    where = {"dtd": "DTD, as in the papers", "debian": "Debian's texture packages (" +
+             source.name.split(":", 1)[-1].replace("+", ", ") + "), because no DTD folder was given (DTD cannot be "
+             "downloaded on the machines that build this book)",
+             "skimage": "scikit-image's bundled photos (neither a DTD folder nor the Debian texture packages were found)",
              "procedural": "procedural noise textures (no image source was found)"}.get(kind, source.name)
-    return f"{len(source.images)} textures from {where}; none is a photo the embedded test defects come from."
+    return (f"{len(source.images)} textures from {where}; none of them is among the photos the embedded benchmark's "
+            "test defects are cut from.")
 
 
 def calibration_sentence(table: pd.DataFrame) -> str:

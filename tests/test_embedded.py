@@ -100,15 +100,20 @@ def test_the_benchmark_is_in_the_papers_regime_for_the_training_free_reference(t
 def test_data_sentence_counts_by_hand_and_names_the_texture_source():
     import pandas as pd
 
-    from rdlib.analysis import data_sentence, source_sentence
+    from rdlib.analysis import data_sentence, dataset_label, source_sentence
     from rdlib.data.textures import TextureSource
 
     counts = pd.DataFrame([("a", "train", "good", 10), ("a", "test", "good", 5), ("a", "test", "hole", 3),
                            ("a", "test", "warp", 2), ("b", "train", "good", 8), ("b", "test", "good", 5),
                            ("b", "test", "hole", 4)], columns=["category", "split", "defect", "images"])
     assert data_sentence(counts, "X") == ("X: 2 categories (a, b), 8–10 normal training images each; the test split "
-                                          "holds 5 normal and 4–5 defective images of 1–2 defect types per category, "
-                                          "every defect with its pixel mask.")
+                                          "holds 5 normal and 4–5 defective images of 1–2 defect types per category; "
+                                          "every defective image has a non-empty pixel mask.")
+    one = counts[counts.category == "b"].copy()
+    one.attrs["empty_masks"] = ["b/ground_truth/hole/000_mask.png"]
+    assert data_sentence(one, "Y").endswith("4 defective images of 1 defect type per category; 1 defective image "
+                                            "has an empty mask (left out of PRO).")
+    assert dataset_label("/data/mvtec_anomaly_detection", "mvtec") == "MVTec AD (folder mvtec_anomaly_detection)"
     text = source_sentence(TextureSource("debian:gimp-data+tuxpaint-data", [None] * 94))
     assert text.startswith("94 textures from Debian's texture packages (gimp-data, tuxpaint-data)")
     assert "/" not in source_sentence(TextureSource("dtd:/home/me/dtd/images", [None]))       # no machine path

@@ -193,10 +193,26 @@ def _noisy_curves(rng, n_eval: int, sigma: float, late_rise: float = 0.0, catego
 def test_the_rule_calls_a_flat_curve_converged_and_a_rising_one_not_at_its_noise(n_eval):
     """By simulation at the scatter the rule is built for (σ = 2 points per category and evaluation, 3 categories;
     RD-RE's stage-2 curves scatter by about that much): a curve flat from 30 % of its schedule is called converged
-    in ≥ 90 % of draws, one still gaining 6 points over the last 40 % in ≤ 10 %. Read on the raw evaluations, the
-    flat curve failed about half the time at 18 evaluations — more evaluations, more chances for one to stray."""
+    in ≥ 85 % of 200 draws (92–99 % in 1,000), one still gaining 6 points over its last 40 % in ≤ 15 % (0.6–8 %).
+    Read on the raw evaluations (``smooth=1, stray=1``), the flat curve at 18 evaluations fails far more often."""
     rng = np.random.default_rng(7)
     reps = 200
     flat = np.mean([plateau(_noisy_curves(rng, n_eval, 2.0), "M").converged for _ in range(reps)])
     rising = np.mean([plateau(_noisy_curves(rng, n_eval, 2.0, late_rise=6.0), "M").converged for _ in range(reps)])
-    assert flat >= 0.90 and rising <= 0.10, (flat, rising)
+    assert flat >= 0.85 and rising <= 0.15, (flat, rising)
+    if n_eval == 18:
+        raw = np.mean([plateau(_noisy_curves(rng, n_eval, 2.0), "M", smooth=1, stray=1).converged for _ in range(reps)])
+        assert raw <= 0.70, raw                                                 # 57 % in 1,000 draws
+
+
+def test_one_evaluation_far_from_the_level_is_not_averaged_away():
+    steps = list(range(50, 550, 50))                                          # 10 evaluations, 50 … 500
+    outlier = [70, 80, 90, 90, 90, 90, 84, 90, 90, 90]                        # one evaluation 6 below the level 90
+    # the running mean there is (90 + 84 + 90) / 3 = 88, inside ±2; the evaluation itself is 6 > 2 × 2 away: the
+    # stretch starts after it, at 400 of 500 (20 %, not converged); without that guard it would start at 200
+    p = plateau(curves({c: outlier for c in "abc"}, steps), "M")
+    assert p.settled_at == 400 and not p.converged
+    assert plateau(curves({c: outlier for c in "abc"}, steps), "M", stray=100).settled_at == 200
+    dropped = [70, 80] + [90] * 7 + [82]                                      # a last evaluation 8 below
+    p = plateau(curves({c: dropped for c in "abc"}, steps), "M")              # level 87.33: 82 is 5.33 below
+    assert p.settled_at == 500 and not p.converged and "still falling" in p.why
