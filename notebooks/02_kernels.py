@@ -216,7 +216,8 @@ if not report.gpu_results():
 # %% [markdown]
 # Everything above that needs a GPU runs in one script, `benchmarks/gpu_checks.sh`: the kernel tests compiled on the
 # GPU, the benchmark, and every method's `paper` profile trained and evaluated on CUDA at one step. What it found,
-# from the logs committed next to the benchmark files (the GPU and the commit it ran on are in `gpu.txt`):
+# read from the logs it writes to `benchmarks/results/` (the GPU and the commit it ran on in `gpu.txt`) once a
+# session with a GPU commits them:
 
 # %%
 checks = report.gpu_checks()

@@ -274,8 +274,8 @@ def test_gpu_checks_reads_each_steps_outcome_and_says_which_did_not_run(tmp_path
     steps = list(report.GPU_CHECKS)
     assert t.loc[steps[0], "outcome"] == "41 passed, 1 skipped in 12.3s"
     assert t.loc[steps[2], "outcome"] == "1 failed, 3 deselected in 80.1s"
-    assert t.loc[steps[1], "outcome"].startswith("not run")                      # no bench.log
-    assert set(t["GPU"]) == {"NVIDIA H100 80GB HBM3"} and set(t["commit"]) == {"0123456789ab"}
+    assert t.loc[steps[1], "outcome"].startswith("not run") and t.loc[steps[1], "GPU"] == "—"   # no bench.log
+    assert set(t["GPU"]) == {"NVIDIA H100 80GB HBM3", "—"} and set(t["commit"]) == {"0123456789ab", "—"}
     assert all(report.gpu_checks(tmp_path / "empty")["outcome"].str.startswith("not run"))
 
 
@@ -295,3 +295,4 @@ def test_kernel_findings_sentences_say_what_the_tables_hold(tmp_path):
     (tmp_path / "gpu_tests.log").write_text("3 passed in 1.0s\n")
     said = report.gpu_sentence([{"device": "NVIDIA H100"}], report.gpu_checks(tmp_path))
     assert "NVIDIA H100" in said and "3 passed in 1.0s" in said and "not run" not in said
+    assert report.gpu_sentence([], report.gpu_checks(tmp_path)).startswith("no benchmark results committed")

@@ -51,14 +51,20 @@ def swallowed_code(markdown: str) -> list[str]:
     so a code line commented into a markdown cell by mistake shows as prose and never runs."""
     import re
 
-    lines = markdown.splitlines()
-    return [line for prev, line in zip(lines, lines[1:]) if re.match(r" {4,}\S", line) and prev.strip()
-            and not prev.startswith(" ") and not re.match(r"\s*([-*+]|\d+\.)\s", prev)]
+    found, fenced, lines = [], False, markdown.splitlines()
+    for prev, line in zip(lines, lines[1:]):
+        if prev.lstrip().startswith(("```", "~~~", "$$")):
+            fenced = not fenced                                       # inside a fence or a display equation: not prose
+        if not fenced and re.match(r" {4,}\S", line) and prev.strip() and not prev.startswith((" ", "#"))\
+                and not re.match(r"\s*([-*+]|\d+\.)\s", prev):
+            found.append(line)
+    return found
 
 
 def test_swallowed_code_finds_a_code_line_in_a_paragraph():
     assert swallowed_code("A paragraph ends here.\n    display(table)\n") == ["    display(table)"]
     assert swallowed_code("A paragraph.\n\n    a code block\n- a list item\n    its continuation\n") == []
+    assert swallowed_code("```python\ndef f():\n    return 1\n```\n$$\na\n    + b\n$$\n") == []
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -236,8 +242,8 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
     """The browser test can fail: a tiny book whose notebook renders markdown as CommonMark (the footer bug this
     book once had), shows an image that does not exist, a pandas-truncated cell, an equation that MathJax, loaded
     from its CDN, never typesets offline, a figure's layout problem, and — without the book's stylesheet — an
-    unbreakable name that widens the page, an inline equation cut off, a code line past the column and a wide table
-    with no scroll hint."""
+    unbreakable name that widens the page, a line cut off by a box that clips it (as the theme's box clips a long
+    inline equation), a code line past the column and a wide table with no scroll hint."""
     _browser_or_skip()
     import json
 

@@ -132,8 +132,7 @@ def test_layout_problems_finds_a_legend_over_data(kind):
     ax.legend(loc="upper right")
     found = layout_problems(fig)
     assert any(p.startswith("legend over") for p in found), found
-    ax.get_legend().set_bbox_to_anchor((1.0, 1.0))             # placed above the axes, beside no data
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.02))
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.02))   # placed above the axes, beside no data
     assert not [p for p in layout_problems(fig) if p.startswith("legend over")]
     plt.close(fig)
 
@@ -146,3 +145,21 @@ def test_show_figure_prints_each_problem_under_the_figure(capsys):
     ax.set_xticks(range(5), ["grass", "gravel", "coins", "coffee", "brick"])
     show_figure(fig)
     assert f"{LAYOUT_PROBLEM}texts overlap: 'grass' and 'gravel'" in capsys.readouterr().out.splitlines()
+    plt.close(fig)
+
+
+def test_layout_problems_leaves_alone_what_a_reader_does_not_see_as_broken():
+    from rdlib.viz import layout_problems
+
+    names = ["grass", "gravel", "coins", "coffee", "brick"]
+    fig, axes = plt.subplots(1, 3, figsize=(6, 2.5))
+    axes[0].bar([0, 1], [10, 20], label="bars")
+    axes[0].axhspan(80, 100, color="grey", alpha=0.2)          # a reference band under the legend, not data
+    axes[0].set_ylim(0, 100)
+    axes[0].legend(loc="upper left")
+    axes[1].set_xticks(range(5), names)                         # crowded, but the axes are off: nothing drawn
+    axes[1].axis("off")
+    axes[2].hist([1.0, 1.1, 1.2, 2.0])                          # ticks past the limits are kept but not drawn
+    fig.tight_layout()
+    assert layout_problems(fig) == []
+    plt.close(fig)

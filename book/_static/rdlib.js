@@ -1,5 +1,5 @@
 // A table wider than the column scrolls inside its box; mark the box so that rdlib.css shows a hint above it
-// (phones hide scroll bars). Re-checked when the window is resized.
+// (phones hide scroll bars). Re-checked once equations are typeset and when the window is resized.
 (function () {
   var BOXES = "div.cell_output .output, .pst-scrollable-table-container";
   function scrolls(box) {
@@ -12,6 +12,11 @@
       box.classList.toggle("rdlib-wide", scrolls(box) && !(outer && scrolls(outer)));
     });
   }
-  window.addEventListener("load", mark);
+  window.addEventListener("load", function () {
+    mark();
+    // typeset equations and late fonts can widen a table after load
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) MathJax.startup.promise.then(mark);
+    if (document.fonts && document.fonts.ready) document.fonts.ready.then(mark);
+  });
   window.addEventListener("resize", mark);
 })();

@@ -139,9 +139,10 @@ def gpu_sentence(results: list[dict], checks: pd.DataFrame) -> str:
         return ("not measured: no GPU has run `benchmarks/gpu_checks.sh` yet, so the kernel's speed and its run on "
                 "real hardware are still open; its arithmetic is checked in Triton's interpreter and its compiled "
                 "code read without a GPU (section 4).")
-    devices = ", ".join(dict.fromkeys(r.get("device", "?") for r in results)) or "—"
+    devices = ", ".join(dict.fromkeys(r.get("device", "?") for r in results))
+    bench = f"benchmark results from {devices}" if devices else "no benchmark results committed"
     steps = "; ".join(f"{step}: {row.outcome}" for step, row in ran.iterrows()) or "no test logs committed"
-    return f"benchmark results from {devices}; `benchmarks/gpu_checks.sh`: {steps}."
+    return f"{bench}; `benchmarks/gpu_checks.sh`: {steps}."
 
 
 def _results_dir(results_dir: str | Path | None) -> Path | None:
@@ -170,8 +171,8 @@ _PYTEST_SUMMARY = re.compile(r"^=*\s*(\d+ (?:passed|failed|error|skipped).*?)\s*
 
 
 def gpu_checks(results_dir: str | Path | None = None) -> pd.DataFrame:
-    """What ``benchmarks/gpu_checks.sh`` found, one row per step: its log, the GPU and commit it ran on
-    (``gpu.txt``), and its outcome — pytest's summary line for a test step, the last line for the benchmark,
+    """What ``benchmarks/gpu_checks.sh`` found, one row per step: its log (in ``results_dir``), the GPU and commit it
+    ran on (``gpu.txt``; "—" for a step that did not run), and its outcome — pytest's summary line for a test step, the last line for the benchmark,
     "not run" where the log is missing (no GPU has run the script yet)."""
     found = _results_dir(results_dir)
     machine = found / "gpu.txt" if found is not None else None
@@ -183,13 +184,14 @@ def gpu_checks(results_dir: str | Path | None = None) -> pd.DataFrame:
     rows = []
     for step, name in GPU_CHECKS.items():
         log = found / name if found is not None else None
-        if log is None or not log.is_file():
+        ran = log is not None and log.is_file()
+        if not ran:
             outcome = "not run (no GPU has run benchmarks/gpu_checks.sh yet)"
         else:
             lines = [line.strip() for line in log.read_text().splitlines() if line.strip()]
             summary = [m.group(1) for line in lines if (m := _PYTEST_SUMMARY.match(line))]
             outcome = summary[-1] if summary else (lines[-1] if lines else "empty log")
-        rows.append({"step": step, "log": f"benchmarks/results/{name}", "GPU": gpu, "commit": commit,
+        rows.append({"step": step, "log": name, "GPU": gpu if ran else "—", "commit": commit if ran else "—",
                      "outcome": outcome})
     return pd.DataFrame(rows).set_index("step")
 
