@@ -57,7 +57,7 @@ def aand_residual_figure(curves) -> pd.DataFrame:
     from rdlib.viz import show_figure
 
     parts = [("delta", "Δ (paper's formula)"), ("gated", "ŵ ⊙ Δ (added at test time)")]
-    fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.6))
+    fig, axes = plt.subplots(1, 2, figsize=(6.8, 2.8), layout="constrained")
     for ax, (prefix, title) in zip(axes, parts):
         for cat, g in curves.groupby("category"):
             for part, colour in (("normal", "tab:blue"), ("anomalous", "tab:red")):
@@ -68,9 +68,9 @@ def aand_residual_figure(curves) -> pd.DataFrame:
         ax.set_xlabel("stage-1 epoch")
         ax.set_title(title, fontsize=9)
     axes[0].set_ylabel("mean squared residual")
-    axes[0].legend(fontsize=8)
     fig.suptitle("Residual intensity per epoch, one line per category", fontsize=10)
-    fig.tight_layout()
+    handles, names = axes[0].get_legend_handles_labels()          # under the panels, off the curves
+    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     show_figure(fig)
     first, last = curves.groupby("category").first(), curves.groupby("category").last()
     names = {"delta_normal": "Δ normal", "delta_anomalous": "Δ anomalous", "gated_normal": "ŵ⊙Δ normal",
