@@ -106,10 +106,9 @@ cfg = EmbeddedConfig(size=IMAGE_SIZE, n_train=N_TRAIN, n_test_good=N_TEST_GOOD, 
 root, fmt = (generate_embedded(cfg=cfg), "mvtec") if DATA_ROOT is None else (DATA_ROOT, DATA_FORMAT)
 print(f"data: {root.name if DATA_ROOT is None else root}")          # the folder, not this machine's path
 counts = verify(root, fmt)
-glue("data_find_data", Markdown(analysis.data_sentence(counts, "the embedded benchmark" if DATA_ROOT is None
-                                                       else analysis.dataset_label(root, fmt))), display=False)
-counts.pivot_table(index="category", columns=["split", "defect"], values="images", aggfunc="sum",
-                   fill_value=0).astype(int)
+glue("data_find_data", Markdown(analysis.data_sentence(counts, analysis.dataset_label(root, fmt, DATA_ROOT is None))),
+     display=False)
+counts.pivot_table(index="category", columns=["split", "defect"], values="images", aggfunc="sum", fill_value=0).astype(int)
 
 # %% [markdown]
 # ### Calibrated to the papers' regime
@@ -138,8 +137,7 @@ if DATA_ROOT is None:
     glue("calib_range", "–".join(f"{v:g}" for v in CALIBRATION_RANGE), display=False)
     display(Markdown(analysis.calibration_sentence(calibration)), calibration)
 glue("data_find_calibration", Markdown(analysis.calibration_sentence(calibration) if DATA_ROOT is None else
-                                       "not measured on real data (the calibration is the embedded benchmark's)."),
-     display=False)
+                                       "not measured on real data (it is the embedded benchmark's)."), display=False)
 
 # %% [markdown]
 # Read the defect columns before the category's mean: a defect type the reference barely sees (the lowest cell of a

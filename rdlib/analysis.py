@@ -231,13 +231,15 @@ def calibration_size(profile: str = "book") -> int:
 DATASET_NAMES = {"mvtec": "MVTec AD", "mpdd": "MPDD", "btad": "BTAD", "visa": "VisA"}
 
 
-def dataset_label(root, fmt: str | None = None) -> str:
-    """A real dataset as a reader names it: the benchmark (``fmt``, detected where None) and its folder's name (not
-    the machine's path), e.g. "MVTec AD (folder mvtec_anomaly_detection)"."""
+def dataset_label(root, fmt: str | None = None, embedded: bool = False) -> str:
+    """A dataset as a reader names it: "the embedded benchmark", or a real one's benchmark (``fmt``, detected where
+    None) and its folder's name (not the machine's path), e.g. "MVTec AD (folder mvtec_anomaly_detection)"."""
     from pathlib import Path
 
     from rdlib.data.readers import detect_format
 
+    if embedded:
+        return "the embedded benchmark"
     fmt = fmt or detect_format(root)
     return f"{DATASET_NAMES.get(fmt, fmt)} (folder {Path(root).name})"
 
