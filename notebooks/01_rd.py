@@ -57,6 +57,7 @@ ABLATION_SEEDS = [111, 112, 113]  # every ablation runs each variant with these 
 ABLATION_IMAGE_SIZE = None        # ablations run at this size (None: the profile's)
 ABLATION_EPOCHS = None            # ablation schedule in epochs (None: the profile's, which section 4 shows converged)
 CURVE_EVAL_EVERY = 5              # runs are evaluated on the test set every this many epochs (0: no curves, no verdicts)
+SKIP_ABLATIONS = []               # ablations this build leaves to the `full` profile: table5, table6, table7, loss, relu
 RANDOM_TEACHER_ROW = True         # Table 6: also train RD on a randomly initialised teacher (6 more runs)
 KNN_REFERENCE = True              # the training-free nearest-neighbour reference beside RD's results
 RUNS_DIR = None                   # None: $RDLIB_RUNS or <repo>/runs
@@ -282,10 +283,10 @@ pd.DataFrame({cat: per_defect_auroc(run.predictions()) for cat, run in runs.item
 #
 # The paper's ablations (Tables 5–7) rerun here on {glue:text}`abl_cats`, each variant trained with
 # {glue:text}`abl_seeds` seeds for {glue:text}`abl_steps` optimizer steps at {glue:text}`abl_size`, the main
-# runs' schedule. Each variant's first seed is evaluated while it trains, and the line under each table says whether
-# that variant reached its plateau (`rdlib.plateau`, as in section 4): a claim on a variant that did not is *not
-# judged*. They test whether the paper's claims hold for another teacher and other data, not whether we match its
-# numbers. Every cell is the mean over categories and seeds ± the half-width of its 95 % interval
+# runs' schedule. {glue:text}`abl_skipped` Each variant's first seed is evaluated while it trains, and the line
+# under each table says whether that variant reached its plateau (`rdlib.plateau`, as in section 4): a claim on a
+# variant that did not is *not judged*. They test whether the paper's claims hold for another teacher and other
+# data, not whether we match its numbers. Every cell is the mean over categories and seeds ± the half-width of its 95 % interval
 # (`rdlib.stats`: a t-interval over categories, or over the seeds when there is one category); every verdict below
 # is computed by `rdlib.claims.judge` from the same runs: *supported* when the whole interval of the paired
 # difference lies on the paper's side, *contradicted* when it lies on the other, *inconclusive* otherwise. Each names
@@ -298,14 +299,26 @@ PAPER_METRICS = ("i_auroc", "p_auroc", "pro")                  # the paper's col
 claims = ClaimLog("rd")           # every grid's verdicts in one log, also saved for the comparison chapter
 
 
-def ablation(variants: dict, rescored: dict | None = None, glue_prefix: str | None = None):
-    """Every variant ({label: RD options}) × category × seed at the ablations' size and epochs."""
+ABLATION_NAMES = {"table5": "Table 5 (bottleneck)", "table6": "Table 6 (teacher)", "table7": "Table 7 (score maps)",
+                  "loss": "the loss (RD4AD #22)", "relu": "the ReLU on the teacher's maps"}
+if set(SKIP_ABLATIONS) - set(ABLATION_NAMES):
+    raise ValueError(f"SKIP_ABLATIONS: unknown {sorted(set(SKIP_ABLATIONS) - set(ABLATION_NAMES))}; "
+                     f"use any of {sorted(ABLATION_NAMES)}")
+
+
+def ablation(name: str, variants: dict, rescored: dict | None = None):
+    """Every variant ({label: RD options}) × category × seed at the ablations' size and epochs (none when ``name``
+    is in SKIP_ABLATIONS)."""
     return ch.ablation(variants, ABLATION_CATEGORIES, ABLATION_SEEDS, ABL_METRICS, image_size=ABLATION_IMAGE_SIZE,
-                       budget={"epochs": ABLATION_EPOCHS}, rescored=rescored, log=claims, glue_prefix=glue_prefix,
-                       curves_every=CURVE_EVAL_EVERY)
+                       budget={"epochs": ABLATION_EPOCHS}, rescored=rescored, log=claims, glue_prefix="abl",
+                       curves_every=CURVE_EVAL_EVERY, skip=name in SKIP_ABLATIONS)
 
 
-ch.glue(abl_steps=(ABLATION_EPOCHS or ch.options["epochs"]) * steps_per_epoch)
+ch.glue(abl_steps=(ABLATION_EPOCHS or ch.options["epochs"]) * steps_per_epoch,
+        abl_skipped="Every ablation runs in this build." if not SKIP_ABLATIONS else
+        "This build leaves " + " and ".join(ABLATION_NAMES[n] for n in SKIP_ABLATIONS) + " to the full profile: "
+        f"at that design {'its' if len(SKIP_ABLATIONS) == 1 else 'their'} runs would take the CPU book over its "
+        "90-minute budget.")
 
 # %% [markdown]
 # **Bottleneck (Table 5).** *Pre*: the teacher's own pretrained next stage as the bottleneck, fed $f_E^3$ only
@@ -314,8 +327,8 @@ ch.glue(abl_steps=(ABLATION_EPOCHS or ch.options["epochs"]) * steps_per_epoch)
 # MFF. *+OCE+MFF*: the full model.
 
 # %%
-r5 = ablation({"Pre": dict(bottleneck="pre"), "+OCE": dict(bottleneck="oce"), "+OCE+MFF": dict(bottleneck="oce+mff")},
-              glue_prefix="abl")
+r5 = ablation("table5", {"Pre": dict(bottleneck="pre"), "+OCE": dict(bottleneck="oce"),
+                        "+OCE+MFF": dict(bottleneck="oce+mff")})
 r5.table(["Pre", "+OCE", "+OCE+MFF"], "rd_table5", ["rd_pre", "rd_pre_oce", "rd_pre_oce_mff"], PAPER_METRICS)
 r5.judge("+OCE+MFF", "Pre", "The full OCBE beats the pretrained-stage bottleneck (Table 5)", "i_auroc")
 r5.judge("+OCE+MFF", "+OCE", "Multi-scale fusion improves the one-class embedding (Table 5)", "i_auroc")
@@ -331,7 +344,7 @@ r5.judge("+OCE+MFF", "+OCE", "Multi-scale fusion improves the one-class embeddin
 teachers6 = {f"{t} (ImageNet)": dict(teacher=t) for t in ("resnet18", "resnet50", "wide_resnet50_2", "efficientnet_lite0")}
 if RANDOM_TEACHER_ROW:
     teachers6["efficientnet_lite0 (random init)"] = dict(teacher="efficientnet_lite0", weights="random")
-r6 = ablation(teachers6)
+r6 = ablation("table6", teachers6)
 r6.table(list(teachers6), "rd_table6", ["rd_resnet18", "rd_resnet50", "rd_wrn50", None, None][:len(teachers6)], PAPER_METRICS)
 if RANDOM_TEACHER_ROW:
     r6.judge("efficientnet_lite0 (ImageNet)", "efficientnet_lite0 (random init)",
@@ -345,7 +358,7 @@ ch.glue(random_row="on in this build" if RANDOM_TEACHER_ROW else "off in the CPU
 
 # %% tags=["hide-input"]
 subsets = {"M1": (0,), "M2": (1,), "M3": (2,), "M2,3": (1, 2), "M1,2,3": (0, 1, 2)}
-r7 = ablation({"trained": {}}, rescored={label: ("trained", {"levels": lv}) for label, lv in subsets.items()})
+r7 = ablation("table7", {"trained": {}}, rescored={label: ("trained", {"levels": lv}) for label, lv in subsets.items()})
 r7.table(list(subsets), "rd_table7", ["rd_m1", "rd_m2", "rd_m3", "rd_m23", "rd_m123"], PAPER_METRICS)
 r7.judge("M1,2,3", "M2,3", "All three maps beat the two deeper ones (Table 7)", "i_auroc")
 r7.judge("M1,2,3", "M1", "All three maps beat the shallowest alone (Table 7)", "i_auroc")
@@ -354,7 +367,7 @@ r7.judge("M1,2,3", "M1", "All three maps beat the shallowest alone (Table 7)", "
 # **Loss (RD4AD issue #22).** The official flattened loss against the paper's per-pixel loss (Eq. 2).
 
 # %%
-rl = ablation({"flatten (official code)": dict(loss="flatten"), "pixel (paper Eq. 2)": dict(loss="pixel")})
+rl = ablation("loss", {"flatten (official code)": dict(loss="flatten"), "pixel (paper Eq. 2)": dict(loss="pixel")})
 if not rl.grid.empty:
     display(readable(mean_interval_table(rl.grid, ABL_METRICS)))
 rl.judge("flatten (official code)", "pixel (paper Eq. 2)",
@@ -386,7 +399,7 @@ if runs:
     display(analysis.rd_teacher_maps(next(iter(runs.values())), ch.device))
 
 # %%
-g_act = ablation({"ReLU'd teacher maps": dict(teacher_activation="relu"),
+g_act = ablation("relu", {"ReLU'd teacher maps": dict(teacher_activation="relu"),
                   "teacher maps as they are": dict(teacher_activation="none")}).grid   # the profile's is the first
 if not g_act.empty:
     display(readable(mean_interval_table(g_act, ABL_METRICS)))

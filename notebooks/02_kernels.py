@@ -225,6 +225,13 @@ glue("kernels_find_gpu", Markdown(report.gpu_sentence(report.gpu_results(), chec
 checks
 
 # %% [markdown]
+# ## Conclusion
+#
+# Checked in this build, {glue:md}`kernels_find_correctness` On speed, {glue:md}`kernels_find_cpu` The later
+# chapters therefore compute RD's anomaly map with `rdlib`'s path on every device. Whether the Triton kernel earns
+# its place on a GPU is what `benchmarks/gpu_checks.sh` decides — so far: {glue:md}`kernels_find_gpu`
+
+# %% [markdown]
 # ## Environment
 
 # %% tags=["nbval-ignore-output"]

@@ -55,6 +55,7 @@ class Chapter:
     verdicts: list = field(default_factory=list)         # every rdlib.claims.Verdict this chapter's versus judged
     logs: list = field(default_factory=list)             # the ClaimLogs of its ablation reports
     findings: dict = field(default_factory=dict)         # key -> the text of each finding glued
+    _glued_designs: set = field(default_factory=set, repr=False)   # ablation glue prefixes already glued
 
     @property
     def image_size(self) -> int:
@@ -124,7 +125,8 @@ class Chapter:
 
     def ablation(self, variants: dict[str, dict], categories, seeds, metrics, *, image_size: int | None = None,
                  budget: dict | None = None, rescored: dict | None = None, log: ClaimLog | None = None,
-                 glue_prefix: str | None = None, curves_every: int | None = None) -> AblationReport:
+                 glue_prefix: str | None = None, curves_every: int | None = None,
+                 skip: bool = False) -> AblationReport:
         """Every variant (``{label: options}`` on top of the chapter's options) × category × seed at
         ``image_size`` with the optimizer ``budget`` (options such as ``{"steps": 40}``; None values: the
         profile's) as an :class:`~rdlib.claims.AblationReport` (its ``grid``: the long table, marked converged or
@@ -133,10 +135,17 @@ class Chapter:
         while they train, and each variant's plateau is read from them (:func:`rdlib.plateau.plateau`; a rescored
         variant shares its source's); without it no run is shown converged and no verdict is judged.
         With ``glue_prefix`` the design is glued for the prose: ``<prefix>_cats``, ``_seeds``, ``_size``,
-        ``_budget``."""
+        ``_budget``. ``skip``: this profile leaves the ablation to another (an empty report, a line saying so, nothing
+        glued — give ``glue_prefix`` to every ablation that shares it, the first one run glues it)."""
         from rdlib.experiments import learning_curves
         from rdlib.plateau import mark, plateau
 
+        if skip:
+            from IPython.display import Markdown, display
+
+            display(Markdown("_Not run in this profile (over the CPU book's budget at the design a verdict needs); "
+                             "the `full` profile runs it._"))
+            return AblationReport(self.method, pd.DataFrame(), metrics, log=log, min_design=BOOK_DESIGN)
         size = int(image_size or self.image_size)
         budget = {k: v for k, v in (budget or {}).items() if v is not None}
         base = {**self.overrides, "image_size": size, **budget}
@@ -158,7 +167,8 @@ class Chapter:
             grid = mark(grid_of(seeds, self.fit_overrides), plateaus)
         else:
             grid = pd.DataFrame()
-        if glue_prefix:
+        if glue_prefix and glue_prefix not in self._glued_designs:
+            self._glued_designs.add(glue_prefix)
             spent = " + ".join(str({**self.options, **budget}[k]) for k in (budget or self.budget_keys()))
             self.glue(**{f"{glue_prefix}_cats": ", ".join(categories) or "no categories (skipped in this profile)",
                          f"{glue_prefix}_seeds": len(seeds), f"{glue_prefix}_size": f"{size}²",

@@ -289,12 +289,12 @@ def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host
             add(LAYOUT_KINDS[key], detail)
     if needs_findings and not any(h in text for h in FINDINGS_HEADINGS):
         add("no findings box", f"none of {FINDINGS_HEADINGS} on the page")
-    if width == "phone":
-        _check_phone_toc(page, add)
-    if screenshots is not None:
+    if screenshots is not None:            # before the phone's table of contents is opened over the page
         shot = Path(screenshots) / f"{rel.replace('/', '__').removesuffix('.html')}-{context.pages[0].viewport_size['width']}.png"
         page.screenshot(path=str(shot), full_page=True)
         report.screenshots.append(shot)
+    if width == "phone":
+        _check_phone_toc(page, add)
     page.close()
     report.problems.extend(found)
 

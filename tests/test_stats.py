@@ -288,3 +288,23 @@ def test_chapter_findings_are_glued_under_the_chapter_name(tmp_path, monkeypatch
     start("rd", "ci", ["brick"], name="comparison", **kw).finding("ranking", "text")
     assert {k for k in glued if "_find_" in k} == {"rd_find_plateau", "comparison_find_ranking"}
     assert glued["claim_design"] == "3 categories × 3 seeds" and glued["plateau_flat"] == "30%"   # the rules, for prose
+
+
+def test_a_skipped_ablation_trains_nothing_and_the_shared_design_is_glued_by_the_first_one_run(tmp_path, monkeypatch):
+    import myst_nb
+
+    import rdlib.chapter as chapter_mod
+    from rdlib.chapter import start
+
+    glued, trained = {}, []
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: glued.get(name, []) + [value]}))
+    monkeypatch.setattr(chapter_mod, "run_grid", lambda *a, **k: trained.append(a[3]) or pd.DataFrame(
+        {"variant": ["A"], "category": ["brick"], "seed": [1], "status": ["ok"], "i_auroc": [90.0]}))
+    monkeypatch.setenv("RDLIB_DATA", str(tmp_path / "data"))
+    ch = start("rd", "ci", ["brick"], n_train=2, n_test_good=1, n_test_per_defect=1, announce=False)
+    skipped = ch.ablation({"A": {}}, ["brick"], [1], ["i_auroc"], glue_prefix="abl", skip=True)
+    assert skipped.grid.empty and trained == [] and not any(k.startswith("abl_") for k in glued)
+    ran = ch.ablation({"A": {}}, ["gravel"], [1], ["i_auroc"], glue_prefix="abl")
+    again = ch.ablation({"A": {}}, ["coffee"], [1], ["i_auroc"], glue_prefix="abl")
+    assert trained == [["gravel"], ["coffee"]] and not ran.grid.empty and not again.grid.empty
+    assert glued["abl_cats"] == ["gravel"] and glued["abl_seeds"] == ["1"]   # once, by the first ablation that ran
