@@ -204,8 +204,11 @@ def check_site(html_dir: Path, screenshots: Path | None = None, pages: list[str]
 
 # What a reader on a narrow screen cannot read: the page scrolling sideways, text cut off by a box that clips it,
 # code that runs past the column, a table wider than the column with no hint that it scrolls (book/_static/rdlib.*)
+# A figure shown below this fraction of its pixel width has 9-point labels (12.5 px at the book's 100 dpi) under
+# 9 px: on a phone it must keep that width and scroll (book/_static/rdlib.js uses the same threshold).
+MIN_FIGURE_SCALE = 0.75
 _LAYOUT_JS = """() => {
-  const out = {page: [], cut: [], code: [], unhinted: []};
+  const out = {page: [], cut: [], code: [], unhinted: [], small: []};
   const doc = document.documentElement;
   const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
   const wider = e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1;
@@ -231,10 +234,19 @@ _LAYOUT_JS = """() => {
     if (!/scroll/.test(getComputedStyle(box, '::before').content))
       out.unhinted.push(`${box.scrollWidth} px in a ${box.clientWidth} px column: "${said(box.querySelector('tr'))}"`);
   }
+  for (const img of article.querySelectorAll('div.cell_output img')) {
+    const shown = img.getBoundingClientRect().width, name = img.src.split('/').pop().slice(0, 12) + '…';
+    if (!img.naturalWidth || !shown) continue;
+    if (shown < img.naturalWidth * MIN_FIGURE_SCALE - 1)
+      out.small.push(`${name} shown ${Math.round(shown)} px wide, ${Math.round(100 * shown / img.naturalWidth)} % of its ${img.naturalWidth} px`);
+    const box = img.parentElement;
+    if (wider(box) && !/scroll/.test(getComputedStyle(box, '::before').content))
+      out.unhinted.push(`figure ${name}: ${box.scrollWidth} px in a ${box.clientWidth} px column`);
+  }
   return out;
-}"""
+}""".replace("MIN_FIGURE_SCALE", str(MIN_FIGURE_SCALE))
 LAYOUT_KINDS = {"page": "page wider than the screen", "cut": "text cut off", "code": "code wider than the column",
-                "unhinted": "wide table without a scroll hint"}
+                "unhinted": "wide output without a scroll hint", "small": "figure too small to read"}
 
 
 def repeated_lines(outputs: list[str], max_repeats: int = MAX_REPEATS,

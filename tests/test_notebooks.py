@@ -2,6 +2,7 @@
 
 The executed notebooks land in ``_executed/ci/`` where ``make test`` then re-runs them with nbval.
 """
+import copy
 import importlib.util
 import shutil
 import subprocess
@@ -186,8 +187,9 @@ def _browser_or_skip():
 def test_book_in_a_browser_at_desktop_and_phone_widths(built_book):
     """Every page in headless Chromium at 1280 px and 390 px: no console error, no failed local request, no broken
     image, no raw markdown table, no equation left as raw TeX, no truncated cell, no NaN cell, no printed line
-    repeated more than a few times, a findings box on the introduction and every chapter, a phone
-    table of contents that opens. Screenshots of every page at both widths land in _build/screenshots/."""
+    repeated more than a few times, a findings box on the introduction and every chapter, no page wider than the
+    screen, no text cut off, no code past the column, no wide output without a scroll hint, no figure shrunk below
+    75 % of its size, a phone table of contents that opens. Screenshots of every page at both widths land in _build/screenshots/."""
     _browser_or_skip()
     from browser_check import check_site
 
@@ -237,13 +239,26 @@ TINY_NOTEBOOK = {
 }
 
 
+def _png(width: int, height: int) -> str:
+    """A grey PNG of ``width`` × ``height`` pixels, base64-encoded as a notebook output holds it."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (128, 128, 128)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 @pytest.mark.notebooks
 def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(tmp_path):
     """The browser test can fail: a tiny book whose notebook renders markdown as CommonMark (the footer bug this
     book once had), shows an image that does not exist, a pandas-truncated cell, an equation that MathJax, loaded
     from its CDN, never typesets offline, a figure's layout problem, and — without the book's stylesheet — an
     unbreakable name that widens the page, a line cut off by a box that clips it (as the theme's box clips a long
-    inline equation), a code line past the column and a wide table with no scroll hint."""
+    inline equation), a code line past the column, a wide table with no scroll hint and a figure shrunk to a phone's
+    width."""
     _browser_or_skip()
     import json
 
@@ -263,7 +278,10 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
                                       "    rdlib_reader_layout: false\n")
     (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: broken\n")
     (book / "intro.md").write_text("# Tiny\n\nA clean page.\n")
-    (book / "broken.ipynb").write_text(json.dumps(TINY_NOTEBOOK))
+    notebook = copy.deepcopy(TINY_NOTEBOOK)           # plus a figure as wide as the book's column (680 px)
+    notebook["cells"][1]["outputs"].append({"output_type": "display_data", "metadata": {},
+                                            "data": {"image/png": _png(680, 120), "text/plain": "<Figure>"}})
+    (book / "broken.ipynb").write_text(json.dumps(notebook))
     proc = _jupyter_book_build(book, strict=False)   # -W would refuse the missing image
     html = book / "_build" / "html"
     assert (html / "broken.html").is_file(), proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -273,7 +291,7 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
                  "equations not typeset",                  # its MathJax comes from the CDN: unreachable offline
                  "missing value shown as NaN", "repeated output line", "no findings box", "figure layout",
                  "page wider than the screen", "text cut off", "code wider than the column",
-                 "wide table without a scroll hint"):
+                 "wide output without a scroll hint", "figure too small to read"):
         assert ("broken.html", kind) in kinds, (kind, report.problems)
     assert not [p for p in report.problems if p.page == "intro.html"], report.problems
 

@@ -12,11 +12,31 @@
       box.classList.toggle("rdlib-wide", scrolls(box) && !(outer && scrolls(outer)));
     });
   }
+  // A figure (an image a cell printed) sits in its own box; where the column is narrower than 75 % of the image
+  // (a phone), the image keeps that width and the box scrolls, marked for rdlib.css's hint. The same threshold is
+  // the browser test's MIN_FIGURE_SCALE.
+  var MIN_FIGURE_SCALE = 0.75;
+  function figures() {
+    document.querySelectorAll("div.cell_output > img").forEach(function (img) {
+      var box = document.createElement("div");
+      box.className = "rdlib-figure";
+      img.parentElement.insertBefore(box, img);
+      box.appendChild(img);
+    });
+    document.querySelectorAll("div.rdlib-figure > img").forEach(function (img) {
+      var least = Math.round(img.naturalWidth * MIN_FIGURE_SCALE);
+      var narrow = img.naturalWidth > 0 && least > img.parentElement.clientWidth;
+      img.style.width = narrow ? least + "px" : "";
+      img.style.maxWidth = narrow ? "none" : "";
+      img.parentElement.classList.toggle("rdlib-wide-figure", narrow);
+    });
+  }
   window.addEventListener("load", function () {
+    figures();
     mark();
     // typeset equations and late fonts can widen a table after load
     if (window.MathJax && MathJax.startup && MathJax.startup.promise) MathJax.startup.promise.then(mark);
     if (document.fonts && document.fonts.ready) document.fonts.ready.then(mark);
   });
-  window.addEventListener("resize", mark);
+  window.addEventListener("resize", function () { figures(); mark(); });
 })();
