@@ -299,26 +299,19 @@ PAPER_METRICS = ("i_auroc", "p_auroc", "pro")                  # the paper's col
 claims = ClaimLog("rd")           # every grid's verdicts in one log, also saved for the comparison chapter
 
 
-ABLATION_NAMES = {"table5": "Table 5 (bottleneck)", "table6": "Table 6 (teacher)", "table7": "Table 7 (score maps)",
-                  "loss": "the loss (RD4AD #22)", "relu": "the ReLU on the teacher's maps"}
-if set(SKIP_ABLATIONS) - set(ABLATION_NAMES):
-    raise ValueError(f"SKIP_ABLATIONS: unknown {sorted(set(SKIP_ABLATIONS) - set(ABLATION_NAMES))}; "
-                     f"use any of {sorted(ABLATION_NAMES)}")
+skipped = ch.skipped_ablations(SKIP_ABLATIONS, {"table5": "Table 5 (bottleneck)", "table6": "Table 6 (teacher)",
+                                                "table7": "Table 7 (score maps)", "loss": "the loss (RD4AD #22)",
+                                                "relu": "the ReLU on the teacher's maps"})
 
 
 def ablation(name: str, variants: dict, rescored: dict | None = None):
-    """Every variant ({label: RD options}) × category × seed at the ablations' size and epochs (none when ``name``
-    is in SKIP_ABLATIONS)."""
+    """Every variant ({label: RD options}) × category × seed at the ablations' size and epochs (none if skipped)."""
     return ch.ablation(variants, ABLATION_CATEGORIES, ABLATION_SEEDS, ABL_METRICS, image_size=ABLATION_IMAGE_SIZE,
                        budget={"epochs": ABLATION_EPOCHS}, rescored=rescored, log=claims, glue_prefix="abl",
-                       curves_every=CURVE_EVAL_EVERY, skip=name in SKIP_ABLATIONS)
+                       curves_every=CURVE_EVAL_EVERY, skip=name in skipped)
 
 
-ch.glue(abl_steps=(ABLATION_EPOCHS or ch.options["epochs"]) * steps_per_epoch,
-        abl_skipped="Every ablation runs in this build." if not SKIP_ABLATIONS else
-        "This build leaves " + " and ".join(ABLATION_NAMES[n] for n in SKIP_ABLATIONS) + " to the full profile: "
-        f"at that design {'its' if len(SKIP_ABLATIONS) == 1 else 'their'} runs would take the CPU book over its "
-        "90-minute budget.")
+ch.glue(abl_steps=(ABLATION_EPOCHS or ch.options["epochs"]) * steps_per_epoch)
 
 # %% [markdown]
 # **Bottleneck (Table 5).** *Pre*: the teacher's own pretrained next stage as the bottleneck, fed $f_E^3$ only

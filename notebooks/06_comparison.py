@@ -400,6 +400,15 @@ ch.protocol(len(CATEGORIES), "comparison", seeds=len(SEEDS), steps=f"{steps.min(
 ch.equivalence("rdpp")
 
 # %% [markdown]
+# ## Conclusion
+#
+# Computed from this page's runs: {glue:md}`comparison_find_plateaus` The order, {glue:md}`comparison_find_ranking`.
+# {glue:md}`comparison_find_reference` Verdicts: {glue:md}`comparison_find_claims`. As section 8 says, these are
+# statements about the methods at {glue:text}`cmp_size` with EfficientNet-Lite0 on generated data, not about the
+# papers at their own scale; the `full` profile reruns this page at 256² on a GPU and the `paper` profile on the
+# real benchmarks.
+
+# %% [markdown]
 # ## Environment
 
 # %% tags=["nbval-ignore-output"]

@@ -45,6 +45,11 @@ def test_notebook_structure(name):
     assert "colab-badge.svg" not in nb.cells[0].source, "a text link: Colab's badge image is broken offline"
     assert "environment_footer" in nb.cells[-1].source, "last cell prints the environment footer"
     assert nb.metadata["kernelspec"]["name"] == "python3"
+    # a computed conclusion last: Chapter.conclusion, or a paragraph built from the chapter's glued findings
+    heads = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Conclusion")]
+    assert len(heads) == 1 and heads[0] >= len(nb.cells) - 4, "one '## Conclusion' section just before the footer"
+    body = "\n".join(c.source for c in nb.cells[heads[0]:-2])
+    assert "ch.conclusion(" in body or "_find_" in body, "the conclusion is computed, not typed"
 
 
 def swallowed_code(markdown: str) -> list[str]:

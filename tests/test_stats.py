@@ -308,3 +308,21 @@ def test_a_skipped_ablation_trains_nothing_and_the_shared_design_is_glued_by_the
     again = ch.ablation({"A": {}}, ["coffee"], [1], ["i_auroc"], glue_prefix="abl")
     assert trained == [["gravel"], ["coffee"]] and not ran.grid.empty and not again.grid.empty
     assert glued["abl_cats"] == ["gravel"] and glued["abl_seeds"] == ["1"]   # once, by the first ablation that ran
+
+
+def test_skipped_ablations_are_checked_and_said_in_one_sentence(tmp_path, monkeypatch):
+    import myst_nb
+
+    from rdlib.chapter import start
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: value}))
+    monkeypatch.setenv("RDLIB_DATA", str(tmp_path / "data"))
+    ch = start("rd", "ci", ["brick"], n_train=2, n_test_good=1, n_test_per_defect=1, announce=False)
+    names = {"table5": "Table 5 (bottleneck)", "loss": "the loss"}
+    assert ch.skipped_ablations(["table5", "loss"], names) == {"table5", "loss"}
+    assert glued["abl_skipped"].startswith("This build leaves Table 5 (bottleneck) and the loss to the full profile: "
+                                           "at that design their runs")
+    assert ch.skipped_ablations([], names) == set() and glued["abl_skipped"] == "Every ablation runs in this build."
+    with pytest.raises(ValueError, match=r"SKIP_ABLATIONS: unknown \['tabel5'\]; use any of \['loss', 'table5'\]"):
+        ch.skipped_ablations(["tabel5"], names)
