@@ -286,8 +286,8 @@ pd.DataFrame({cat: per_defect_auroc(run.predictions()) for cat, run in runs.item
 # runs' schedule. {glue:text}`abl_skipped` Each variant's first seed is evaluated while it trains, and the line
 # under each table says whether that variant reached its plateau (`rdlib.plateau`, as in section 4): a claim on a
 # variant that did not is *not judged*. They test whether the paper's claims hold for another teacher and other
-# data, not whether we match its numbers. Every cell is the mean over categories and seeds ± the half-width of its 95 % interval
-# (`rdlib.stats`: a t-interval over categories, or over the seeds when there is one category); every verdict below
+# data, not whether we match its numbers. Every cell is the mean over categories and seeds ± the half-width of its
+# 95 % interval (`rdlib.stats`: a t-interval over categories, or over the seeds when there is one category); every verdict below
 # is computed by `rdlib.claims.judge` from the same runs: *supported* when the whole interval of the paired
 # difference lies on the paper's side, *contradicted* when it lies on the other, *inconclusive* otherwise. Each names
 # the design it rests on (categories × seeds, size, steps) and the smallest effect that design could detect; with
@@ -454,7 +454,7 @@ ch.protocol(trained)
 # %%
 display(Markdown(claims.markdown("_Ablations skipped in this profile._")))
 saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
-ch.finding("ablations", claims.summary())
+ch.finding("ablations", claims.summary() + (f"; left to the full profile: {', '.join(skipped.values())}" if skipped else ""))
 
 # %% [markdown]
 # ## 9. Equal to the official code

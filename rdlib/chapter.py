@@ -181,10 +181,11 @@ class Chapter:
             self.logs.append(report.log)                  # its verdicts, as they are judged, for the conclusion
         return report
 
-    def skipped_ablations(self, skip, names: dict[str, str], prefix: str = "abl") -> set:
+    def skipped_ablations(self, skip, names: dict[str, str], prefix: str = "abl") -> dict[str, str]:
         """The ablations this profile leaves to the `full` one: ``skip`` (a chapter's SKIP_ABLATIONS) checked
         against ``names`` (``{key: what the ablation is}``, e.g. ``{"table5": "Table 5 (bottleneck)"}``), with one
-        sentence glued as ``<prefix>_skipped`` for the prose. Returns the keys to pass as ``ablation(skip=...)``."""
+        sentence glued as ``<prefix>_skipped`` for the prose. Returns ``{key: name}`` of the skipped ones (``key in``
+        it is what to pass as ``ablation(skip=...)``)."""
         unknown = sorted(set(skip) - set(names))
         if unknown:
             raise ValueError(f"SKIP_ABLATIONS: unknown {unknown}; use any of {sorted(names)}")
@@ -192,7 +193,7 @@ class Chapter:
         its = "its" if len(skip) == 1 else "their"
         self.glue(**{f"{prefix}_skipped": f"This build leaves {which} to the full profile: at that design {its} runs "
                      "would take the CPU book over its 90-minute budget." if skip else "Every ablation runs in this build."})
-        return set(skip)
+        return {k: names[k] for k in skip}
 
     def glue(self, **values) -> None:
         """Glue each value as text for the prose (``{glue:text}`name```), e.g. ``ch.glue(rdre_size="128²")``."""

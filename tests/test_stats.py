@@ -320,9 +320,9 @@ def test_skipped_ablations_are_checked_and_said_in_one_sentence(tmp_path, monkey
     monkeypatch.setenv("RDLIB_DATA", str(tmp_path / "data"))
     ch = start("rd", "ci", ["brick"], n_train=2, n_test_good=1, n_test_per_defect=1, announce=False)
     names = {"table5": "Table 5 (bottleneck)", "loss": "the loss"}
-    assert ch.skipped_ablations(["table5", "loss"], names) == {"table5", "loss"}
+    assert ch.skipped_ablations(["table5", "loss"], names) == names
     assert glued["abl_skipped"].startswith("This build leaves Table 5 (bottleneck) and the loss to the full profile: "
                                            "at that design their runs")
-    assert ch.skipped_ablations([], names) == set() and glued["abl_skipped"] == "Every ablation runs in this build."
+    assert ch.skipped_ablations([], names) == {} and glued["abl_skipped"] == "Every ablation runs in this build."
     with pytest.raises(ValueError, match=r"SKIP_ABLATIONS: unknown \['tabel5'\]; use any of \['loss', 'table5'\]"):
         ch.skipped_ablations(["tabel5"], names)
