@@ -238,10 +238,10 @@ if DATA_ROOT is None:
 # %% [markdown]
 # ## Conclusion
 #
-# The later chapters train and judge every method on this data — {glue:md}`data_find_data`
-# {glue:md}`data_find_calibration` A method's I-AUROC therefore reads against the reference's: a trained method
-# well below it is a question its chapter has to answer, not a property of the benchmark. The synthetic anomalies those methods train on come from
-# {glue:md}`data_find_sources` A Colab reader who sets `DATA_ROOT` gets the same sections on the real benchmark.
+# The later chapters train and judge every method on this data — {glue:md}`data_find_data` Its difficulty, read
+# from the training-free reference: {glue:md}`data_find_calibration` Where a trained method lands well below that
+# reference, its chapter has to say why; it is not a property of the data. The synthetic anomalies URD, AAND, RD-RE
+# and RD++ train on are blended from {glue:md}`data_find_sources`
 
 # %% [markdown]
 # ## Environment

@@ -301,7 +301,7 @@ claims = ClaimLog("rd")           # every grid's verdicts in one log, also saved
 
 skipped = ch.skipped_ablations(SKIP_ABLATIONS, {"table5": "Table 5 (bottleneck)", "table6": "Table 6 (teacher)",
                                                 "table7": "Table 7 (score maps)", "loss": "the loss (RD4AD #22)",
-                                                "relu": "the ReLU on the teacher's maps"})
+                                                "relu": "the ReLU on the teacher's maps"}, ABLATION_CATEGORIES)
 
 
 def ablation(name: str, variants: dict, rescored: dict | None = None):
@@ -454,7 +454,7 @@ ch.protocol(trained)
 # %%
 display(Markdown(claims.markdown("_Ablations skipped in this profile._")))
 saved = claims.save(PROFILE, RUNS_DIR)                 # read by the comparison chapter
-ch.finding("ablations", claims.summary() + (f"; left to the full profile: {', '.join(skipped.values())}" if skipped else ""))
+ch.finding("ablations", claims.summary() + (f"; left to the full profile: {' and '.join(skipped.values())}" if skipped else ""))
 
 # %% [markdown]
 # ## 9. Equal to the official code

@@ -227,9 +227,9 @@ checks
 # %% [markdown]
 # ## Conclusion
 #
-# Checked in this build, {glue:md}`kernels_find_correctness` On speed, {glue:md}`kernels_find_cpu` The later
-# chapters therefore compute RD's anomaly map with `rdlib`'s path on every device. Whether the Triton kernel earns
-# its place on a GPU is what `benchmarks/gpu_checks.sh` decides — so far: {glue:md}`kernels_find_gpu`
+# In this build, {glue:md}`kernels_find_correctness` On speed, {glue:md}`kernels_find_cpu` `rdlib`'s path — the
+# Triton kernel on a CUDA GPU, the matrix path elsewhere — is what the later chapters use to compute RD's anomaly
+# map. On a GPU: {glue:md}`kernels_find_gpu`
 
 # %% [markdown]
 # ## Environment

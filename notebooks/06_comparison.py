@@ -197,7 +197,7 @@ ok = ch.marked(ok)                                          # each run converged
 steps = ok.loc[ok.steps > 0, "steps"]                       # optimizer steps a run (training-free: 0)
 ch.glue(cmp_size=f"{IMAGE_SIZE}×{IMAGE_SIZE}", cmp_table=f"{table_path.name} in the runs folder",
         cmp_steps=f"{steps.min():.0f} to {steps.max():.0f}" if len(steps) else "no", cmp_profile=METHOD_PROFILE,
-        cmp_curves=swept.curves_sentence(LABELS))
+        cmp_curves=swept.curves_sentence(LABELS), cmp_scale=f"{IMAGE_SIZE}² on {ch.data_name}, {ch.teacher} teacher")
 display(Markdown(f"{len(ok)} of {len(rows)} runs finished"
                  + (": every one." if failed.empty else f"; **{len(failed)} failed**, listed here and left out below:")))
 if not failed.empty:
@@ -246,7 +246,7 @@ comparison.method_figure(ok, METHODS, LABELS)
 # %%
 judged_knn, behind = comparison.versus_reference(ok, METHODS, "patch_knn", LABELS)
 display(Markdown("\n".join(f"- {s}" for s in judged_knn.get("sentence", [])) + "\n\n" + behind))
-ch.finding("reference", behind or "no training-free reference in this comparison.")
+ch.finding("reference", behind or "No training-free reference in this comparison.")
 
 # %% [markdown]
 # Where kNN is ahead, that is the first thing to explain, before any claim of one RD variant over another. Training
@@ -404,9 +404,7 @@ ch.equivalence("rdpp")
 #
 # Computed from this page's runs: {glue:md}`comparison_find_plateaus` The order, {glue:md}`comparison_find_ranking`.
 # {glue:md}`comparison_find_reference` Verdicts: {glue:md}`comparison_find_claims`. As section 8 says, these are
-# statements about the methods at {glue:text}`cmp_size` with EfficientNet-Lite0 on generated data, not about the
-# papers at their own scale; the `full` profile reruns this page at 256² on a GPU and the `paper` profile on the
-# real benchmarks.
+# statements about the methods as trained here — {glue:text}`cmp_scale` — not about the papers at their own scale.
 
 # %% [markdown]
 # ## Environment

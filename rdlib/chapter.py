@@ -135,20 +135,26 @@ class Chapter:
         while they train, and each variant's plateau is read from them (:func:`rdlib.plateau.plateau`; a rescored
         variant shares its source's); without it no run is shown converged and no verdict is judged.
         With ``glue_prefix`` the design is glued for the prose: ``<prefix>_cats``, ``_seeds``, ``_size``,
-        ``_budget``. ``skip``: this profile leaves the ablation to another (an empty report, a line saying so, nothing
-        glued — give ``glue_prefix`` to every ablation that shares it, the first one run glues it)."""
+        ``_budget`` — once per prefix, by the first ablation that gives it (several ablations can share one design).
+        ``skip``: this profile leaves the ablation to another (an empty report and a line saying so)."""
         from rdlib.experiments import learning_curves
         from rdlib.plateau import mark, plateau
 
-        if skip:
-            from IPython.display import Markdown, display
-
-            display(Markdown("_Not run in this profile (over the CPU book's budget at the design a verdict needs); "
-                             "the `full` profile runs it._"))
-            return AblationReport(self.method, pd.DataFrame(), metrics, log=log, min_design=BOOK_DESIGN)
         size = int(image_size or self.image_size)
         budget = {k: v for k, v in (budget or {}).items() if v is not None}
         base = {**self.overrides, "image_size": size, **budget}
+        if glue_prefix and glue_prefix not in self._glued_designs:      # the design, once per prefix (run or not)
+            self._glued_designs.add(glue_prefix)
+            spent = " + ".join(str({**self.options, **budget}[k]) for k in (budget or self.budget_keys()))
+            self.glue(**{f"{glue_prefix}_cats": ", ".join(categories) or "no categories (skipped in this profile)",
+                         f"{glue_prefix}_seeds": len(seeds), f"{glue_prefix}_size": f"{size}²",
+                         f"{glue_prefix}_budget": spent})
+        if skip:
+            from IPython.display import Markdown, display
+
+            display(Markdown("_Not run in this profile (`SKIP_ABLATIONS`: over the CPU book's budget at the design "
+                             "a verdict needs); the `full` profile runs it._"))
+            return AblationReport(self.method, pd.DataFrame(), metrics, log=log, min_design=BOOK_DESIGN)
         plateaus = {}
         if categories:
             def grid_of(seed_list, fit):
@@ -167,12 +173,6 @@ class Chapter:
             grid = mark(grid_of(seeds, self.fit_overrides), plateaus)
         else:
             grid = pd.DataFrame()
-        if glue_prefix and glue_prefix not in self._glued_designs:
-            self._glued_designs.add(glue_prefix)
-            spent = " + ".join(str({**self.options, **budget}[k]) for k in (budget or self.budget_keys()))
-            self.glue(**{f"{glue_prefix}_cats": ", ".join(categories) or "no categories (skipped in this profile)",
-                         f"{glue_prefix}_seeds": len(seeds), f"{glue_prefix}_size": f"{size}²",
-                         f"{glue_prefix}_budget": spent})
         from rdlib.results import load_paper_numbers
 
         report = AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log, plateaus=plateaus,
@@ -181,19 +181,27 @@ class Chapter:
             self.logs.append(report.log)                  # its verdicts, as they are judged, for the conclusion
         return report
 
-    def skipped_ablations(self, skip, names: dict[str, str], prefix: str = "abl") -> dict[str, str]:
-        """The ablations this profile leaves to the `full` one: ``skip`` (a chapter's SKIP_ABLATIONS) checked
-        against ``names`` (``{key: what the ablation is}``, e.g. ``{"table5": "Table 5 (bottleneck)"}``), with one
-        sentence glued as ``<prefix>_skipped`` for the prose. Returns ``{key: name}`` of the skipped ones (``key in``
-        it is what to pass as ``ablation(skip=...)``)."""
+    def skipped_ablations(self, skip, names: dict[str, str], categories=(), prefix: str = "abl") -> dict[str, str]:
+        """The ablations this profile leaves to the `full` one: ``skip`` (a chapter's SKIP_ABLATIONS, a list)
+        checked against ``names`` (``{key: what the ablation is}``, e.g. ``{"table5": "Table 5 (bottleneck)"}``),
+        with one sentence for the prose glued as ``<prefix>_skipped`` (``categories``: the ablations' categories;
+        none means none runs). Returns ``{key: name}`` of the skipped ones (``key in`` it is ``ablation(skip=...)``)."""
+        if isinstance(skip, str) or not all(isinstance(k, str) for k in skip):
+            raise ValueError(f"SKIP_ABLATIONS must be a list of names, got {skip!r}; use any of {sorted(names)}")
         unknown = sorted(set(skip) - set(names))
         if unknown:
             raise ValueError(f"SKIP_ABLATIONS: unknown {unknown}; use any of {sorted(names)}")
-        which = " and ".join(names[k] for k in skip)
-        its = "its" if len(skip) == 1 else "their"
-        self.glue(**{f"{prefix}_skipped": f"This build leaves {which} to the full profile: at that design {its} runs "
-                     "would take the CPU book over its 90-minute budget." if skip else "Every ablation runs in this build."})
-        return {k: names[k] for k in skip}
+        left = [names[k] for k in skip]
+        which = ", ".join(left[:-1]) + (" and " if len(left) > 1 else "") + (left[-1] if left else "")
+        if not categories:
+            text = "This profile runs none of them (no ablation categories)."
+        elif left:
+            text = (f"This build leaves {which} to the full profile (SKIP_ABLATIONS): at the design a verdict needs, "
+                    f"{'its' if len(left) == 1 else 'their'} runs would take the CPU book over its 90-minute budget.")
+        else:
+            text = "Every ablation runs in this build."
+        self.glue(**{f"{prefix}_skipped": text})
+        return dict(zip(skip, left))
 
     def glue(self, **values) -> None:
         """Glue each value as text for the prose (``{glue:text}`name```), e.g. ``ch.glue(rdre_size="128²")``."""

@@ -61,7 +61,7 @@ class PlateauSweep:
         return (f"{len(converged)} of {len(self.plateaus)} trained methods converged at their schedules"
                 + (f" ({', '.join(converged)})" if converged else "") + "; "
                 + ("not converged, and so not judged: " + ", ".join(labels.get(m, m) for m in self.skipped) + "."
-                   if self.skipped else "every claim below rests on converged runs."))
+                   if self.skipped else "every claim on this page rests on converged runs."))
 
     def plateau_table(self, labels: dict) -> pd.DataFrame:
         """One row per trained method: converged or not, the step its mean curve settles by, of how many, the

@@ -208,7 +208,7 @@ def check_site(html_dir: Path, screenshots: Path | None = None, pages: list[str]
 # 9 px: on a phone it must keep that width and scroll (book/_static/rdlib.js uses the same threshold).
 MIN_FIGURE_SCALE = 0.75
 _LAYOUT_JS = """() => {
-  const out = {page: [], cut: [], code: [], unhinted: [], small: []};
+  const out = {page: [], cut: [], code: [], unhinted: [], small: [], figure: []};
   const doc = document.documentElement;
   const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
   const wider = e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1;
@@ -241,12 +241,13 @@ _LAYOUT_JS = """() => {
       out.small.push(`${name} shown ${Math.round(shown)} px wide, ${Math.round(100 * shown / img.naturalWidth)} % of its ${img.naturalWidth} px`);
     const box = img.parentElement;
     if (wider(box) && !/scroll/.test(getComputedStyle(box, '::before').content))
-      out.unhinted.push(`figure ${name}: ${box.scrollWidth} px in a ${box.clientWidth} px column`);
+      out.figure.push(`${name} ${box.scrollWidth} px in a ${box.clientWidth} px column`);
   }
   return out;
 }""".replace("MIN_FIGURE_SCALE", str(MIN_FIGURE_SCALE))
 LAYOUT_KINDS = {"page": "page wider than the screen", "cut": "text cut off", "code": "code wider than the column",
-                "unhinted": "wide output without a scroll hint", "small": "figure too small to read"}
+                "unhinted": "wide table without a scroll hint", "small": "figure too small to read",
+                "figure": "wide figure without a scroll hint"}
 
 
 def repeated_lines(outputs: list[str], max_repeats: int = MAX_REPEATS,

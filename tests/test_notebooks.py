@@ -193,8 +193,8 @@ def test_book_in_a_browser_at_desktop_and_phone_widths(built_book):
     """Every page in headless Chromium at 1280 px and 390 px: no console error, no failed local request, no broken
     image, no raw markdown table, no equation left as raw TeX, no truncated cell, no NaN cell, no printed line
     repeated more than a few times, a findings box on the introduction and every chapter, no page wider than the
-    screen, no text cut off, no code past the column, no wide output without a scroll hint, no figure shrunk below
-    75 % of its size, a phone table of contents that opens. Screenshots of every page at both widths land in _build/screenshots/."""
+    screen, no text cut off, no code past the column, no wide table or figure without a scroll hint, no figure shrunk
+    below 75 % of its size, a phone table of contents that opens. Screenshots of every page at both widths land in _build/screenshots/."""
     _browser_or_skip()
     from browser_check import check_site
 
@@ -244,6 +244,17 @@ TINY_NOTEBOOK = {
 }
 
 
+def test_the_books_figure_width_rule_is_the_browser_tests():
+    """book/_static/rdlib.js keeps a figure at the width below which the browser test calls it too small to read."""
+    import re
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from browser_check import MIN_FIGURE_SCALE
+
+    js = (ROOT / "book" / "_static" / "rdlib.js").read_text()
+    assert float(re.search(r"var MIN_FIGURE_SCALE = ([0-9.]+);", js).group(1)) == MIN_FIGURE_SCALE
+
+
 def _png(width: int, height: int) -> str:
     """A grey PNG of ``width`` × ``height`` pixels, base64-encoded as a notebook output holds it."""
     import base64
@@ -283,9 +294,12 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
                                       "    rdlib_reader_layout: false\n")
     (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: broken\n")
     (book / "intro.md").write_text("# Tiny\n\nA clean page.\n")
-    notebook = copy.deepcopy(TINY_NOTEBOOK)           # plus a figure as wide as the book's column (680 px)
-    notebook["cells"][1]["outputs"].append({"output_type": "display_data", "metadata": {},
-                                            "data": {"image/png": _png(680, 120), "text/plain": "<Figure>"}})
+    notebook = copy.deepcopy(TINY_NOTEBOOK)     # plus a figure as wide as the book's column (680 px): the theme
+    png = _png(680, 120)                        # shrinks it on the phone; the same one held at its width overflows
+    notebook["cells"][1]["outputs"] += [
+        {"output_type": "display_data", "metadata": {}, "data": {"image/png": png, "text/plain": "<Figure>"}},
+        {"output_type": "display_data", "metadata": {},
+         "data": {"text/html": f'<img style="max-width: none" src="data:image/png;base64,{png}">', "text/plain": "<img>"}}]
     (book / "broken.ipynb").write_text(json.dumps(notebook))
     proc = _jupyter_book_build(book, strict=False)   # -W would refuse the missing image
     html = book / "_build" / "html"
@@ -296,7 +310,7 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
                  "equations not typeset",                  # its MathJax comes from the CDN: unreachable offline
                  "missing value shown as NaN", "repeated output line", "no findings box", "figure layout",
                  "page wider than the screen", "text cut off", "code wider than the column",
-                 "wide output without a scroll hint", "figure too small to read"):
+                 "wide table without a scroll hint", "figure too small to read", "wide figure without a scroll hint"):
         assert ("broken.html", kind) in kinds, (kind, report.problems)
     assert not [p for p in report.problems if p.page == "intro.html"], report.problems
 

@@ -302,12 +302,13 @@ def test_a_skipped_ablation_trains_nothing_and_the_shared_design_is_glued_by_the
         {"variant": ["A"], "category": ["brick"], "seed": [1], "status": ["ok"], "i_auroc": [90.0]}))
     monkeypatch.setenv("RDLIB_DATA", str(tmp_path / "data"))
     ch = start("rd", "ci", ["brick"], n_train=2, n_test_good=1, n_test_per_defect=1, announce=False)
-    skipped = ch.ablation({"A": {}}, ["brick"], [1], ["i_auroc"], glue_prefix="abl", skip=True)
-    assert skipped.grid.empty and trained == [] and not any(k.startswith("abl_") for k in glued)
+    skipped = ch.ablation({"A": {}}, ["brick"], [1, 2], ["i_auroc"], glue_prefix="abl", skip=True)
+    assert skipped.grid.empty and trained == []
     ran = ch.ablation({"A": {}}, ["gravel"], [1], ["i_auroc"], glue_prefix="abl")
     again = ch.ablation({"A": {}}, ["coffee"], [1], ["i_auroc"], glue_prefix="abl")
     assert trained == [["gravel"], ["coffee"]] and not ran.grid.empty and not again.grid.empty
-    assert glued["abl_cats"] == ["gravel"] and glued["abl_seeds"] == ["1"]   # once, by the first ablation that ran
+    # the shared design, glued once (a second glue of a key fails the -W book build), by the first ablation given it
+    assert glued["abl_cats"] == ["brick"] and glued["abl_seeds"] == ["2"] and glued["abl_size"] == [f"{ch.image_size}²"]
 
 
 def test_skipped_ablations_are_checked_and_said_in_one_sentence(tmp_path, monkeypatch):
@@ -319,10 +320,16 @@ def test_skipped_ablations_are_checked_and_said_in_one_sentence(tmp_path, monkey
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.update({name: value}))
     monkeypatch.setenv("RDLIB_DATA", str(tmp_path / "data"))
     ch = start("rd", "ci", ["brick"], n_train=2, n_test_good=1, n_test_per_defect=1, announce=False)
-    names = {"table5": "Table 5 (bottleneck)", "loss": "the loss"}
-    assert ch.skipped_ablations(["table5", "loss"], names) == names
-    assert glued["abl_skipped"].startswith("This build leaves Table 5 (bottleneck) and the loss to the full profile: "
-                                           "at that design their runs")
-    assert ch.skipped_ablations([], names) == {} and glued["abl_skipped"] == "Every ablation runs in this build."
-    with pytest.raises(ValueError, match=r"SKIP_ABLATIONS: unknown \['tabel5'\]; use any of \['loss', 'table5'\]"):
-        ch.skipped_ablations(["tabel5"], names)
+    names = {"table5": "Table 5 (bottleneck)", "loss": "the loss", "relu": "the ReLU"}
+    assert ch.skipped_ablations(["table5", "loss", "relu"], names, ["brick"]) == names
+    assert glued["abl_skipped"].startswith("This build leaves Table 5 (bottleneck), the loss and the ReLU to the full "
+                                           "profile (SKIP_ABLATIONS): at the design a verdict needs, their runs")
+    assert ch.skipped_ablations(["loss"], names, ["brick"]) == {"loss": "the loss"}
+    assert glued["abl_skipped"].startswith("This build leaves the loss to the full profile (SKIP_ABLATIONS): at the "
+                                           "design a verdict needs, its runs")
+    assert ch.skipped_ablations([], names, ["brick"]) == {} and glued["abl_skipped"] == "Every ablation runs in this build."
+    assert ch.skipped_ablations([], names, []) == {} and "runs none of them" in glued["abl_skipped"]   # paper profile
+    with pytest.raises(ValueError, match=r"SKIP_ABLATIONS: unknown \['tabel5'\]; use any of \['loss', 'relu', 'table5'\]"):
+        ch.skipped_ablations(["tabel5"], names, ["brick"])
+    with pytest.raises(ValueError, match="SKIP_ABLATIONS must be a list of names, got 'loss'"):
+        ch.skipped_ablations("loss", names, ["brick"])

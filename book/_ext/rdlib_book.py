@@ -4,7 +4,8 @@
   ``Identifier 'THEBE_JS_URL' has already been declared``: keep the first copy of every script.
 - Every page gets ``_static/rdlib.css`` and ``rdlib.js`` (unless ``rdlib_reader_layout = False``, as the browser
   test's deliberately broken book sets): code wrapped to the column, equations and inline names that never widen the
-  page, and a "scroll sideways" hint on tables wider than the column.
+  page, a "scroll sideways" hint on tables wider than the column, and figures never shrunk below 75 % of their
+  size (on a phone they keep that width and scroll in their own box, with the same hint).
 - MathJax is served with the book (``make install`` puts it in ``book/_static/mathjax/``) so that equations typeset
   offline; where it is missing (no npm), the pages load it from its CDN instead of a file that is not there.
 """

@@ -1,5 +1,6 @@
 // A table wider than the column scrolls inside its box; mark the box so that rdlib.css shows a hint above it
-// (phones hide scroll bars). Re-checked once equations are typeset and when the window is resized.
+// (phones hide scroll bars). Figures are held at a readable width the same way. Re-checked once equations are
+// typeset and when the window is resized.
 (function () {
   var BOXES = "div.cell_output .output, .pst-scrollable-table-container";
   function scrolls(box) {
@@ -17,26 +18,27 @@
   // the browser test's MIN_FIGURE_SCALE.
   var MIN_FIGURE_SCALE = 0.75;
   function figures() {
-    document.querySelectorAll("div.cell_output > img").forEach(function (img) {
+    document.querySelectorAll("div.cell_output img").forEach(function (img) {
+      if (img.parentElement.classList.contains("rdlib-figure")) return;
       var box = document.createElement("div");
       box.className = "rdlib-figure";
       img.parentElement.insertBefore(box, img);
       box.appendChild(img);
     });
     document.querySelectorAll("div.rdlib-figure > img").forEach(function (img) {
-      var least = Math.round(img.naturalWidth * MIN_FIGURE_SCALE);
-      var narrow = img.naturalWidth > 0 && least > img.parentElement.clientWidth;
+      var least = Math.round(img.naturalWidth * MIN_FIGURE_SCALE), column = img.parentElement.clientWidth;
+      var narrow = img.naturalWidth > 0 && column > 0 && least > column;   // a hidden output has no column yet
       img.style.width = narrow ? least + "px" : "";
       img.style.maxWidth = narrow ? "none" : "";
       img.parentElement.classList.toggle("rdlib-wide-figure", narrow);
     });
   }
+  function again() { figures(); mark(); }
   window.addEventListener("load", function () {
-    figures();
-    mark();
+    again();
     // typeset equations and late fonts can widen a table after load
-    if (window.MathJax && MathJax.startup && MathJax.startup.promise) MathJax.startup.promise.then(mark);
-    if (document.fonts && document.fonts.ready) document.fonts.ready.then(mark);
+    if (window.MathJax && MathJax.startup && MathJax.startup.promise) MathJax.startup.promise.then(again);
+    if (document.fonts && document.fonts.ready) document.fonts.ready.then(again);
   });
-  window.addEventListener("resize", function () { figures(); mark(); });
+  window.addEventListener("resize", again);
 })();

@@ -136,7 +136,7 @@ def gpu_sentence(results: list[dict], checks: pd.DataFrame) -> str:
     """Whether a GPU has measured the kernel (:func:`gpu_results`) and what ``benchmarks/gpu_checks.sh`` found."""
     ran = checks[~checks["outcome"].str.startswith("not run")]
     if not results and ran.empty:
-        return ("not measured: no GPU has run `benchmarks/gpu_checks.sh` yet, so the kernel's speed and its run on "
+        return ("not measured — no GPU has run `benchmarks/gpu_checks.sh` yet, so the kernel's speed and its run on "
                 "real hardware are still open; its arithmetic is checked in Triton's interpreter and its compiled "
                 "code read without a GPU (section 4).")
     devices = ", ".join(dict.fromkeys(r.get("device", "?") for r in results))
