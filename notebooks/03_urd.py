@@ -185,8 +185,8 @@ parameter_table("urd", {"expert E": "expert", "teacher T": "teacher", "OCBE": "b
 #
 # The teacher cannot be cached as RD's can (it changes every step) and the expert runs on both images, so a URD
 # step costs several cached RD steps on this CPU (the cost table in section 9); the `book` profile trains it for 200
-# steps (50 until session 18, when a per-category curve showed grass still gaining 12 points after step 50); the
-# learning curves below say whether that is enough. RD's runs are those of
+# steps (at 50, grass was still gaining 12 points after the last of them); the learning curves below say whether
+# 200 is enough. RD's runs are those of
 # [the RD chapter](01_rd.ipynb), reused by key.
 
 # %%

@@ -349,7 +349,12 @@ cost
 # The paper chapters trained each method once on each of {glue:text}`cmp_main_cats` categories at
 # {glue:text}`cmp_chapter_size` (their `book` profiles). Read by key here, not retrained: one seed each, so no
 # verdict, but a check that the order above, on three categories, is not an artefact of which three. RD++ has no
-# chapter of its own (a blank row). The last column is this page's mean over its categories and seeds.
+# chapter of its own, so its row holds only the runs this page trained (its categories, first seed); a chapter that
+# trains fewer categories (RD-RE's, in the CPU book) says how many. The last column is this page's mean over its categories and seeds.
+#
+# Why a verdict here can differ from the same pair's verdict in a paper chapter: a chapter judges on its five
+# categories with one to three seeds each, this page on three categories with three seeds each — another design,
+# with another smallest detectable effect, which each sentence names.
 
 # %%
 CHAPTER_SIZE = method_profile("rd", PROFILE)["options"]["image_size"]

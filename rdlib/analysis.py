@@ -101,9 +101,15 @@ def aand_separation_sentence(table, category: str) -> str:
     :func:`rdlib.projection.separation_table`, as a sentence."""
     auc = table["separation AUROC (%)"]
     gain = auc.xs("advanced F_A", level=1) - auc.xs("vanilla F_T", level=1)
+    if (gain > 0).all():
+        reading = "better at every level, as the paper's premise has it"
+    elif (gain <= 0).all():
+        reading = "no better at any level: the premise does not show here"
+    else:
+        reading = "better at some levels only"
     return (f"on **{category}**, the advanced teacher separates real-defect patches from normal ones by "
             + ", ".join(f"{v:+.1f} points at {k}" for k, v in gain.items())
-            + " of separation AUROC against the vanilla teacher")
+            + f" of separation AUROC against the vanilla teacher — {reading} (one category, one run: no verdict)")
 
 
 def rdre_window_throughput(options: dict, sizes, windows=(0, 4, 8, 16), device=None, repeats: int = 5) -> pd.DataFrame:

@@ -130,7 +130,7 @@ class Chapter:
         """Every variant (``{label: options}`` on top of the chapter's options) × category × seed at
         ``image_size`` with the optimizer ``budget`` (options such as ``{"steps": 40}``; None values: the
         profile's) as an :class:`~rdlib.claims.AblationReport` (its ``grid``: the long table, marked converged or
-        not; an empty one when ``categories`` is empty). ``rescored``: variants that re-score a trained variant
+        not; an empty one, and a line saying so, when ``categories`` is empty). ``rescored``: variants that re-score a trained variant
         (``run_grid``). ``curves_every``: the first seed's runs are evaluated every this many units of the budget
         while they train, and each variant's plateau is read from them (:func:`rdlib.plateau.plateau`; a rescored
         variant shares its source's); without it no run is shown converged and no verdict is judged.
@@ -146,33 +146,33 @@ class Chapter:
         if glue_prefix and glue_prefix not in self._glued_designs:      # the design, once per prefix (run or not)
             self._glued_designs.add(glue_prefix)
             spent = " + ".join(str({**self.options, **budget}[k]) for k in (budget or self.budget_keys()))
-            self.glue(**{f"{glue_prefix}_cats": ", ".join(categories) or "no categories (skipped in this profile)",
+            self.glue(**{f"{glue_prefix}_cats": ", ".join(categories) or "no category in this profile (the full "
+                                                                          "profile runs them)",
                          f"{glue_prefix}_seeds": len(seeds), f"{glue_prefix}_size": f"{size}²",
                          f"{glue_prefix}_budget": spent})
-        if skip:
+        if skip or not categories:
             from IPython.display import Markdown, display
 
-            display(Markdown("_Not run in this profile (`SKIP_ABLATIONS`: over the CPU book's budget at the design "
-                             "a verdict needs); the `full` profile runs it._"))
+            why = "`SKIP_ABLATIONS`" if skip else "`ABLATION_CATEGORIES` is empty"
+            display(Markdown(f"_{', '.join(rescored or variants)}: not run in this profile ({why}); the `full` "
+                             "profile runs them._"))
             return AblationReport(self.method, pd.DataFrame(), metrics, log=log, min_design=BOOK_DESIGN)
         plateaus = {}
-        if categories:
-            def grid_of(seed_list, fit):
-                return run_grid(self.method, self.profile, self.root_at(size), list(categories),
-                                {k: {"options": {**base, **v}, "fit": fit} for k, v in variants.items()},
-                                seeds=list(seed_list), data_format=self.data_format, runs_dir=self.runs_dir,
-                                device=self.device, progress=self.progress, workers=self.workers, rescored=rescored)
-            if curves_every:
-                first = grid_of(seeds[:1], {**self.fit_overrides, "eval_every": curves_every})
-                for label in variants:
-                    rows = first[(first.variant == label) & (first.status != "failed")]
-                    plateaus[label] = plateau(learning_curves(CategoryRuns(
-                        {r.category: load_run(Path(r.run_dir)) for r in rows.itertuples()})), label)
-                for label, (source, _) in (rescored or {}).items():
-                    plateaus[label] = plateaus[source]
-            grid = mark(grid_of(seeds, self.fit_overrides), plateaus)
-        else:
-            grid = pd.DataFrame()
+
+        def grid_of(seed_list, fit):
+            return run_grid(self.method, self.profile, self.root_at(size), list(categories),
+                            {k: {"options": {**base, **v}, "fit": fit} for k, v in variants.items()},
+                            seeds=list(seed_list), data_format=self.data_format, runs_dir=self.runs_dir,
+                            device=self.device, progress=self.progress, workers=self.workers, rescored=rescored)
+        if curves_every:
+            first = grid_of(seeds[:1], {**self.fit_overrides, "eval_every": curves_every})
+            for label in variants:
+                rows = first[(first.variant == label) & (first.status != "failed")]
+                plateaus[label] = plateau(learning_curves(CategoryRuns(
+                    {r.category: load_run(Path(r.run_dir)) for r in rows.itertuples()})), label)
+            for label, (source, _) in (rescored or {}).items():
+                plateaus[label] = plateaus[source]
+        grid = mark(grid_of(seeds, self.fit_overrides), plateaus)
         from rdlib.results import load_paper_numbers
 
         report = AblationReport(self.method, grid, metrics, load_paper_numbers(), log=log, plateaus=plateaus,

@@ -295,7 +295,10 @@ class AblationReport:
         parts = []
         for v in rows:
             p = self.plateaus.get(v)
-            if p is None:
+            ran = self.grid[self.grid.variant == v] if "variant" in self.grid else self.grid.iloc[0:0]
+            if len(ran) and "status" in ran and (ran.status == "failed").all():
+                parts.append(f"{v}: failed (no run finished, see the note above)")
+            elif p is None:
                 parts.append(f"{v}: no learning curve")
             elif p.label != v:
                 parts.append(f"{v}: {p.label}'s runs re-scored, {'converged' if p.converged else 'not converged'}")
@@ -320,16 +323,18 @@ class AblationReport:
             return None
         return va - vb if np.isfinite(va) and np.isfinite(vb) else None
 
-    def judge(self, a: str, b: str, claim: str, metric: str, paper_diff: float | None = None) -> None:
+    def judge(self, a: str, b: str, claim: str, metric: str, paper_diff: float | None = None,
+              paper_claim: bool = True) -> None:
         """Record :func:`judge` of the paper's claim "``a`` beats ``b`` on ``metric``" on the grid, with the paper's
         own effect (given, or read from the table last shown) to say whether the design could detect it, and show
-        its sentence below the table (nothing when the grid is empty; ``log`` keeps every verdict)."""
+        its sentence below the table (nothing when the grid is empty; ``log`` keeps every verdict). ``paper_claim``
+        False: a claim of this book's own (e.g. about its teacher), not the paper's."""
         if self.grid.empty:
             return
         from IPython.display import Markdown, display
 
         effect = paper_diff if paper_diff is not None else self.paper_effect(a, b, metric)
-        display(Markdown(self.log.add(judge(self.grid, a, b, metric, claim, paper_diff=effect, paper_claim=True,
+        display(Markdown(self.log.add(judge(self.grid, a, b, metric, claim, paper_diff=effect, paper_claim=paper_claim,
                                                    min_design=self.min_design))))
 
     def run(self, variant: str, category: str, seed: int):

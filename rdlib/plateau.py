@@ -177,9 +177,11 @@ class Plateau:
         return f"{self.label}: **not converged** at {self.steps} steps — {self.why}."
 
     def table(self) -> pd.DataFrame:
-        """Per category and for the mean: the step the curve settles by ("—" where fewer than ``tail`` + 1
-        evaluations agree, i.e. it has not settled), the final level, the last value and each category's fitted trend over
-        the flat stretch (:attr:`trends`)."""
+        """Per category and for the mean curve alone: the step the curve settles by ("—" where fewer than ``tail``
+        + 1 evaluations agree, i.e. it has not settled), the final level, the last value and each category's fitted
+        trend over the flat stretch (:attr:`trends`); last, the plateau the sentence states: from the step where the
+        mean and every category stay flat (:func:`stretch_start`, later than the mean alone when a category still
+        drifts; "—" when not converged)."""
         def settled(c: pd.Series):
             at = settle_step(c.index, c.values, self.tol, self.tail, self.smooth, self.stray)
             return at if at is not None and (c.index >= at).sum() >= self.tail + 1 else "—"
@@ -189,9 +191,16 @@ class Plateau:
                       "at the last step": c.dropna().iloc[-1],
                       "trend over the flat stretch": _or_dash(trends.get(cat, np.nan))}
                 for cat, c in self.per_category.items()}
-        rows["mean"] = {"settled at step": settled(self.curve), "final level": self.level,
-                        "at the last step": self.curve.iloc[-1], "trend over the flat stretch": "—"}
+        rows[MEAN_ROW] = {"settled at step": settled(self.curve), "final level": self.level,
+                          "at the last step": self.curve.iloc[-1], "trend over the flat stretch": "—"}
+        rows[PLATEAU_ROW] = {"settled at step": self.settled_at if self.converged else "—",
+                             "final level": self.level, "at the last step": self.curve.iloc[-1],
+                             "trend over the flat stretch": "—"}
         return pd.DataFrame(rows).T
+
+
+MEAN_ROW = "mean curve alone"                              # rows of Plateau.table
+PLATEAU_ROW = "plateau (mean and every category)"
 
 
 def plateau(curves: pd.DataFrame, label: str, metric: str = "i_auroc", *, tol: float = TOL, tail: int = TAIL,

@@ -100,6 +100,8 @@ _MATHJAX_JS = """async () => {
 }"""
 # TeX a reader should never see: display/inline delimiters or a command left in the text
 _RAW_TEX = re.compile(r"\\\[|\\\(|\\(?:frac|begin|mathrm|lVert|sum)\b|\$\$")
+# a name between backticks that reached the page as text (a table cell or a glued string is not Markdown)
+_RAW_BACKTICKS = re.compile(r"`[^`\n]{1,80}`")
 # a separator cell "|---|", or "|—|" once smart quotes have turned the dashes into an em dash
 _RAW_TABLE = re.compile(r"\|\s*:?(?:-{3,}|[\u2014\u2013]+):?\s*\|")
 
@@ -286,6 +288,8 @@ def _check_page(context, base, rel, width, report, screenshots, timeout_ms, host
     text = page.evaluate(_VISIBLE_TEXT_JS)
     for m in _RAW_TEX.finditer(text):
         add("raw TeX", text[max(0, m.start() - 30):m.end() + 30].replace("\n", " "))
+    for m in _RAW_BACKTICKS.finditer(text):
+        add("raw backticks", text[max(0, m.start() - 30):m.end() + 30].replace("\n", " "))
     for m in _RAW_TABLE.finditer(text):
         add("raw markdown table", text[max(0, m.start() - 40):m.end() + 20].replace("\n", " "))
     for cell in page.evaluate(_TRUNCATED_CELLS_JS):

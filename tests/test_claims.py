@@ -71,10 +71,16 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     both.table(["B", "A"], "t1", ["paper_b", "paper_a"], ("i_auroc",))
     assert shown[-1].data.endswith("B: **not converged** (still rising); A: converged (settles by step 100 of 250).")
     assert both.convergence(["C"]).endswith("C: A's runs re-scored, converged.")
+    both.grid = pd.concat([df.assign(status="ok"), pd.DataFrame({"variant": ["F"] * 2, "status": ["failed"] * 2})])
+    both.plateaus["F"] = types.SimpleNamespace(label="F", converged=False, why="no finished run logged a curve")
+    assert both.convergence(["F"]).endswith("F: failed (no run finished, see the note above).")   # not "not converged"
+    both.grid = df
     assert both.paper_effect("A", "B", "i_auroc") == pytest.approx(3.0)             # 91 − 88, the paper's effect
     assert both.paper_effect("A", "B", "p_auroc") is None and both.paper_effect("A", "C", "i_auroc") is None
     both.judge("A", "B", "A beats B", "i_auroc")
     assert both.log.verdicts[-1].paper_diff == pytest.approx(3.0)
+    both.judge("A", "B", "A beats B, our own claim", "i_auroc", paper_claim=False)   # e.g. about the book's teacher
+    assert not both.log.verdicts[-1].paper_claim and "at this budget" not in both.log.verdicts[-1].sentence
     shared = ClaimLog("toy")                                                      # several grids, one chapter log
     AblationReport("toy", df, ["i_auroc"], paper, log=shared).judge("A", "B", "first", "i_auroc")
     AblationReport("toy", df, ["i_auroc"], paper, log=shared).judge("B", "A", "second", "i_auroc")

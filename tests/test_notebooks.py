@@ -220,7 +220,7 @@ TINY_NOTEBOOK = {
                        "text/plain": "<markdown>"}},
              {"output_type": "display_data", "metadata": {},
               "data": {"text/html": "<table><tr><th>source</th><th>I-AUROC</th></tr><tr><td>camera, moon, astro...</td>"
-                                    "<td>nan ± nan</td></tr></table>",
+                                    "<td>nan ± nan</td></tr><tr><td>the `urd` preset</td><td>1</td></tr></table>",
                        "text/plain": "<table>"}},
              {"output_type": "stream", "name": "stderr",
               "text": "texture source: Debian packages (94 images), not DTD\n" * 5 + "done\n"},
@@ -308,7 +308,7 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
     kinds = {(p.page, p.kind) for p in report.problems}
     for kind in ("broken image", "raw markdown table", "truncated cell", "failed request", "raw TeX",
                  "equations not typeset",                  # its MathJax comes from the CDN: unreachable offline
-                 "missing value shown as NaN", "repeated output line", "no findings box", "figure layout",
+                 "missing value shown as NaN", "repeated output line", "no findings box", "figure layout", "raw backticks",
                  "page wider than the screen", "text cut off", "code wider than the column",
                  "wide table without a scroll hint", "figure too small to read", "wide figure without a scroll hint"):
         assert ("broken.html", kind) in kinds, (kind, report.problems)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from rdlib.claims import judge
-from rdlib.plateau import mark, plateau, settle_step, smoothed, stretch_start, trend
+from rdlib.plateau import MEAN_ROW, PLATEAU_ROW, mark, plateau, settle_step, smoothed, stretch_start, trend
 from test_stats import grid
 
 STEPS = [50, 100, 150, 200, 250, 300]
@@ -37,7 +37,9 @@ def test_a_curve_flat_for_most_of_its_schedule_is_converged():
     assert p.settled_at == 150 and p.steps == 300 and p.level == pytest.approx(85.0, abs=0.2)
     assert p.converged and p.status == "converged" and p.why == ""
     assert "converged" in p.sentence and "step 150 of its 300" in p.sentence
-    assert list(p.table().index) == ["a", "b", "c", "mean"] and p.table().loc["mean", "settled at step"] == 150
+    table = p.table()
+    assert list(table.index) == ["a", "b", "c", MEAN_ROW, PLATEAU_ROW]
+    assert table.loc[MEAN_ROW, "settled at step"] == 150 and table.loc[PLATEAU_ROW, "settled at step"] == 150
 
 
 @pytest.mark.parametrize("values, why", [
@@ -48,7 +50,8 @@ def test_a_curve_flat_for_most_of_its_schedule_is_converged():
 def test_a_curve_still_moving_at_the_end_is_not_converged(values, why):
     p = plateau(curves({c: [v + k for v in values] for k, c in enumerate("abc")}), "M")
     assert not p.converged and why in p.why and "not converged" in p.sentence
-    assert p.table().loc["mean", "settled at step"] == "—"                      # never settled: no step shown
+    assert p.table().loc[MEAN_ROW, "settled at step"] == "—"                    # never settled: no step shown
+    assert p.table().loc[PLATEAU_ROW, "settled at step"] == "—"
 
 
 def test_a_late_settle_is_not_converged_and_fewer_than_three_categories_say_nothing_about_the_method():
@@ -216,3 +219,13 @@ def test_one_evaluation_far_from_the_level_is_not_averaged_away():
     dropped = [70, 80] + [90] * 7 + [82]                                      # a last evaluation 8 below
     p = plateau(curves({c: dropped for c in "abc"}, steps), "M")              # level 87.33: 82 is 5.33 below
     assert p.settled_at == 500 and not p.converged and "still falling" in p.why
+
+
+def test_the_table_states_the_plateau_the_sentence_states_when_a_category_drifts_after_the_mean_settles():
+    steps = list(range(50, 550, 50))                                             # 10 evaluations
+    rise = [80, 82, 84, 86, 88, 90, 90, 90, 90, 90]                             # +10 by step 300, then flat
+    p = plateau(curves({"a": rise, "b": [85] * 10, "c": [170 - v for v in rise]}, steps), "M")
+    table = p.table()
+    assert table.loc[MEAN_ROW, "settled at step"] == 50                         # the mean alone is flat throughout
+    assert p.settled_at > 50 and table.loc[PLATEAU_ROW, "settled at step"] == p.settled_at
+    assert f"step {p.settled_at} of its 500" in p.sentence

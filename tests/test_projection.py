@@ -50,3 +50,19 @@ def test_projections_are_two_dimensional_seeded_and_keep_separated_clusters_apar
     assert np.linalg.norm(centre0 - centre1) > 2 * spread
     with pytest.raises(ValueError, match="projection 'pca'"):
         project_2d(x, "pca")
+
+
+def test_aand_separation_sentence_reads_the_sign_of_the_gain_per_level():
+    import pandas as pd
+
+    from rdlib.analysis import aand_separation_sentence
+
+    def table(advanced):
+        index = pd.MultiIndex.from_product([["level 1", "level 2"], ["vanilla F_T", "advanced F_A"]])
+        values = [v for a in advanced for v in (70.0, 70.0 + a)]
+        return pd.DataFrame({"separation AUROC (%)": values}, index=index)
+
+    worse = aand_separation_sentence(table([-0.1, -0.7]), "coffee")
+    assert "by -0.1 points at level 1, -0.7 points at level 2" in worse and "premise does not show here" in worse
+    assert "better at every level" in aand_separation_sentence(table([0.5, 2.0]), "brick")
+    assert "at some levels only" in aand_separation_sentence(table([0.5, -2.0]), "brick")
