@@ -80,12 +80,19 @@ viz.book_style(precision=1)
 # %% [markdown]
 # ## 1. The real benchmarks and their layouts
 #
-# | dataset | layout `rdlib` reads | masks | notes |
-# |---|---|---|---|
-# | MVTec AD (15 categories) | `<cat>/train/good`, `<cat>/test/<defect>`, `<cat>/ground_truth/<defect>/<stem>_mask.png` | binary PNG | the RD-family headline benchmark |
-# | MPDD (6 categories) | same as MVTec AD | binary PNG | metal parts; URD reports it |
-# | BTAD (`01`, `02`, `03`) | `<cat>/train/ok`, `<cat>/test/ok`, `<cat>/test/ko`, `<cat>/ground_truth/ko/<stem>.png` | no `_mask` suffix; `.bmp`/`.png` | URD reports it |
-# | VisA (12 categories) | `split_csv/1cls.csv` (object, split, label, image, mask) with paths relative to the root | instance ids, binarised (> 0) | AAND and RD-RE report it |
+# MVTec AD (15 categories; the RD family's headline benchmark)
+# : `<cat>/train/good`, `<cat>/test/<defect>`, `<cat>/ground_truth/<defect>/<stem>_mask.png`; binary PNG masks.
+#
+# MPDD (6 categories of metal parts; URD reports it)
+# : the same layout as MVTec AD; binary PNG masks.
+#
+# BTAD (`01`, `02`, `03`; URD reports it)
+# : `<cat>/train/ok`, `<cat>/test/ok`, `<cat>/test/ko`, `<cat>/ground_truth/ko/<stem>.png`; masks without the
+#   `_mask` suffix, `.bmp` or `.png`.
+#
+# VisA (12 categories; AAND and RD-RE report it)
+# : `split_csv/1cls.csv` (object, split, label, image, mask) with paths relative to the root; masks hold instance
+#   ids, binarised (> 0).
 #
 # `rdlib.data.read_dataset(root, category, fmt)` turns any of them into one sample table, and
 # `python -m rdlib data verify <root>` checks a tree before a long run: it names the file and the fix for a wrong
@@ -179,9 +186,8 @@ areas.pivot_table(index="category", columns="defect", values="area %", aggfunc="
 # every run that synthesises records it.
 
 # %%
-source = find_texture_source(DTD_ROOT)
-print(f"texture source used: {source.name} ({len(source.images)} images)")
-glue("data_find_sources", Markdown(analysis.source_sentence(source)), display=False)
+source = find_texture_source(DTD_ROOT, warn=False)             # the sentence below says which one, once
+glue("data_find_sources", Markdown(analysis.source_sentence(source)))
 viz.texture_samples(source)
 
 # %% [markdown]

@@ -321,15 +321,14 @@ ch.finding("ablations", ablation.log.summary())
 # similarity attention), the ground truth as a green contour; one colour scale per row.
 
 # %% tags=["hide-input"]
-if not ablation.grid.empty:
-    viz.compare_maps({v: (ablation.run(v, ABLATION_CATEGORIES[0], ABLATION_SEEDS[0]), None) for v in
-                      ["T–S (= RD)", "E–T–S (RD-E)", "E–T–S + GII (SC, code)", "E–T–S + GII (SA, paper)"]})
+ablation.figure("The ablation models' maps", lambda: viz.compare_maps(
+    {v: (ablation.run(v, ABLATION_CATEGORIES[0], ABLATION_SEEDS[0]), None) for v in
+     ["T–S (= RD)", "E–T–S (RD-E)", "E–T–S + GII (SC, code)", "E–T–S + GII (SA, paper)"]}))
 
 # %% [markdown]
-# What the paper's figures show, and what to look for here: with the expert, the map should concentrate on the
-# defect and stay quieter on the normal texture around it, because the teacher's features of the defect no longer
-# match what the student rebuilds from normal images. At the ablations' size and steps the student has seen each
-# training image only a few times, so maps of all variants are still noisy; a map that is brighter on the defect
+# What the paper's figures show, and what to look for in these maps where a profile draws them: with the expert,
+# the map should concentrate on the defect and stay quieter on the normal texture around it, because the teacher's
+# features of the defect no longer match what the student rebuilds from normal images. A map brighter on the defect
 # than elsewhere in one variant and not in another is the qualitative counterpart of the P-AUROC rows above.
 
 # %% [markdown]

@@ -356,11 +356,11 @@ ablation.judge("(e) RAA + HKD (AAND)", "learnable residual", "tanh beats a learn
 # a sensitivity the paper did not report.
 
 # %% tags=["hide-input"]
-if not ablation.grid.empty and SENSITIVITY:
-    full = "(e) RAA + HKD (AAND)"
-    viz.sensitivity(ablation.grid, [
+full = "(e) RAA + HKD (AAND)"
+if SENSITIVITY:
+    ablation.figure("Fig. 7", lambda: viz.sensitivity(ablation.grid, [
         ("L (memory items per half)", {v: full if v == 50 else f"L = {v}" for v in sorted({50, *SENSITIVITY["memory_items"]})}),
-        ("K_h (hard pixels)", {v: full if v == 10 else f"K_h = {v}" for v in sorted({10, *SENSITIVITY["hard_k"]})})])
+        ("K_h (hard pixels)", {v: full if v == 10 else f"K_h = {v}" for v in sorted({10, *SENSITIVITY["hard_k"]})})]))
 saved = ablation.log.save(PROFILE, RUNS_DIR)                 # every verdict of this section, for the comparison chapter
 ch.finding("ablations", ablation.log.summary())
 
@@ -382,8 +382,8 @@ if cat is not None and cat in rd.runs:
 #
 # At inference AAND runs the teacher, the three RAA modules and RD's student. Parameters that run, FLOPs
 # (`torch.utils.flop_counter`, multiply-add = 2) and the median CPU latency of one image at the main size, measured
-# now by `rdlib.cost.inference_cost`; training seconds per optimizer step from the main runs (both stages
-# together, measured when they were trained, under that build's load). The RAA modules are small beside the
+# now by `rdlib.cost.inference_cost`; training milliseconds per optimizer step from the main runs (both stages
+# together, measured when they were trained, under that build's load, without the learning curve's evaluations). The RAA modules are small beside the
 # teacher, so what AAND adds at test time is a few convolutions per level and one nearest-item search in a memory
 # of learned items; its training cost is in stage 1, which RD does not have.
 

@@ -108,7 +108,7 @@ from rdlib.cost import parameter_table, profile_costs
 from rdlib.experiments import train_ms_per_step
 from rdlib.methods.rdre import ASSUMPTIONS
 from rdlib.results import load_paper_numbers, not_reproduced, paper_row, with_dashes
-from rdlib.robustness import noise_comparison, noise_loss
+from rdlib.robustness import noise_comparison, noise_loss, noise_table
 
 ch = start("rdre", PROFILE, CATEGORIES, options=OPTIONS, fit=FIT, data_root=DATA_ROOT, data_format=DATA_FORMAT,
            n_train=N_TRAIN, n_test_good=N_TEST_GOOD, n_test_per_defect=N_TEST_PER_DEFECT, runs_dir=RUNS_DIR,
@@ -313,7 +313,7 @@ if cat is not None and cat in rd.runs:
 ch.glue(rdre_noise_cats=", ".join(c for c in NOISE_CATEGORIES if c in trained.runs) or "no category")
 noise = noise_comparison({"RD-RE": trained, "RD": rd}, NOISE_CATEGORIES, NOISE_SIGMAS, ch.device)
 if not noise.empty:
-    display(noise.groupby(["method", "sigma"])[["i_auroc", "p_auroc", "p_ap"]].mean().unstack("method"))
+    display(noise_table(noise))
     viz.noise_figure(noise)
     worst = max(s for s in NOISE_SIGMAS if s <= 0.05)
     robust = judge(ch.marked(noise_loss(noise, worst)), "RD-RE", "RD", "loss", f"RD-RE loses less I-AUROC than RD from "
@@ -449,9 +449,8 @@ ablation.judge(FULL, "focal only", "Focal + L1 beats focal alone, I-AUROC (Table
 # separately, at a size where the windows are coarser than the paper's.
 
 # %% tags=["hide-input"]
-if not ablation.grid.empty:
-    viz.sensitivity(ablation.grid, [("LDA window k at layers 2 / 3", {"2 / 1": "LDA k = 2 / 1", "4 / 2 (default)": FULL,
-                                                                       "8 / 4": "LDA k = 8 / 4"})], ("i_auroc", "p_auroc", "p_ap"))
+ablation.figure("Fig. 10", lambda: viz.sensitivity(ablation.grid, [("LDA window k at layers 2 / 3", {
+    "2 / 1": "LDA k = 2 / 1", "4 / 2 (default)": FULL, "8 / 4": "LDA k = 8 / 4"})], ("i_auroc", "p_auroc", "p_ap")))
 ablation.judge(FULL, "LDA k = 2 / 1", "LDA k = 4 / 2 beats 2 / 1, P-AUROC (Fig. 10)", "p_auroc")
 ablation.judge(FULL, "LDA k = 8 / 4", "LDA k = 4 / 2 beats 8 / 4, P-AUROC (Fig. 10)", "p_auroc")
 saved = ablation.log.save(PROFILE, RUNS_DIR)                 # every verdict of this section, for the comparison chapter

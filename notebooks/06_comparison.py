@@ -131,7 +131,7 @@ print(f"data: {ch.data_name}; methods' profile {METHOD_PROFILE!r} at {IMAGE_SIZE
 # The official code computes $\mathcal{L}_{SSOT}$ as a Sinkhorn divergence between a batch of projected features
 # and *a shuffle of the same batch*: the same empirical distribution, so the divergence and its gradient are zero
 # up to rounding (`tests/test_rdpp.py` checks it), while it takes about 80 % of a CPU step. `rdlib` keeps it by
-# default, as the code does; the `book` and `compare` profiles set `ssot=False`.
+# default, as the code does; the `book` profile sets `ssot=False` (the `ci` and `full` profiles compute it).
 #
 # The schedules, straight from the profiles:
 
@@ -214,7 +214,8 @@ if not failed.empty:
 comparison.method_results(ok, ["i_auroc", "i_ap", "p_auroc", "p_ap", "pro_rd", "aupro"], LABELS)
 
 # %% [markdown]
-# Training seconds per run, as the workers measured them (two runs at a time on this machine, one thread each):
+# Training seconds per run, as the workers measured them (two runs at a time on this machine, one thread each;
+# the optimizer steps and their data, without the learning curve's evaluations and checkpoint writes):
 
 # %% tags=["nbval-ignore-output"]
 ok.groupby("method", sort=False).train_seconds.mean().rename(index=LABELS).to_frame("train s / run").T
@@ -279,8 +280,8 @@ by_defect
 # the categories) and the verdict — *supported* when the whole interval is above zero, *contradicted* when below,
 # *inconclusive* otherwise. These are verdicts on **these runs at this CPU scale** (the design column: categories ×
 # seeds, size and optimizer steps of each method) — each method at its plateau on the embedded benchmark, with a
-# small teacher at {glue:text}`cmp_size` — not on the papers, whose methods train on MVTec AD at 256² with
-# WideResNet or ResNet teachers; "below detectable" marks a paper's effect smaller than the smallest effect this
+# small teacher at {glue:text}`cmp_size` — not on the papers, whose numbers come from
+# {glue:text}`cmp_paper_protocol`; "below detectable" marks a paper's effect smaller than the smallest effect this
 # design detects. A claim is judged only when both methods' runs are converged (section 2) and the design has at
 # least {glue:text}`claim_design`; otherwise the row says "not judged" and still shows our difference and its design.
 # PRO follows the book's one rule (`rdlib.results.our_pro_metrics`): the RD code's per-image PRO where the paper used
@@ -288,6 +289,7 @@ by_defect
 
 # %%
 judged = comparison.judged_claims(ok)
+ch.glue(cmp_paper_protocol=comparison.paper_protocol())          # read from the quoted tables' protocols
 comparison.claims_display(judged)
 
 # %% [markdown]
@@ -384,8 +386,8 @@ chapters
 # %% [markdown]
 # ## Paper vs ours
 #
-# The papers' own numbers for each pair are the "paper Δ" column of section 4: MVTec AD, 256² (RD-RE and AAND) or
-# 256² with WideResNet50-2 (URD), hundreds to thousands of optimizer steps. Ours differ in every respect a reader
+# The papers' own numbers for each pair are the "paper Δ" column of section 4: {glue:text}`cmp_paper_protocol`,
+# hundreds to thousands of optimizer steps. Ours differ in every respect a reader
 # should weigh:
 
 # %%

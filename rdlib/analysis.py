@@ -70,7 +70,7 @@ def aand_residual_figure(curves) -> pd.DataFrame:
     axes[0].set_ylabel("mean squared residual")
     fig.suptitle("Residual intensity per epoch, one line per category", fontsize=10)
     handles, names = axes[0].get_legend_handles_labels()          # under the panels, off the curves
-    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     show_figure(fig)
     first, last = curves.groupby("category").first(), curves.groupby("category").last()
     names = {"delta_normal": "Δ normal", "delta_anomalous": "Δ anomalous", "gated_normal": "ŵ⊙Δ normal",
@@ -189,13 +189,20 @@ def anomaly_sources() -> pd.DataFrame:
                         index=["embedded categories", "embedded test defects (foreign patches)", "fallback training textures"])
 
 
-def synthesis_presets() -> pd.DataFrame:
-    """Every synthesis preset (:data:`rdlib.synthesis.PRESETS`) and its settings, one row each."""
+def synthesis_presets() -> None:
+    """Show every synthesis preset (:data:`rdlib.synthesis.PRESETS`): its settings, one row each, and below the table
+    where each comes from (a long sentence per preset reads as a list, not as a squeezed column on a phone)."""
+    from IPython.display import Markdown, display
+
     from rdlib.synthesis import PRESETS
 
-    return pd.DataFrame({name: {"noise": p.noise, "P(anomalous)": p.p_anomalous, "augmenters": p.augment,
-                                "β (original kept)": f"U[{p.keep_range[0]}, {p.keep_range[1]})" if p.noise == "perlin" else "—",
-                                "foreground": p.foreground, "source": p.source} for name, p in PRESETS.items()}).T
+    display(pd.DataFrame({name: {"noise": p.noise, "P(anomalous)": p.p_anomalous,
+                                 "augmenters": "yes" if p.augment else "no",
+                                 "β (original kept)": f"U[{p.keep_range[0]}, {p.keep_range[1]})"
+                                 if p.noise == "perlin" else "—", "foreground": p.foreground}
+                          for name, p in PRESETS.items()}).T)
+    display(Markdown("— in the β column: no texture is blended (simplex noise, or no synthesis). Where each preset "
+                     "comes from:\n\n" + "\n".join(f"- **{name}**: {p.source}" for name, p in PRESETS.items())))
 
 
 def reference_calibration(cfg, profile: str = "book", data_dir=None, runs_dir=None, device=None) -> pd.DataFrame:

@@ -381,9 +381,9 @@ def start(method: str, profile: str, categories, *, options: dict | None = None,
     if data_root is None:
         root = generate_embedded(cfg=EmbeddedConfig(size=int(opts["image_size"]), n_train=n_train,
                                                     n_test_good=n_test_good, n_test_per_defect=n_test_per_defect))
-        data_name = f"embedded benchmark ({root.name})"
+        data_name = f"the embedded benchmark ({root.name})"
     else:
-        root, data_name = data_root, str(data_root)
+        root, data_name = data_root, f"the dataset at {data_root}"
         if not Path(root).exists():
             raise FileNotFoundError(f"DATA_ROOT {root}: no such folder; give the dataset's root folder or None for "
                                     "the embedded benchmark")

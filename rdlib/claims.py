@@ -272,12 +272,12 @@ class AblationReport:
         self.log = log if log is not None else ClaimLog(chapter)      # a chapter with several grids shares one log
         self.paper_rows: dict[str, tuple] = {}      # variant → (table_id, paper method, match) of the last table shown
 
+    NOT_RUN = "not run in this profile (the line above the tables says why; the `full` profile runs them)"
+
     def table(self, rows: list[str], table_id: str, paper_methods: list, paper_metrics, **match) -> None:
         """Display the variants ``rows`` (mean ± 95 % interval) beside the paper's rows of ``table_id``
-        (:func:`rdlib.results.ablation_table`); nothing when the grid is empty."""
+        (:func:`rdlib.results.ablation_table`); when the grid is empty, the paper's rows alone, saying so."""
         self.paper_rows.update({v: (table_id, m, match) for v, m in zip(rows, paper_methods) if m})
-        if self.grid.empty:
-            return
         from IPython.display import Markdown, display
 
         from rdlib.results import ablation_table, missing_notes
@@ -285,7 +285,19 @@ class AblationReport:
         table = ablation_table(self.grid, rows, self.metrics, table_id, paper_methods, paper_metrics, df=self.paper,
                                **match)
         display(table)
-        display(Markdown("\n\n".join(filter(None, [missing_notes(table, self.grid), self.convergence(rows)]))))
+        notes = [missing_notes(table, self.grid), self.convergence(rows) if not self.grid.empty
+                 else f"_The paper's rows alone: ours are {self.NOT_RUN}._"]
+        display(Markdown("\n\n".join(filter(None, notes))))
+
+    def figure(self, what: str, draw) -> None:
+        """Call ``draw()`` to show a figure of the grid's runs, or say that ``what`` is not drawn when the grid is
+        empty (the prose above it describes a figure the profile did not make)."""
+        if not self.grid.empty:
+            draw()
+            return
+        from IPython.display import Markdown, display
+
+        display(Markdown(f"_{what}: not drawn, its runs {self.NOT_RUN}._"))
 
     def convergence(self, rows: list[str]) -> str:
         """Whether each variant of ``rows`` is trained to its plateau, as one line under its table."""

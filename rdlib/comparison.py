@@ -234,6 +234,29 @@ def judged_claims(ok: pd.DataFrame) -> pd.DataFrame:
                          for c in paper_claims().itertuples()])
 
 
+DATASET_NAMES = {"mvtec_ad": "MVTec AD", "visa": "VisA", "btad": "BTAD", "mpdd": "MPDD"}
+TEACHER_NAMES = {"wide_resnet50_2": "WideResNet50-2", "resnet18": "ResNet18", "resnet50": "ResNet50"}
+
+
+def paper_protocol(claims: pd.DataFrame | None = None) -> str:
+    """How the papers obtained the numbers of their claims (:func:`rdlib.claims.paper_claims`), read from the
+    protocols of their tables in ``paper_reported.yaml``: e.g. "MVTec AD at 256² with a WideResNet50-2 teacher
+    (URD, AAND), MVTec AD at 256² with a ResNet18 teacher (RD-RE)"."""
+    from rdlib.claims import METHOD_LABELS, PAPER_METHODS, paper_claims
+    from rdlib.results import load_paper_numbers
+
+    df = load_paper_numbers()
+    claims = paper_claims(df) if claims is None else claims
+    rows = df[df.table_id.isin(set(claims.table_id)) & df.dataset.isin(set(claims.dataset))
+              & df.method.isin(list(PAPER_METHODS)) & (df.category == "mean")]
+    parts = []
+    for (d, size, b), t in rows.groupby(["dataset", "image_size", "backbone"], dropna=False, sort=False):
+        papers = ", ".join(METHOD_LABELS[PAPER_METHODS[p]] for p in dict.fromkeys(t.paper))
+        at = f" at {size:.0f}²" if pd.notna(size) else ""
+        parts.append(f"{DATASET_NAMES.get(d, d)}{at} with a {TEACHER_NAMES.get(b, b)} teacher ({papers})")
+    return ", ".join(parts)
+
+
 def claims_display(judged: pd.DataFrame, paper: bool = True) -> pd.DataFrame:
     """Verdict rows as a table a reader can scan: the paper's Δ (when ``paper``), ours, its interval, the smallest
     effect the design detects, the design and the verdict."""

@@ -150,7 +150,8 @@ def side_by_side(tables: dict[str, pd.DataFrame], metrics=("i_auroc", "p_auroc")
 
 
 def train_ms_per_step(cr: CategoryRuns) -> float:
-    """Mean training milliseconds per optimizer step over the runs (measured when they trained, under that load)."""
+    """Mean training milliseconds per optimizer step over the runs (measured when they trained, under that load;
+    the steps and their data, not the learning curve's evaluations or checkpoint writes)."""
     vals = [1e3 * r.info["train_seconds"] / max(1, r.steps) for r in cr.runs.values()
             if r.history and "train_seconds" in r.info]
     return float(np.mean(vals)) if vals else float("nan")
@@ -249,7 +250,7 @@ def learning_curves(cr: CategoryRuns) -> pd.DataFrame:
 
 def run_costs(cr: CategoryRuns) -> pd.DataFrame:
     """Per category, what its run cost when it was trained (stored with the run): optimizer steps, training seconds
-    and milliseconds per step, inference milliseconds per image, device."""
+    and milliseconds per step (without the learning curve's evaluations and checkpoints), inference milliseconds per image, device."""
     return pd.DataFrame({cat: {"optimizer steps": run.history[-1].get("step", np.nan) if run.history else np.nan,
                                "train time (s)": run.info["train_seconds"],
                                "train ms/step": 1e3 * run.info["train_seconds"] / max(1, run.steps),

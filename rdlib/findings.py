@@ -105,7 +105,8 @@ def conclusion_text(method: str, scale: str, plateaus: dict, verdicts: list, det
         return " ".join(p for p in parts if p)
     counts = pd.Series([v.verdict for v in verdicts]).value_counts()
     order = [k for k in ("supported", "contradicted", "inconclusive", "not judged") if k in counts]
-    parts.append(f"Of the {len(verdicts)} claims this page judged, " + ", ".join(f"{counts[k]} {'were' if counts[k] > 1 else 'was'} {k}" for k in order) + ".")
+    parts.append(f"Of the {len(verdicts)} claims this page weighed, "
+                 + ", ".join(f"{counts[k]} {'were' if counts[k] > 1 else 'was'} {k}" for k in order) + ".")
     for kind in ("supported", "contradicted"):
         named = [v.claim for v in verdicts if v.verdict == kind]
         if named:

@@ -184,7 +184,7 @@ class Plateau:
         drifts; "—" when not converged)."""
         def settled(c: pd.Series):
             at = settle_step(c.index, c.values, self.tol, self.tail, self.smooth, self.stray)
-            return at if at is not None and (c.index >= at).sum() >= self.tail + 1 else "—"
+            return int(at) if at is not None and (c.index >= at).sum() >= self.tail + 1 else "—"   # a step: "125"
 
         trends = self.trends
         rows = {cat: {"settled at step": settled(c.dropna()), "final level": c.dropna().iloc[-self.tail:].mean(),
@@ -196,7 +196,7 @@ class Plateau:
         rows[PLATEAU_ROW] = {"settled at step": self.settled_at if self.converged else "—",
                              "final level": self.level, "at the last step": self.curve.iloc[-1],
                              "trend over the flat stretch": "—"}
-        return pd.DataFrame(rows).T
+        return pd.DataFrame.from_dict(rows, orient="index")          # per column: steps stay integers
 
 
 MEAN_ROW = "mean curve alone"                              # rows of Plateau.table

@@ -121,5 +121,5 @@ def projection_figure(spaces: dict, test, level: int, max_patches: int, title: s
             ax.set_yticks([])
     fig.suptitle(title, fontsize=10)
     handles, names = axes[0, 0].get_legend_handles_labels()       # under the panels: a scatter fills its axes
-    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=8, markerscale=3, frameon=False)
+    fig.legend(handles, names, loc="outside lower center", ncols=2, fontsize=9, markerscale=3, frameon=False)
     show_figure(fig)

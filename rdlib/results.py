@@ -141,7 +141,10 @@ def ablation_table(grid: pd.DataFrame, rows: list, metrics, table_id: str, paper
     "—" where a value is missing (:func:`missing_notes` says why)."""
     from rdlib.stats import mean_interval_table
 
-    t = mean_interval_table(grid[grid.variant.isin(rows)], list(metrics)).loc[list(rows)]
+    if grid.empty:                                       # not run in this profile: the paper's rows alone
+        t = pd.DataFrame(index=list(rows))
+    else:
+        t = mean_interval_table(grid[grid.variant.isin(rows)], list(metrics)).loc[list(rows)]
     return with_dashes(readable(with_paper_columns(t, table_id, paper_methods, paper_metrics, df=df, **match)))
 
 

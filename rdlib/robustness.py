@@ -57,7 +57,7 @@ def noise_robustness(run: Run, sigmas, device=None, seed: int = 0, pro: bool = F
     return pd.DataFrame(rows)
 
 
-__all__ = ["GaussianNoise", "noise_robustness"]
+__all__ = ["GaussianNoise", "noise_comparison", "noise_loss", "noise_robustness", "noise_table"]
 
 
 def noise_comparison(methods: dict, categories, sigmas, device=None) -> pd.DataFrame:
@@ -66,6 +66,17 @@ def noise_comparison(methods: dict, categories, sigmas, device=None) -> pd.DataF
     rows = [noise_robustness(cr.runs[c], sigmas, device=device).assign(method=label, category=c)
             for label, cr in methods.items() for c in categories if c in cr.runs]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def noise_table(noise: pd.DataFrame, metrics=("i_auroc", "p_auroc", "p_ap")) -> pd.DataFrame:
+    """:func:`noise_comparison`'s rows as the table a reader scans: the mean over categories of each metric (its
+    name and unit as a header), per σ (rows "σ = 0.005") and method (columns under each metric)."""
+    from rdlib.results import METRIC_LABELS
+
+    table = noise.groupby(["method", "sigma"])[list(metrics)].mean().unstack("method")
+    table.index = [f"σ = {s:g}" for s in table.index]
+    return table.rename(columns={m: f"{METRIC_LABELS.get(m, m)} (%)" for m in metrics}, level=0) \
+        .rename_axis(columns=[None, None])
 
 
 def noise_loss(noise: pd.DataFrame, sigma: float, metric: str = "i_auroc") -> pd.DataFrame:

@@ -354,6 +354,7 @@ class _Loop:
         self.best_memory: dict = {}                 # stage → weights of its best evaluation (in memory)
         self.bar = bar
         self.last_save = time.monotonic()
+        self.overhead_seconds = 0.0                 # in-loop evaluations and checkpoint writes: not training time
 
     def save(self, position: dict, optimizers: dict, schedulers: dict, same_stage: bool) -> None:
         """Write a checkpoint that resumes at ``position`` (atomically; within a stage at most one per
@@ -362,7 +363,7 @@ class _Loop:
             return
         if same_stage and time.monotonic() - self.last_save < self.cfg.checkpoint_seconds:
             return                                  # a checkpoint costs ~0.2 s: short CPU runs keep fewer of them
-        self.last_save = time.monotonic()
+        t0 = self.last_save = time.monotonic()
         st = self.state
         atomic_torch_save({"format": CHECKPOINT_FORMAT, "method": self.method.checkpoint_state(),
                            # at a stage boundary the next stage builds fresh optimizers: store none
@@ -371,12 +372,21 @@ class _Loop:
                            **position, "history": st.history, "best": st.best, "sums": st.sums,
                            "counts": st.counts, "n": st.n, "stale": st.stale, "optimized": st.optimized},
                           self.ckpt_path)
+        self.overhead_seconds += time.monotonic() - t0
 
     def evaluate(self, plan: StagePlan, trains, units: int, epoch: int) -> bool:
-        """Evaluate at multiples of eval_every; update the stage's best; return True to stop early."""
-        method, st, stage = self.method, self.state, plan.stage
+        """Evaluate at multiples of eval_every; update the stage's best; return True to stop early (its time is
+        counted in ``overhead_seconds``)."""
         if self.test_set is None or plan.eval_every < 1 or units % plan.eval_every:
             return False
+        t0 = time.monotonic()
+        try:
+            return self._evaluate(plan, trains, epoch)
+        finally:
+            self.overhead_seconds += time.monotonic() - t0
+
+    def _evaluate(self, plan: StagePlan, trains, epoch: int) -> bool:
+        method, st, stage = self.method, self.state, plan.stage
         res = evaluate(method, self.test_set, device=self.device, pro=plan.eval_pro)
         metrics = {**res.metrics, **method.extra_metrics(stage, self.test_set, self.device)}
         set_train_modes(method, trains)
@@ -461,7 +471,9 @@ class _Loop:
 
 def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg: FitConfig | None = None,
         run_dir: str | Path | None = None, resume: bool = True) -> dict:
-    """Train ``method`` through all its stages. Returns ``{"history": [...], "best": {stage: {...}}, "config": ...}``.
+    """Train ``method`` through all its stages. Returns ``{"history": [...], "best": {stage: {...}}, "config": ...,
+    "optimizer_steps": n, "overhead_seconds": s}`` (``s``: seconds this call spent in in-loop evaluations and
+    checkpoint writes, to leave out of a training time).
 
     With ``run_dir``, checkpoints are written atomically (``checkpoint.pt``) and training resumes from them. After a
     stage with ``best_on_test`` the best evaluated weights are loaded before the next stage (and kept at the end).
@@ -526,7 +538,8 @@ def fit(method: Method, train_set: Dataset, test_set: Dataset | None = None, cfg
         resumed = None
     bar.close()
     method.eval()                                               # trained: every module in inference mode
-    return {"history": st.history, "best": st.best, "config": asdict(cfg), "optimizer_steps": st.optimizer_steps()}
+    return {"history": st.history, "best": st.best, "config": asdict(cfg), "optimizer_steps": st.optimizer_steps(),
+            "overhead_seconds": loop.overhead_seconds}
 
 
 def load_checkpoint_state_file(path: Path, device) -> dict:

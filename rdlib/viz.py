@@ -15,6 +15,7 @@ import pandas as pd
 from rdlib.stats import t_interval
 
 COLUMN_INCHES = 6.8          # the book's text column (about 690 px at 100 dpi): figures are this wide at most
+MIN_FONT_PT = 9              # smallest text in a figure: 12.5 px at 100 dpi, ≥ 9 px when a phone shows 75 % of it
 FONT_SIZES = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9,
               "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 11}
 
@@ -49,7 +50,8 @@ def layout_problems(fig) -> list[str]:
     """What a reader would see as broken in ``fig`` once drawn: texts that overlap (tick labels running together,
     a title over an axis label, a legend over a label) and a legend drawn over plotted data — points and line segments
     in data coordinates, bars, error bars; reference lines such as ``axhline`` and images are not data here. One
-    sentence per problem, naming the texts; [] for a clean figure."""
+    sentence per problem, naming the texts; text smaller than :data:`MIN_FONT_PT` at the column's width also counts.
+    [] for a clean figure."""
     from matplotlib.collections import LineCollection, PathCollection
     from matplotlib.patches import Rectangle
     from matplotlib.text import Text
@@ -58,7 +60,8 @@ def layout_problems(fig) -> list[str]:
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     legends = [leg for leg in [*fig.legends, *(ax.get_legend() for ax in fig.axes)] if leg and leg.get_visible()]
-    skipped = {id(t) for leg in legends for t in leg.findobj(Text)}
+    in_legends = {id(t) for leg in legends for t in leg.findobj(Text)}
+    skipped = set(in_legends)                  # not judged for overlap one by one: the legend's box is
     for ax in fig.axes:                        # tick labels matplotlib keeps beyond the axis limits are not drawn
         for axis in (ax.xaxis, ax.yaxis):
             if not ax.axison or not axis.get_visible():                      # axis("off"): no tick label drawn
@@ -75,6 +78,14 @@ def layout_problems(fig) -> list[str]:
              and (t.axes is None or t.axes.get_visible())]
     boxes = texts + [("legend", leg.get_window_extent(renderer)) for leg in legends]
     problems = []
+    shrink = min(1.0, COLUMN_INCHES / fig.get_figwidth())          # a wider figure is shown at the column's width
+    small = [(t.get_text().replace("\n", " "), t.get_fontsize() * shrink) for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip() and id(t) not in skipped - in_legends
+             and (t.axes is None or t.axes.get_visible()) and t.get_fontsize() * shrink < MIN_FONT_PT - 0.05]
+    if small:
+        problems.append(f"text below {MIN_FONT_PT} pt (under 9 px on a phone): "
+                        + ", ".join(f"{text!r} ({size:.1f} pt)" for text, size in small[:3])
+                        + (f" and {len(small) - 3} more" if len(small) > 3 else ""))
     for i, (a, box_a) in enumerate(boxes):
         for b, box_b in boxes[i + 1:]:
             overlap_w = min(box_a.x1, box_b.x1) - max(box_a.x0, box_b.x0)
@@ -159,15 +170,15 @@ def show(ax, image, amap=None, mask=None, vmin=None, vmax=None, title=None, alph
         heat = ax.imshow(np.asarray(amap, dtype=np.float32), cmap="jet", alpha=alpha, vmin=vmin, vmax=vmax)
         if colorbar:
             bar = ax.figure.colorbar(heat, ax=ax, fraction=0.046, pad=0.02)
-            bar.ax.tick_params(labelsize=8)
+            bar.ax.tick_params(labelsize=9)
             if cbar_label:
-                bar.set_label(cbar_label, fontsize=8)
+                bar.set_label(cbar_label, fontsize=9)
     if mask is not None and np.asarray(mask).any():
         ax.contour(np.asarray(mask).astype(float), levels=[0.5], colors="lime", linewidths=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
 
 
 def score_histogram(ax, scores, labels, bins=20, title=None, xlabel="image score (max of map)"):
@@ -181,7 +192,7 @@ def score_histogram(ax, scores, labels, bins=20, title=None, xlabel="image score
     ax.set_xlabel(xlabel)
     ax.set_ylabel("images")
     ax.set_ylim(0, ax.get_ylim()[1] * 1.5)                 # headroom: the legend sits above the tallest bar
-    ax.legend(fontsize=8, loc="upper center", ncols=2)
+    ax.legend(fontsize=9, loc="upper center", ncols=2)
     head = f"{title}: " if title else ""
     if labels.any() and (~labels).any():
         ax.set_title(f"{head}I-AUROC {100 * auroc(scores, labels):.1f}", fontsize=10)
@@ -203,7 +214,7 @@ def category_chart(ax, table, columns, ylabel="I-AUROC (%)", chance=50.0, labels
     ax.set_xticks(x, cats)
     ax.set_ylabel(ylabel)
     if legend:
-        ax.legend(fontsize=8, ncols=min(3, len(columns) + 1), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+        ax.legend(fontsize=9, ncols=min(3, len(columns) + 1), loc="lower center", bbox_to_anchor=(0.5, 1.0),
                   frameon=False)
     ax.grid(axis="y", alpha=0.3)
 
@@ -229,7 +240,7 @@ def method_dots(ax, results, metric: str, variants=None, labels=None, chance: fl
         ax.axhline(chance, color="grey", lw=0.8, ls="--")
     ax.set_xticks(x, cats)
     ax.set_ylabel(ylabel or metric)
-    ax.legend(fontsize=8, ncols=min(len(variants), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.legend(fontsize=9, ncols=min(len(variants), 6), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -261,7 +272,7 @@ def category_figure(table, labels, title: str, metrics=("I-AUROC",), height: flo
                        chance=50.0 if "AUROC" in metric else None, labels=list(labels), legend=False)
     fig.suptitle(title, fontsize=10)
     handles, names = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=8, frameon=False)
+    fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize=9, frameon=False)
     show_figure(fig)
 
 
@@ -280,7 +291,7 @@ def noise_figure(noise, metrics=("i_auroc", "p_auroc")) -> None:
         ax.set_xlabel("σ (0 drawn at the left edge)")
         ax.set_title(metric.replace("_", "-").upper(), fontsize=9)
     axes[0, 0].set_ylabel("%")
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend(fontsize=9)
     fig.tight_layout()
     show_figure(fig)
 
@@ -354,7 +365,7 @@ def level_maps(models: dict, image, mask, title: str | None = None) -> None:
             axes[r, k + 1].set_title(f"level {k + 1}", fontsize=9)
             axes[r, k + 1].axis("off")
         bar = fig.colorbar(heat, ax=axes[r, 3], fraction=0.046, pad=0.02)
-        bar.ax.tick_params(labelsize=7)
+        bar.ax.tick_params(labelsize=9)
     fig.tight_layout()
     show_figure(fig)
 
@@ -382,7 +393,7 @@ def separation_histograms(distances: dict, xlabel: str, title: str) -> pd.DataFr
             "mean, defect": defect.mean() if defect.size else np.nan,
             "patch AUROC (%)": 100 * auroc(np.r_[normal, defect], np.r_[np.zeros(normal.size), np.ones(defect.size)])
             if both else np.nan}
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend(fontsize=9)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     show_figure(fig)
@@ -407,7 +418,7 @@ def sensitivity(grid, panels: list, metrics=("i_auroc", "p_auroc")) -> None:
         ax.set_xticks(range(len(variants)), [str(v) for v in variants])
         ax.set_xlabel(xlabel)
     axes[0, 0].set_ylabel("%")
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend(fontsize=9)
     fig.tight_layout()
     show_figure(fig)
 
@@ -434,7 +445,7 @@ def learning_curves_figure(curves, plateau=None) -> None:
         ax.grid(alpha=0.3)
     if len(curves):                                        # one legend for the three panels, under them
         handles, names = axes[1].get_legend_handles_labels()
-        fig.legend(handles, names, loc="outside lower center", ncols=min(6, len(names)), fontsize=8, frameon=False)
+        fig.legend(handles, names, loc="outside lower center", ncols=min(6, len(names)), fontsize=9, frameon=False)
     show_figure(fig)
 
 
@@ -487,7 +498,7 @@ def source_photos(categories: dict) -> None:
         ax.set_title(f"{cat}\n({spec.kind})", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0, 0].legend(fontsize=7, loc="lower left")
+    axes[0, 0].legend(fontsize=9, loc="lower left")
     fig.tight_layout()
     show_figure(fig)
 
@@ -577,6 +588,6 @@ def synthetic_areas(sets: dict, category: str, presets, test_areas, epochs: int 
     ax.hist(test_areas, bins=bins, histtype="stepfilled", alpha=0.3, color="k", label="embedded test defects")
     ax.set_xlabel("mask area (% of the image)")
     ax.set_ylabel("images")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=9)
     fig.tight_layout()
     show_figure(fig)

@@ -205,12 +205,13 @@ def check_site(html_dir: Path, screenshots: Path | None = None, pages: list[str]
 
 
 # What a reader on a narrow screen cannot read: the page scrolling sideways, text cut off by a box that clips it,
-# code that runs past the column, a table wider than the column with no hint that it scrolls (book/_static/rdlib.*)
+# code that runs past the column, a table or an equation wider than the column with no hint that it scrolls
+# (book/_static/rdlib.*)
 # A figure shown below this fraction of its pixel width has 9-point labels (12.5 px at the book's 100 dpi) under
 # 9 px: on a phone it must keep that width and scroll (book/_static/rdlib.js uses the same threshold).
 MIN_FIGURE_SCALE = 0.75
 _LAYOUT_JS = """() => {
-  const out = {page: [], cut: [], code: [], unhinted: [], small: [], figure: []};
+  const out = {page: [], cut: [], code: [], unhinted: [], small: [], figure: [], equation: []};
   const doc = document.documentElement;
   const article = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
   const wider = e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1;
@@ -245,11 +246,17 @@ _LAYOUT_JS = """() => {
     if (wider(box) && !/scroll/.test(getComputedStyle(box, '::before').content))
       out.figure.push(`${name} ${box.scrollWidth} px in a ${box.clientWidth} px column`);
   }
+  for (const box of article.querySelectorAll('div.math, span.math')) {     // MathJax's boxes scroll or clip
+    const eq = box.querySelector('mjx-container');
+    if (!eq || !(wider(eq) || wider(box))) continue;
+    if (!/scroll/.test(getComputedStyle(box, '::before').content))
+      out.equation.push(`${Math.max(eq.scrollWidth, box.scrollWidth)} px in a ${box.clientWidth} px column: "${said(box.querySelector('mjx-assistive-mml') || box).slice(0, 60)}"`);
+  }
   return out;
 }""".replace("MIN_FIGURE_SCALE", str(MIN_FIGURE_SCALE))
 LAYOUT_KINDS = {"page": "page wider than the screen", "cut": "text cut off", "code": "code wider than the column",
                 "unhinted": "wide table without a scroll hint", "small": "figure too small to read",
-                "figure": "wide figure without a scroll hint"}
+                "figure": "wide figure without a scroll hint", "equation": "wide equation without a scroll hint"}
 
 
 def repeated_lines(outputs: list[str], max_repeats: int = MAX_REPEATS,

@@ -60,10 +60,18 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     assert report.markdown() == f"- {s}"
     assert report.log.save("book", tmp_path) == claims_file("toy", "book", tmp_path)
     empty = AblationReport("toy", pd.DataFrame(), ["i_auroc"], paper)             # ablations skipped by the profile
-    empty.table(["A"], "t1", [None], ("i_auroc",))
+    empty.table(["A", "B"], "t1", ["paper_a", "paper_b"], ("i_auroc",))           # the paper's rows alone, said so
+    paper_only, said = shown[3:5]
+    assert paper_only.to_dict() == {"paper I-AUROC": {"A": 91.0, "B": 88.0}}
+    assert "The paper's rows alone: ours are not run in this profile" in said.data
     empty.judge("A", "B", "A beats B", "i_auroc")
-    assert len(shown) == 3
+    assert len(shown) == 5
     assert empty.markdown() == AblationReport.SKIPPED and empty.log.verdicts == []
+    drawn = []
+    empty.figure("Fig. 9", lambda: drawn.append(1))                              # a figure of runs that did not run
+    assert not drawn and shown[-1].data == f"_Fig. 9: not drawn, its runs {AblationReport.NOT_RUN}._"
+    report.figure("Fig. 9", lambda: drawn.append(1))
+    assert drawn == [1] and len(shown) == 6
     both = AblationReport("toy", df, ["i_auroc"], paper)                          # both rows have the paper's numbers
     both.plateaus = {"A": types.SimpleNamespace(label="A", converged=True, settled_at=100, steps=250),
                      "B": types.SimpleNamespace(label="B", converged=False, why="still rising"),
@@ -117,6 +125,17 @@ def test_paper_claims_on_the_shipped_numbers():
     verdicts = {judge(runs, r.a, r.b, r.metric, r.claim, paper_diff=r.paper_diff, paper_claim=True).verdict
                 for r in c.itertuples()}
     assert verdicts <= {"inconclusive", "not judged"}                            # equal metrics, absent methods
+
+
+def test_paper_protocol_names_each_quoted_tables_setup_from_its_protocol():
+    """The comparison's "whose numbers come from …" is read from the quoted tables, per paper (RD-RE's tables use a
+    ResNet18 teacher, URD's and AAND's a WideResNet50-2; RD's Table 6 rows with other teachers are no claim)."""
+    from rdlib.comparison import paper_protocol
+
+    assert paper_protocol() == ("MVTec AD at 256² with a WideResNet50-2 teacher (URD, AAND), "
+                                "MVTec AD at 256² with a ResNet18 teacher (RD-RE)")
+    rdre = paper_claims()[lambda c: c.table_id == "rd_re_table1"]
+    assert paper_protocol(rdre) == "MVTec AD at 256² with a ResNet18 teacher (RD-RE)"
 
 
 def test_mean_ranks_by_hand():

@@ -67,7 +67,7 @@ def test_the_conclusion_is_written_from_the_verdicts_and_plateaus_the_page_print
     assert text.startswith("**In short.** URD was run here at 128² on the embedded benchmark. Mean I-AUROC 80.3 over 5.")
     assert "Trained to its plateau: URD by step 150 of 300." in text
     assert "Not at its plateau, so none of its claims is judged: RD-RE (300 steps)." in text
-    assert ("Of the 5 claims this page judged, 1 was supported, 1 was contradicted, 2 were inconclusive, 1 was not "
+    assert ("Of the 5 claims this page weighed, 1 was supported, 1 was contradicted, 2 were inconclusive, 1 was not "
             "judged.") in text
     assert "Supported: URD beats RD on I-AUROC." in text and "Contradicted: E–T–S beats T–S." in text
     assert "would detect is 2.5 to 4.2 points" in text                       # the inconclusive ones' range

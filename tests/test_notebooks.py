@@ -273,8 +273,8 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
     book once had), shows an image that does not exist, a pandas-truncated cell, an equation that MathJax, loaded
     from its CDN, never typesets offline, a figure's layout problem, and — without the book's stylesheet — an
     unbreakable name that widens the page, a line cut off by a box that clips it (as the theme's box clips a long
-    inline equation), a code line past the column, a wide table with no scroll hint and a figure shrunk to a phone's
-    width."""
+    inline equation), a code line past the column, a wide table with no scroll hint, a figure shrunk to a phone's
+    width and an equation that scrolls with no hint."""
     _browser_or_skip()
     import json
 
@@ -299,7 +299,11 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
     notebook["cells"][1]["outputs"] += [
         {"output_type": "display_data", "metadata": {}, "data": {"image/png": png, "text/plain": "<Figure>"}},
         {"output_type": "display_data", "metadata": {},
-         "data": {"text/html": f'<img style="max-width: none" src="data:image/png;base64,{png}">', "text/plain": "<img>"}}]
+         "data": {"text/html": f'<img style="max-width: none" src="data:image/png;base64,{png}">', "text/plain": "<img>"}},
+        {"output_type": "display_data", "metadata": {},       # an equation as MathJax typesets it, wider than a phone
+         "data": {"text/html": '<div class="math"><mjx-container jax="SVG" display="true"><svg width="900" '
+                               'height="24"><rect width="900" height="24"/></svg></mjx-container></div>',
+                  "text/plain": "<math>"}}]
     (book / "broken.ipynb").write_text(json.dumps(notebook))
     proc = _jupyter_book_build(book, strict=False)   # -W would refuse the missing image
     html = book / "_build" / "html"
@@ -310,7 +314,8 @@ def test_browser_check_catches_a_broken_image_a_raw_table_and_a_truncated_cell(t
                  "equations not typeset",                  # its MathJax comes from the CDN: unreachable offline
                  "missing value shown as NaN", "repeated output line", "no findings box", "figure layout", "raw backticks",
                  "page wider than the screen", "text cut off", "code wider than the column",
-                 "wide table without a scroll hint", "figure too small to read", "wide figure without a scroll hint"):
+                 "wide table without a scroll hint", "figure too small to read", "wide figure without a scroll hint",
+                 "wide equation without a scroll hint"):
         assert ("broken.html", kind) in kinds, (kind, report.problems)
     assert not [p for p in report.problems if p.page == "intro.html"], report.problems
 

@@ -1,5 +1,6 @@
 """Noise robustness (RD-RE Fig. 8): the noisy test set against its definition, and the evaluation table."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch.utils.data import Dataset
@@ -55,3 +56,16 @@ def test_noise_robustness_clean_row_matches_a_noisy_evaluation_at_vanishing_sigm
         assert table[metric].iloc[1] == pytest.approx(table[metric].iloc[0], abs=1e-3)
     # σ = 5 turns every image into clipped noise: the maps no longer follow the masks
     assert table.p_auroc.iloc[2] < table.p_auroc.iloc[0] and np.isfinite(table.p_auroc).all()
+
+
+def test_noise_table_means_over_categories_under_readable_headers():
+    from rdlib.robustness import noise_table
+
+    noise = pd.DataFrame([{"method": m, "category": c, "sigma": s, "i_auroc": v, "p_auroc": 2 * v, "p_ap": 0.0}
+                          for m, base in (("RD", 60.0), ("RD-RE", 70.0)) for c, off in (("a", 0.0), ("b", 10.0))
+                          for s, v in ((0.0, base + off), (0.005, base + off - 4))])
+    table = noise_table(noise)
+    assert list(table.index) == ["σ = 0", "σ = 0.005"]
+    assert table.loc["σ = 0.005", ("I-AUROC (%)", "RD-RE")] == 71.0                 # (70 − 4 + 80 − 4) / 2
+    assert table.loc["σ = 0", ("P-AUROC (%)", "RD")] == 130.0
+    assert not [c for level in table.columns.levels for c in level if "_" in c]     # no code-style header left

@@ -38,6 +38,10 @@ def test_a_source_other_than_dtd_is_logged_at_warning(caplog):
     assert any(r.levelno == logging.WARNING and "not DTD" in r.getMessage() for r in caplog.records)
     tex = src.sample(np.random.default_rng(0), 64)
     assert tex.shape == (64, 64, 3) and 0 <= tex.min() and tex.max() <= 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="rdlib.data.textures"):   # a caller that shows the source itself
+        find_texture_source(allow=("procedural",), warn=False)
+    assert [r.levelno for r in caplog.records] == [logging.INFO] and "not DTD" in caplog.text
 
 
 def test_missing_dtd_folder_is_an_error(tmp_path):

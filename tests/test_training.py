@@ -111,6 +111,34 @@ def test_best_on_test_selection(tiny_benchmark, tmp_path):
     assert evaluate(m, test, device="cpu").metrics["i_auroc"] == pytest.approx(best["value"])
 
 
+def test_training_time_leaves_out_the_in_loop_evaluations(tiny_benchmark, tmp_path, monkeypatch):
+    """A run's train_seconds is the optimizer steps and their data: with every in-loop evaluation slowed by 0.3 s,
+    the evaluations' time goes to overhead_seconds and train_seconds stays below it (AAND's cost table compared RD's
+    steps, evaluated every few steps for its learning curve, with AAND's evaluated rarely)."""
+    import time
+
+    import rdlib.training
+
+    real = rdlib.training.evaluate
+    calls = []
+
+    def slow(*a, **k):
+        calls.append(1)
+        time.sleep(0.3)
+        return real(*a, **k)
+
+    monkeypatch.setattr(rdlib.training, "evaluate", slow)
+    spec = RunSpec(str(tiny_benchmark), "coffee", "rd", dict(image_size=64, epochs=3), dict(batch_size=4, eval_every=1))
+    t0 = time.perf_counter()
+    run = get_or_train(spec, tmp_path)
+    total = time.perf_counter() - t0
+    in_loop = sum(any(k.startswith("test_") for k in h) for h in run.history)    # the learning curve's points
+    assert in_loop == len(calls) == 3                          # one per epoch (the final one, rdlib.runs's own)
+    assert run.info["overhead_seconds"] >= 0.3 * in_loop
+    assert run.info["train_seconds"] + run.info["overhead_seconds"] < total
+    assert run.info["train_seconds"] < total - 0.3 * len(calls)
+
+
 def test_bad_fit_config():
     with pytest.raises(ValueError, match="selection"):
         FitConfig(selection="best")

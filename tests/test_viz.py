@@ -98,6 +98,27 @@ def test_layout_problems_finds_nothing_in_a_clean_figure():
     plt.close(fig)
 
 
+def test_layout_problems_finds_text_too_small_for_a_phone():
+    """9 pt is the smallest a phone shows above 9 px (at 75 % of the figure); a figure wider than the column is
+    shown shrunk, so its 9 pt labels count as smaller."""
+    from rdlib.viz import MIN_FONT_PT, layout_problems
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([0, 1], [0, 1], label="a")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("small title", fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+    found = [p for p in layout_problems(fig) if p.startswith(f"text below {MIN_FONT_PT} pt")]
+    assert len(found) == 1 and "'small title' (8.0 pt)" in found[0] and "'a' (7.0 pt)" in found[0]
+    ax.set_title("small title", fontsize=9)
+    ax.legend(fontsize=9, loc="lower right")
+    assert not [p for p in layout_problems(fig) if "text below" in p]
+    fig.set_figwidth(13.6)                                   # shown at half its size in the column
+    assert [p for p in layout_problems(fig) if "'small title' (4.5 pt)" in p]
+    plt.close(fig)
+
+
 def test_layout_problems_finds_tick_labels_running_together():
     from rdlib.viz import layout_problems
 

@@ -1,6 +1,6 @@
 // A table wider than the column scrolls inside its box; mark the box so that rdlib.css shows a hint above it
-// (phones hide scroll bars). Figures are held at a readable width the same way. Re-checked once equations are
-// typeset and when the window is resized.
+// (phones hide scroll bars). Figures are held at a readable width the same way, and wide equations get the hint.
+// Re-checked once equations are typeset and when the window is resized.
 (function () {
   var BOXES = "div.cell_output .output, .pst-scrollable-table-container";
   function scrolls(box) {
@@ -33,7 +33,17 @@
       img.parentElement.classList.toggle("rdlib-wide-figure", narrow);
     });
   }
-  function again() { figures(); mark(); }
+  // An equation wider than the column scrolls inside its MathJax box (the theme's and rdlib.css's rules); its
+  // box (div.math or span.math) is marked for the hint and a line of its own.
+  function equations() {
+    document.querySelectorAll("div.math, span.math").forEach(function (box) {
+      var eq = box.querySelector("mjx-container");
+      if (!eq) return;
+      box.classList.remove("rdlib-wide-math");                  // measured at its natural layout
+      box.classList.toggle("rdlib-wide-math", eq.scrollWidth > eq.clientWidth + 1 || box.scrollWidth > box.clientWidth + 1);
+    });
+  }
+  function again() { figures(); equations(); mark(); }
   window.addEventListener("load", function () {
     again();
     // typeset equations and late fonts can widen a table after load

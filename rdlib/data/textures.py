@@ -127,11 +127,15 @@ def procedural_textures(n: int = 16, size: int = 256, seed: int = 0) -> list[np.
 
 
 def find_texture_source(dtd_root: str | Path | None = None, limit: int = 2000, allow: tuple[str, ...] = (
-        "dtd", "debian", "skimage", "procedural")) -> TextureSource:
-    """Return the first available texture source (see module docstring) and log which one.
+        "dtd", "debian", "skimage", "procedural"), warn: bool = True) -> TextureSource:
+    """Return the first available texture source (see module docstring) and log which one (a warning when it is not
+    DTD, unless ``warn=False``: the caller shows it).
 
     ``dtd_root`` defaults to ``$RDLIB_DTD``."""
+    import logging
     import os
+
+    level = logging.WARNING if warn else logging.INFO
 
     dtd_root = dtd_root or os.environ.get("RDLIB_DTD")
     if "dtd" in allow and dtd_root:
@@ -154,7 +158,7 @@ def find_texture_source(dtd_root: str | Path | None = None, limit: int = 2000, a
                     imgs += got
                     used.append(pkg)
         if imgs:
-            log.warning("texture source: Debian packages %s (%d images), not DTD", used, len(imgs))
+            log.log(level, "texture source: Debian packages %s (%d images), not DTD", used, len(imgs))
             return TextureSource("debian:" + "+".join(used), imgs)
     if "skimage" in allow:
         try:
@@ -171,10 +175,10 @@ def find_texture_source(dtd_root: str | Path | None = None, limit: int = 2000, a
                     a = np.repeat(a[..., None], 3, axis=2)
                 imgs.append(np.ascontiguousarray(a[..., :3]).astype(np.uint8))
             imgs += [np.ascontiguousarray(load_sample_image(n)) for n in SKLEARN_PHOTOS]
-            log.warning("texture source: scikit-image / scikit-learn bundled images (%d), not DTD", len(imgs))
+            log.log(level, "texture source: scikit-image / scikit-learn bundled images (%d), not DTD", len(imgs))
             return TextureSource("skimage", imgs)
         except Exception as e:  # noqa: BLE001 - any failure means: fall through to procedural
             log.warning("texture source: scikit-image photos unavailable (%s)", e)
     imgs = procedural_textures()
-    log.warning("texture source: procedural textures (%d images), not DTD", len(imgs))
+    log.log(level, "texture source: procedural textures (%d images), not DTD", len(imgs))
     return TextureSource("procedural", imgs)
