@@ -236,17 +236,18 @@ if knn:       # on the main runs and the ablation categories' other seeds (train
               "(this book's schedule against the training-free reference)", metrics=("i_auroc",), paper_claim=False)
     gap = results_table(knn).loc["mean", "i_auroc"] - results.loc["mean", "i_auroc"]     # unrounded means
     v = ch.verdicts[-1]                                          # "RD beats kNN", on the seeds' own design
-    gap = (f"{gap:+.1f} points of mean I-AUROC over section 5's table"
-           + (f" ({-v.diff:+.1f} over its verdict's {v.design})" if pd.notna(v.diff) else ""))
+    gap = (f"is ahead by {gap:+.1f} points of mean I-AUROC over section 5's table (kNN minus RD"
+           + (f"; {-v.diff:+.1f} over its verdict's {v.design}" if pd.notna(v.diff) else "") + ")")
 ch.glue(knn_coreset=f"{method_profile('patch_knn', PROFILE)['options']['coreset']:.0%}",
-        knn_gap=gap if knn else "(not computed in this profile)")
+        knn_gap=gap if knn else "was not run in this profile (KNN_REFERENCE is off)")
 
 # %% [markdown]
 # Cost. Each time below was measured when its run was trained and is stored with the run, so a run reused from an
 # earlier build shows the time of that build, taken under whatever load the machine had then (a build that trains
 # two notebooks' runs at once, or tests running beside it, can slow a step several-fold). On a CPU the chapters train
 # their runs two at a time, one thread each, as tasks of a local Dask cluster (`WORKERS`); an odd run left over
-# trains alone with two threads. Compare ms per step within one build, not across builds.
+# trains alone with two threads. Compare ms per step within one build, not across builds. Training time counts the
+# optimizer steps and their data, not the learning curve's evaluations or checkpoint writes.
 
 # %% tags=["nbval-ignore-output", "hide-input"]
 run_costs(trained)
@@ -373,8 +374,8 @@ rl.judge("flatten (official code)", "pixel (paper Eq. 2)",
 # ### Why RD trails the nearest-neighbour reference here
 #
 # On MVTec AD, RD and PatchCore-style detectors are within about a point of each other; on this book's data the
-# training-free reference is ahead by {glue:text}`knn_gap` (kNN minus RD; the table's means are rounded before
-# they are shown, so their difference can be 0.1 off). The
+# training-free reference {glue:text}`knn_gap` (the table's means are rounded before they are shown, so their
+# difference can be 0.1 off). The
 # schedule's length is section 4's question (its learning curves say which categories have settled within it);
 # three other leads, each measured here:
 #

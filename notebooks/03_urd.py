@@ -329,7 +329,7 @@ ablation.figure("The ablation models' maps", lambda: viz.compare_maps(
 # What the paper's figures show, and what to look for in these maps where a profile draws them: with the expert,
 # the map should concentrate on the defect and stay quieter on the normal texture around it, because the teacher's
 # features of the defect no longer match what the student rebuilds from normal images. A map brighter on the defect
-# than elsewhere in one variant and not in another is the qualitative counterpart of the P-AUROC rows above.
+# than elsewhere in one variant and not in another is the qualitative counterpart of the P-AUROC column above.
 
 # %% [markdown]
 # ## 9. Cost beside RD
@@ -337,7 +337,8 @@ ablation.figure("The ablation models' maps", lambda: viz.compare_maps(
 # At inference URD runs the teacher and the student (the expert only trains): RD's networks plus the two GII
 # modules. Parameters that run, FLOPs (`torch.utils.flop_counter`, multiply-add = 2) and the median CPU latency of
 # one image at the main size, measured now by `rdlib.cost.inference_cost`; training time per step from the main
-# runs (measured when they were trained, under that build's load).
+# runs (measured when they were trained, under that build's load, without the learning curve's evaluations or
+# checkpoint writes).
 
 # %% tags=["nbval-ignore-output"]
 ch.cost({"RD": rd, "URD": trained})

@@ -382,10 +382,11 @@ if cat is not None and cat in rd.runs:
 #
 # At inference AAND runs the teacher, the three RAA modules and RD's student. Parameters that run, FLOPs
 # (`torch.utils.flop_counter`, multiply-add = 2) and the median CPU latency of one image at the main size, measured
-# now by `rdlib.cost.inference_cost`; training milliseconds per optimizer step from the main runs (both stages
-# together, measured when they were trained, under that build's load, without the learning curve's evaluations). The RAA modules are small beside the
-# teacher, so what AAND adds at test time is a few convolutions per level and one nearest-item search in a memory
-# of learned items; its training cost is in stage 1, which RD does not have.
+# now by `rdlib.cost.inference_cost`; training milliseconds per optimizer step and seconds per run from the main
+# runs (both stages together, measured when they were trained, under that build's load, without the learning
+# curve's evaluations or checkpoint writes). The RAA modules are small beside the teacher, so what AAND adds at test
+# time is a few convolutions per level and one nearest-item search in a memory of learned items; in training it
+# adds stage 1, which RD does not have: the seconds per run count it, while a mean per step can hide it.
 
 # %% tags=["nbval-ignore-output"]
 ch.cost({"RD": rd, "AAND": trained})

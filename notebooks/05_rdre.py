@@ -463,7 +463,7 @@ ch.finding("ablations", ablation.log.summary())
 # FLOPs (`torch.utils.flop_counter`, multiply-add = 2), weights, the peak tensor memory a batch of one allocates on
 # top of the weights, and the median latency at batch 1 on this machine (`rdlib.cost.inference_cost`, measured
 # now, random weights: the cost does not depend on training); training milliseconds per optimizer step from the
-# main runs of this chapter and of RD ("—" for URD and AAND, which this chapter does not train; their chapters
+# main runs of this chapter and of RD, without their learning curves' evaluations or checkpoint writes ("—" for URD and AAND, which this chapter does not train; their chapters
 # show theirs). On a GPU the same columns are measured on the GPU.
 #
 # The paper's Fig. 9 places RD-RE among the lighter methods. Two things differ here and both move the order: the

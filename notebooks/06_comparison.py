@@ -131,7 +131,7 @@ print(f"data: {ch.data_name}; methods' profile {METHOD_PROFILE!r} at {IMAGE_SIZE
 # The official code computes $\mathcal{L}_{SSOT}$ as a Sinkhorn divergence between a batch of projected features
 # and *a shuffle of the same batch*: the same empirical distribution, so the divergence and its gradient are zero
 # up to rounding (`tests/test_rdpp.py` checks it), while it takes about 80 % of a CPU step. `rdlib` keeps it by
-# default, as the code does; the `book` profile sets `ssot=False` (the `ci` and `full` profiles compute it).
+# default, as the code does; the `book` profile sets `ssot=False` (every other profile computes it).
 #
 # The schedules, straight from the profiles:
 
@@ -197,7 +197,7 @@ ok = ch.marked(ok)                                          # each run converged
 steps = ok.loc[ok.steps > 0, "steps"]                       # optimizer steps a run (training-free: 0)
 ch.glue(cmp_size=f"{IMAGE_SIZE}×{IMAGE_SIZE}", cmp_table=f"{table_path.name} in the runs folder",
         cmp_steps=f"{steps.min():.0f} to {steps.max():.0f}" if len(steps) else "no", cmp_profile=METHOD_PROFILE,
-        cmp_curves=swept.curves_sentence(LABELS), cmp_scale=f"{IMAGE_SIZE}² on {ch.data_name}, {ch.teacher} teacher")
+        cmp_curves=swept.curves_sentence(LABELS), cmp_scale=f"{IMAGE_SIZE}² on the {ch.data_name}, {ch.teacher} teacher")
 display(Markdown(f"{len(ok)} of {len(rows)} runs finished"
                  + (": every one." if failed.empty else f"; **{len(failed)} failed**, listed here and left out below:")))
 if not failed.empty:
@@ -215,7 +215,7 @@ comparison.method_results(ok, ["i_auroc", "i_ap", "p_auroc", "p_ap", "pro_rd", "
 
 # %% [markdown]
 # Training seconds per run, as the workers measured them (two runs at a time on this machine, one thread each;
-# the optimizer steps and their data, without the learning curve's evaluations and checkpoint writes):
+# the optimizer steps and their data, without the learning curve's evaluations or checkpoint writes):
 
 # %% tags=["nbval-ignore-output"]
 ok.groupby("method", sort=False).train_seconds.mean().rename(index=LABELS).to_frame("train s / run").T

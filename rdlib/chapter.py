@@ -227,7 +227,7 @@ class Chapter:
 
         from rdlib.findings import conclusion_text
 
-        scale = f"{self.image_size}² on {self.data_name} with the {self.teacher} teacher"
+        scale = f"{self.image_size}² on the {self.data_name} with the {self.teacher} teacher"
         verdicts = self.verdicts + [v for log in self.logs for v in log.verdicts]
         text = conclusion_text(label, scale, self.plateaus, verdicts, self.findings.get("detection", ""))
         display(Markdown(text))
@@ -381,9 +381,9 @@ def start(method: str, profile: str, categories, *, options: dict | None = None,
     if data_root is None:
         root = generate_embedded(cfg=EmbeddedConfig(size=int(opts["image_size"]), n_train=n_train,
                                                     n_test_good=n_test_good, n_test_per_defect=n_test_per_defect))
-        data_name = f"the embedded benchmark ({root.name})"
+        data_name = f"embedded benchmark ({root.name})"      # "on the {data_name}" in a sentence
     else:
-        root, data_name = data_root, f"the dataset at {data_root}"
+        root, data_name = data_root, f"dataset at {data_root}"
         if not Path(root).exists():
             raise FileNotFoundError(f"DATA_ROOT {root}: no such folder; give the dataset's root folder or None for "
                                     "the embedded benchmark")

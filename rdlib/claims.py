@@ -264,6 +264,7 @@ class AblationReport:
     """
 
     SKIPPED = "_Ablations skipped in this profile._"
+    NOT_RUN = "not run in this profile (the line above the tables says why; the `full` profile runs them)"
 
     def __init__(self, chapter: str, grid: pd.DataFrame, metrics, paper: pd.DataFrame | None = None,
                  log: ClaimLog | None = None, plateaus: dict | None = None, min_design: tuple[int, int] = (0, 0)):
@@ -271,8 +272,6 @@ class AblationReport:
         self.plateaus = dict(plateaus or {})     # variant → rdlib.plateau.Plateau the grid's `converged` came from
         self.log = log if log is not None else ClaimLog(chapter)      # a chapter with several grids shares one log
         self.paper_rows: dict[str, tuple] = {}      # variant → (table_id, paper method, match) of the last table shown
-
-    NOT_RUN = "not run in this profile (the line above the tables says why; the `full` profile runs them)"
 
     def table(self, rows: list[str], table_id: str, paper_methods: list, paper_metrics, **match) -> None:
         """Display the variants ``rows`` (mean ± 95 % interval) beside the paper's rows of ``table_id``
@@ -297,7 +296,7 @@ class AblationReport:
             return
         from IPython.display import Markdown, display
 
-        display(Markdown(f"_{what}: not drawn, its runs {self.NOT_RUN}._"))
+        display(Markdown(f"_{what}: not drawn; the runs behind it are {self.NOT_RUN}._"))
 
     def convergence(self, rows: list[str]) -> str:
         """Whether each variant of ``rows`` is trained to its plateau, as one line under its table."""

@@ -247,13 +247,15 @@ def paper_protocol(claims: pd.DataFrame | None = None) -> str:
 
     df = load_paper_numbers()
     claims = paper_claims(df) if claims is None else claims
-    rows = df[df.table_id.isin(set(claims.table_id)) & df.dataset.isin(set(claims.dataset))
-              & df.method.isin(list(PAPER_METHODS)) & (df.category == "mean")]
+    quoted = set(zip(claims.table_id, claims.dataset))                  # each claim's own table and dataset
+    own_pair = pd.Series([pair in quoted for pair in zip(df.table_id, df.dataset)], index=df.index)
+    rows = df[own_pair & df.method.isin(list(PAPER_METHODS)) & (df.category == "mean")]
     parts = []
     for (d, size, b), t in rows.groupby(["dataset", "image_size", "backbone"], dropna=False, sort=False):
         papers = ", ".join(METHOD_LABELS[PAPER_METHODS[p]] for p in dict.fromkeys(t.paper))
         at = f" at {size:.0f}²" if pd.notna(size) else ""
-        parts.append(f"{DATASET_NAMES.get(d, d)}{at} with a {TEACHER_NAMES.get(b, b)} teacher ({papers})")
+        teacher = f" with a {TEACHER_NAMES.get(b, b)} teacher" if pd.notna(b) and b != "unknown" else ""
+        parts.append(f"{DATASET_NAMES.get(d, d)}{at}{teacher} ({papers})")
     return ", ".join(parts)
 
 

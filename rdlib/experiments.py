@@ -281,7 +281,8 @@ def level_distance_table(run: Run, device=None, batch_size: int = 16) -> pd.Data
 def cost_table(trained: dict[str, CategoryRuns], image_size: int, device=None, repeats: int = 5) -> pd.DataFrame:
     """Per method (``{label: runs}``, the first run of each): parameters that run at test time, FLOPs and the median
     latency of one image at ``image_size`` measured now (:func:`rdlib.cost.inference_cost`), and the training
-    milliseconds per optimizer step measured when the runs trained (:func:`train_ms_per_step`)."""
+    milliseconds per optimizer step and seconds per run measured when the runs trained (:func:`train_ms_per_step`;
+    a method with a stage of few steps, such as AAND's stage 1, shows its cost in the seconds per run)."""
     from rdlib.cost import inference_cost
 
     rows = {}
@@ -289,7 +290,9 @@ def cost_table(trained: dict[str, CategoryRuns], image_size: int, device=None, r
         if cr.runs:
             run = next(iter(cr.runs.values()))
             rows[label] = {**inference_cost(run.load_method(device), image_size, device=device, repeats=repeats),
-                           "train ms/step": train_ms_per_step(cr)}
+                           "train ms/step": train_ms_per_step(cr),
+                           "train s/run": float(np.mean([r.info["train_seconds"] for r in cr.runs.values()
+                                                         if "train_seconds" in r.info] or [np.nan]))}
     return pd.DataFrame(rows).T
 
 

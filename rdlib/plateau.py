@@ -231,10 +231,13 @@ def plateau(curves: pd.DataFrame, label: str, metric: str = "i_auroc", *, tol: f
     if mean.empty:
         return Plateau(label, metric, mean, wide, int(wide.index.max()), None, float("nan"), *args,
                        last_steps=last.astype(int).to_dict(), **band)
+    def step_or_none(at):                                  # steps logged as floats are still steps: "150"
+        return None if at is None else int(at)
+
     start = stretch_start(mean, wide.loc[mean.index], tol, tail, drift, smooth, stray)
-    return Plateau(label, metric, mean, wide, int(mean.index.max()), start, float(mean.iloc[-tail:].mean()), *args,
-                   last_steps=last.astype(int).to_dict(), mean_settled_at=settle_step(mean.index, mean.values, tol,
-                                                                                      tail, smooth, stray), **band)
+    return Plateau(label, metric, mean, wide, int(mean.index.max()), step_or_none(start),
+                   float(mean.iloc[-tail:].mean()), *args, last_steps=last.astype(int).to_dict(),
+                   mean_settled_at=step_or_none(settle_step(mean.index, mean.values, tol, tail, smooth, stray)), **band)
 
 
 def mark(table: pd.DataFrame, plateaus: dict[str, Plateau]) -> pd.DataFrame:

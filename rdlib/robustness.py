@@ -71,12 +71,12 @@ def noise_comparison(methods: dict, categories, sigmas, device=None) -> pd.DataF
 def noise_table(noise: pd.DataFrame, metrics=("i_auroc", "p_auroc", "p_ap")) -> pd.DataFrame:
     """:func:`noise_comparison`'s rows as the table a reader scans: the mean over categories of each metric (its
     name and unit as a header), per σ (rows "σ = 0.005") and method (columns under each metric)."""
-    from rdlib.results import METRIC_LABELS
+    from rdlib.results import METRIC_LABELS, with_dashes
 
     table = noise.groupby(["method", "sigma"])[list(metrics)].mean().unstack("method")
     table.index = [f"σ = {s:g}" for s in table.index]
-    return table.rename(columns={m: f"{METRIC_LABELS.get(m, m)} (%)" for m in metrics}, level=0) \
-        .rename_axis(columns=[None, None])
+    table = table.rename(columns={m: f"{METRIC_LABELS.get(m, m)} (%)" for m in metrics}, level=0)
+    return with_dashes(table.rename_axis(columns=[None, None]))      # "—": a metric undefined there (e.g. no defect)
 
 
 def noise_loss(noise: pd.DataFrame, sigma: float, metric: str = "i_auroc") -> pd.DataFrame:

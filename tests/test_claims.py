@@ -69,7 +69,7 @@ def test_ablation_report_shows_our_rows_beside_the_papers_and_records_what_it_ju
     assert empty.markdown() == AblationReport.SKIPPED and empty.log.verdicts == []
     drawn = []
     empty.figure("Fig. 9", lambda: drawn.append(1))                              # a figure of runs that did not run
-    assert not drawn and shown[-1].data == f"_Fig. 9: not drawn, its runs {AblationReport.NOT_RUN}._"
+    assert not drawn and shown[-1].data == f"_Fig. 9: not drawn; the runs behind it are {AblationReport.NOT_RUN}._"
     report.figure("Fig. 9", lambda: drawn.append(1))
     assert drawn == [1] and len(shown) == 6
     both = AblationReport("toy", df, ["i_auroc"], paper)                          # both rows have the paper's numbers

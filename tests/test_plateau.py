@@ -41,9 +41,11 @@ def test_a_curve_flat_for_most_of_its_schedule_is_converged():
     assert list(table.index) == ["a", "b", "c", MEAN_ROW, PLATEAU_ROW]
     assert table.loc[MEAN_ROW, "settled at step"] == 150 and table.loc[PLATEAU_ROW, "settled at step"] == 150
     # steps logged as floats (a long table with NaNs) still show as steps: "150", not "150.0" beside the sentence's 150
-    floats = plateau(curves({"a": [60, 75, 80, 80.5, 79.5, 80], "b": [70, 80, 85, 85, 85, 85.5]},
-                            [float(s) for s in STEPS]), "M").table()
-    assert {str(floats.loc[row, "settled at step"]) for row in ("a", "b", MEAN_ROW)} <= {str(s) for s in STEPS}
+    floats = plateau(curves({"a": [60, 75, 80, 80.5, 79.5, 80], "b": [70, 80, 85, 85, 85, 85.5],
+                             "c": [80, 85, 90, 89.5, 90.5, 89.5]}, [float(s) for s in STEPS]), "M")
+    assert floats.converged and f"step {floats.settled_at} of" in floats.sentence and "150.0" not in floats.sentence
+    assert {str(floats.table().loc[row, "settled at step"]) for row in ("a", "b", MEAN_ROW, PLATEAU_ROW)} \
+        <= {str(s) for s in STEPS}
 
 
 @pytest.mark.parametrize("values, why", [

@@ -36,12 +36,15 @@
   // An equation wider than the column scrolls inside its MathJax box (the theme's and rdlib.css's rules); its
   // box (div.math or span.math) is marked for the hint and a line of its own.
   function equations() {
-    document.querySelectorAll("div.math, span.math").forEach(function (box) {
-      var eq = box.querySelector("mjx-container");
-      if (!eq) return;
-      box.classList.remove("rdlib-wide-math");                  // measured at its natural layout
-      box.classList.toggle("rdlib-wide-math", eq.scrollWidth > eq.clientWidth + 1 || box.scrollWidth > box.clientWidth + 1);
+    var boxes = Array.prototype.filter.call(document.querySelectorAll("div.math, span.math"), function (box) {
+      return box.querySelector("mjx-container");
     });
+    boxes.forEach(function (box) { box.classList.remove("rdlib-wide-math"); });   // measured at their natural layout,
+    var wide = boxes.map(function (box) {                                         // all at once (one re-layout)
+      var eq = box.querySelector("mjx-container");
+      return eq.scrollWidth > eq.clientWidth + 1 || box.scrollWidth > box.clientWidth + 1;
+    });
+    boxes.forEach(function (box, i) { box.classList.toggle("rdlib-wide-math", wide[i]); });
   }
   function again() { figures(); equations(); mark(); }
   window.addEventListener("load", function () {
