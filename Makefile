@@ -91,7 +91,7 @@ smoke: install
 # pytest runs the unit tests, then executes every notebook (ci profile) into _executed/ci and builds the book
 # from them with warnings as errors; nbval then re-runs those executed notebooks and compares their outputs.
 test: install $(BROWSER_STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 	rm -rf _executed/ci-nbval-runs
 	RDLIB_RUNS=$(CURDIR)/_executed/ci-nbval-runs $(BIN)/python -m pytest -q -p no:cacheprovider --nbval \
 	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg _executed/ci/*.ipynb
