@@ -8,7 +8,9 @@ every profile with
   :data:`SMOKE_BUDGET`, so a run is one epoch or one optimizer step per stage, and
 * the teacher's ``weights`` set to ``"random"``: the same architecture, feature sizes and memory, no download,
 
-and everything else as the profile says: image size, teacher, batch size, data configuration, per-category options,
+every wall-clock measurement (:mod:`rdlib.timing`: cost tables, throughput columns, the compile probe) cut to one
+timed call without warm-up (:func:`timing_calls`; a smoke run's timings measure nothing, only the code that takes
+them runs), and everything else as the profile says: image size, teacher, batch size, data configuration, per-category options,
 checkpoint and selection rules. Options are part of a run's key, so a smoke run is never reused as a real one.
 ``make test`` executes the chapters this way on generated trees in each dataset layout (``tests/test_smoke.py``);
 a reader can do the same before paying for a GPU: ``RDLIB_SMOKE=1 python notebooks/_run.py --profile paper
@@ -27,6 +29,11 @@ SMOKE_BUDGET = 1
 def active() -> bool:
     """Whether ``RDLIB_SMOKE=1`` is set (any other value, or none, is off)."""
     return os.environ.get(ENV, "0") == "1"
+
+
+def timing_calls(repeats: int, warmup: int) -> tuple[int, int]:
+    """``(repeats, warmup)`` for a wall-clock measurement: as given, or ``(1, 0)`` in a smoke run."""
+    return (1, 0) if active() else (repeats, warmup)
 
 
 def scaled(options: dict) -> dict:
@@ -48,4 +55,4 @@ def scaled_profile(profile: dict) -> dict:
     return out
 
 
-__all__ = ["BUDGET_OPTIONS", "ENV", "SMOKE_BUDGET", "active", "scaled", "scaled_profile"]
+__all__ = ["BUDGET_OPTIONS", "ENV", "SMOKE_BUDGET", "active", "scaled", "scaled_profile", "timing_calls"]

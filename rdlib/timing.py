@@ -1,39 +1,51 @@
-"""Wall-clock timing for cost tables and the inference fast path: ``torch.utils.benchmark.Timer`` (which
-synchronises the accelerator around each measurement and disables the garbage collector while it times), the median over repetitions, and for several
-candidates the repetitions interleaved, so that load from elsewhere on the machine hits every candidate alike.
+"""Wall-clock timing for cost tables and the inference fast path: one call timed at a time between accelerator
+synchronisations with the garbage collector off, the median over repetitions, and for several candidates the
+repetitions interleaved, so that load from elsewhere on the machine hits every candidate alike.
 
     latency_ms(lambda: model(x), repeats=10, device=x.device)          # median ms of one call
     interleaved_latency_ms({"a": fa, "b": fb}, repeats=15)             # {"a": ms, "b": ms}, rounds a b, b a, ...
+
+(``torch.utils.benchmark.Timer.timeit(1)`` would do the same but call the statement twice more before each
+measurement as its own warm-up: three calls per timed call.)
 """
 from __future__ import annotations
 
-import logging
+import gc
 import statistics
+import time
 
 import torch
 
 
-def _timer_class():
-    """``torch.utils.benchmark.Timer``, imported without the warning its import logs on a machine without CUDA
-    ("No CUDA runtime is found ...", from ``torch.utils.cpp_extension``: noise in every notebook that times)."""
-    quiet = logging.getLogger("torch.utils.cpp_extension")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        from torch.utils.benchmark import Timer
-    finally:
-        quiet.setLevel(level)
-    return Timer
+def _sync(device: torch.device | None) -> None:
+    """Wait for queued accelerator work (CUDA) before the clock is read."""
+    if (device is None or torch.device(device).type == "cuda") and torch.cuda.is_available() \
+            and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def _once(fn, device: torch.device | None = None) -> float:
-    """Seconds of one call of ``fn``; the Timer synchronises the accelerator, when there is one, before reading the
-    clock (``device`` is kept for callers that name it)."""
-    return _timer_class()(stmt="fn()", globals={"fn": fn}).timeit(1).median
+    """Seconds of exactly one call of ``fn``, the accelerator synchronised before and after, the garbage
+    collector off meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        return time.perf_counter() - start
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def latency_ms(fn, repeats: int = 10, warmup: int = 2, device: torch.device | None = None) -> float:
-    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls after ``warmup`` calls."""
+    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls after ``warmup`` calls (one call and
+    none in a smoke run, :func:`rdlib.smoke.timing_calls`)."""
+    from rdlib.smoke import timing_calls
+
+    repeats, warmup = timing_calls(repeats, warmup)
     for _ in range(warmup):
         fn()
     return 1e3 * statistics.median(_once(fn, device) for _ in range(max(1, repeats)))
@@ -42,7 +54,11 @@ def latency_ms(fn, repeats: int = 10, warmup: int = 2, device: torch.device | No
 def interleaved_latency_ms(fns: dict, repeats: int = 10, warmup: int = 1,
                            device: torch.device | None = None) -> dict[str, float]:
     """Median milliseconds of each of ``fns`` (name → callable), the calls interleaved round by round with the
-    order rotated each round, so that a slow spell of the machine does not fall on one candidate only."""
+    order rotated each round, so that a slow spell of the machine does not fall on one candidate only (one round
+    and no warm-up in a smoke run, :func:`rdlib.smoke.timing_calls`)."""
+    from rdlib.smoke import timing_calls
+
+    repeats, warmup = timing_calls(repeats, warmup)
     names = list(fns)
     for _ in range(warmup):
         for n in names:

@@ -39,6 +39,23 @@ def test_smoke_cuts_every_budget_to_one_unit_and_nothing_else(monkeypatch):
     assert method_profile("urd", "paper", "cable")["options"]["steps"] == 10000
 
 
+def test_smoke_times_each_measurement_with_one_call_and_a_real_run_with_all(monkeypatch):
+    from rdlib.timing import interleaved_latency_ms, latency_ms
+
+    calls = {"a": 0, "b": 0}
+
+    def call(name):
+        calls[name] += 1
+
+    for switch, single, pair in (("1", 1, {"a": 1, "b": 1}), ("0", 2 + 7, {"a": 1 + 5, "b": 1 + 5})):
+        monkeypatch.setenv(smoke.ENV, switch)
+        calls.update(a=0, b=0)
+        assert latency_ms(lambda: call("a"), repeats=7, warmup=2) >= 0 and calls["a"] == single, switch
+        calls.update(a=0, b=0)
+        ms = interleaved_latency_ms({"a": lambda: call("a"), "b": lambda: call("b")}, repeats=5, warmup=1)
+        assert set(ms) == {"a", "b"} and calls == pair, switch
+
+
 @pytest.mark.parametrize("fmt", sorted(CATEGORIES))
 def test_generated_trees_are_what_the_readers_expect(tmp_path, fmt):
     root = write_tree(tmp_path / fmt, fmt, n_train=3, n_good=2, n_bad=2)
