@@ -1,5 +1,5 @@
 """Timing helper shared by the benchmark scripts: the median wall time of ``fn`` after warm-up calls, in seconds
-(``rdlib.timing``: single calls between accelerator synchronisations, the garbage collector off)."""
+(``rdlib.timing``: single calls between CUDA synchronisations, on one CPU thread, the garbage collector off)."""
 from __future__ import annotations
 
 from rdlib.timing import latency_ms

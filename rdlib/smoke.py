@@ -8,13 +8,15 @@ every profile with
   :data:`SMOKE_BUDGET`, so a run is one epoch or one optimizer step per stage, and
 * the teacher's ``weights`` set to ``"random"``: the same architecture, feature sizes and memory, no download,
 
-every wall-clock measurement (:mod:`rdlib.timing`: cost tables, throughput columns, the compile probe) cut to one
-timed call without warm-up (:func:`timing_calls`; a smoke run's timings measure nothing, only the code that takes
-them runs), and everything else as the profile says: image size, teacher, batch size, data configuration, per-category options,
+and everything else as the profile says: image size, teacher, batch size, data configuration, per-category options,
 checkpoint and selection rules. Options are part of a run's key, so a smoke run is never reused as a real one.
 ``make test`` executes the chapters this way on generated trees in each dataset layout (``tests/test_smoke.py``);
 a reader can do the same before paying for a GPU: ``RDLIB_SMOKE=1 python notebooks/_run.py --profile paper
 -p DATA_ROOT=...``.
+
+Outside the profiles, every wall-clock measurement (:mod:`rdlib.timing`: cost tables, throughput columns, the
+compile probe) is one timed call without warm-up in a smoke run (:func:`timing_calls`): its timings measure
+nothing, only the code that takes them runs.
 """
 from __future__ import annotations
 

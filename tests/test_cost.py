@@ -115,3 +115,23 @@ def test_training_cost_of_an_rd_step_against_its_forward_pass(tmp_path):
     half = training_cost("rd", "ci", root, "cable", fit={"batch_size": 4}).loc["distill"]
     assert half["batch"] == 4 and half["training GFLOPs / image"] == pytest.approx(row["training GFLOPs / image"])
     assert 0 < half["step peak MB"] < row["step peak MB"] and half["state MB"] == row["state MB"]
+
+
+def test_latency_is_timed_on_one_thread_without_the_garbage_collector_and_the_threads_are_restored(monkeypatch):
+    import gc
+
+    from rdlib.timing import interleaved_latency_ms, latency_ms
+
+    monkeypatch.setenv("RDLIB_SMOKE", "0")
+    seen = []
+    probe = lambda: seen.append((torch.get_num_threads(), gc.isenabled()))   # noqa: E731
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        latency_ms(probe, repeats=3, warmup=1)
+        assert seen == [(1, True)] + [(1, False)] * 3 and torch.get_num_threads() == 2
+        seen.clear()
+        interleaved_latency_ms({"a": probe}, repeats=2, warmup=0, threads=None)       # the process's threads
+        assert seen == [(2, False)] * 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

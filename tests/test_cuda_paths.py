@@ -103,13 +103,18 @@ def test_the_comparison_measures_cost_on_the_gpu_too_and_labels_its_columns(gpus
 def test_latency_on_the_gpu_waits_for_queued_work_around_each_timed_call_and_not_on_the_cpu(monkeypatch):
     from rdlib.timing import latency_ms
 
-    calls = []
+    calls, started = [], []
     monkeypatch.setenv("RDLIB_SMOKE", "0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append("sync"))
-    latency_ms(lambda: calls.append("fn"), repeats=2, warmup=1, device=torch.device("cuda", 0))
-    assert calls == ["fn"] + ["sync", "fn", "sync"] * 2             # warm-up untimed; each timed call fenced
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: calls.append(("sync", device)))
+    latency_ms(lambda: calls.append("fn"), repeats=2, warmup=1, device="cuda:1")
+    sync = ("sync", torch.device("cuda", 1))                        # the device measured, not the current one
+    assert calls == ["fn"] + [sync, "fn", sync] * 2                 # warm-up untimed; each timed call fenced
     calls.clear()
     latency_ms(lambda: calls.append("fn"), repeats=2, warmup=0, device=torch.device("cpu"))
     assert calls == ["fn", "fn"]
+    calls.clear()                                                   # CUDA started by the call itself: fenced after
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: bool(started))
+    latency_ms(lambda: (calls.append("fn"), started.append(1)), repeats=1, warmup=0, device=None)
+    assert calls == ["fn", ("sync", None)]
