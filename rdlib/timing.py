@@ -6,9 +6,8 @@ elsewhere on the machine hits every candidate alike.
     latency_ms(lambda: model(x), repeats=10, device=x.device)          # median ms of one call
     interleaved_latency_ms({"a": fa, "b": fb}, repeats=15)             # {"a": ms, "b": ms}, rounds a b, b a, ...
 
-The single thread is what ``torch.utils.benchmark.Timer`` uses by default, which these functions used until
-session 22; its ``timeit(1)`` also called the statement twice more before each measurement as its own warm-up,
-three calls per timed call, which these functions do not.
+One thread is also ``torch.utils.benchmark.Timer``'s default; its ``timeit(1)``, though, calls the statement twice
+more before each measurement as its own warm-up (three calls per timed call), which these functions do not.
 """
 from __future__ import annotations
 
@@ -65,14 +64,7 @@ def latency_ms(fn, repeats: int = 10, warmup: int = 2, device: torch.device | No
                threads: int | None = 1) -> float:
     """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls after ``warmup`` calls (one call and
     none in a smoke run, :func:`rdlib.smoke.timing_calls`), on ``threads`` CPU threads (``None``: the process's)."""
-    from rdlib.smoke import timing_calls
-
-    repeats, warmup = timing_calls(repeats, warmup)
-    fence = _fence(device)
-    with _threads(threads):
-        for _ in range(warmup):
-            fn()
-        return 1e3 * statistics.median([_once(fn, fence) for _ in range(max(1, repeats))])
+    return interleaved_latency_ms({"fn": fn}, repeats, warmup, device, threads)["fn"]
 
 
 def interleaved_latency_ms(fns: dict, repeats: int = 10, warmup: int = 1, device: torch.device | None = None,
